@@ -1,0 +1,3 @@
+"""bojdeploy: GitOps deployment orchestrator for Gitea."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,441 @@
+"""Manifest models (apiVersion bojdeploy/v1): Container, Service and VM."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from bojdeploy.core.units import Duration, Size
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+IMAGE_REF = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+PORT_RE = re.compile(
+    r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?"
+    r"(?:(?P<host>\d+(?:-\d+)?)?:)?(?P<container>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp|sctp))?$"
+)
+RESTART_RE = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+KINDS = {"Container": "container", "Service": "service", "VM": "vm"}
+
+
+class Strict(BaseModel):
+    """Base of every manifest model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _argv(value: Any) -> Any:
+    """A command given as a string is split like a shell would."""
+    if isinstance(value, str):
+        return shlex.split(value)
+    return value
+
+
+def _stringify_map(value: Any) -> Any:
+    """Environment and label values are strings; YAML numbers and booleans are converted."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            elif isinstance(v, int | float):
+                v = str(v)
+            elif v is None:
+                v = ""
+            out[str(k)] = v
+        return out
+    return value
+
+
+Argv = Annotated[list[str], BeforeValidator(_argv)]
+StrMap = Annotated[dict[str, str], BeforeValidator(_stringify_map)]
+
+
+def check_port_number(text: str) -> None:
+    """Every number in a port or port range is within 1-65535."""
+    for part in re.split(r"[-:]", text):
+        if part.isdigit() and not 1 <= int(part) <= 65535:
+            raise ValueError(f"port {part} out of range 1-65535")
+
+
+def check_port(port: str) -> str:
+    """A docker port mapping: [ip:][host:]container[/proto], numbers in range."""
+    m = PORT_RE.match(port)
+    if not m:
+        raise ValueError(f"invalid port {port!r}: expected [ip:][host:]container[/tcp|udp]")
+    check_port_number(f"{m.group('host') or ''}:{m.group('container')}")
+    return port
+
+
+def check_volume(vol: str) -> str:
+    """A docker volume: NAME:/path or /host/path:/path, optionally :ro or :rw."""
+    parts = vol.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+        raise ValueError(f"invalid volume {vol!r}: expected NAME:/path or /host/path:/path[:ro|rw]")
+    if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+        raise ValueError(f"invalid volume mode {parts[2]!r} in {vol!r}: use ro or rw")
+    return vol
+
+
+PortStr = Annotated[str, AfterValidator(check_port)]
+VolumeStr = Annotated[str, AfterValidator(check_volume)]
+
+
+class Metadata(Strict):
+    """metadata: name, environments, labels, depends_on."""
+
+    name: str
+    environments: list[str] | None = None
+    labels: StrMap = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, v: str) -> str:
+        if not DNS_LABEL.match(v):
+            raise ValueError(
+                f"invalid name {v!r}: must be a DNS label (lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters)"
+            )
+        return v
+
+
+def check_image(v: str) -> str:
+    """An image reference: [registry/]name[:tag][@sha256:digest]."""
+    if not IMAGE_REF.match(v) or "__BOJSECRET_" in v:
+        raise ValueError(f"invalid image reference {v!r}: expected e.g. registry:5000/name:tag")
+    return v
+
+
+def _healthcheck_test(value: Any) -> Any:
+    if isinstance(value, str):
+        return ["CMD-SHELL", value]
+    return value
+
+
+class Healthcheck(Strict):
+    """A Docker healthcheck."""
+
+    test: Annotated[list[str], BeforeValidator(_healthcheck_test)]
+    interval: Duration = 30.0
+    timeout: Duration = 30.0
+    retries: int = Field(3, ge=1)
+    start_period: Duration = 0.0
+
+    @field_validator("test")
+    @classmethod
+    def _test_form(cls, v: list[str]) -> list[str]:
+        if not v or v[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError('must start with "CMD", "CMD-SHELL" or "NONE" (or be a shell string)')
+        return v
+
+
+class ContainerResources(Strict):
+    """Container limits."""
+
+    memory: Size | None = None
+    cpus: float | None = Field(None, gt=0)
+
+
+class ContainerSpec(Strict):
+    """spec of a Container."""
+
+    image: str
+    container_name: str | None = None
+    command: Argv | None = None
+    entrypoint: Argv | None = None
+    env: StrMap = Field(default_factory=dict)
+    ports: list[PortStr] = Field(default_factory=list)
+    volumes: list[VolumeStr] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    network_mode: str | None = None
+    restart: str = "unless-stopped"
+    labels: StrMap = Field(default_factory=dict)
+    user: str | None = None
+    privileged: bool = False
+    resources: ContainerResources | None = None
+    healthcheck: Healthcheck | None = None
+    pull: Literal["auto", "always", "never"] = "auto"
+    stop_timeout: Duration = 10.0
+    timeout: Duration = 120.0
+
+    @field_validator("image")
+    @classmethod
+    def _image_ref(cls, v: str) -> str:
+        return check_image(v)
+
+    @field_validator("container_name")
+    @classmethod
+    def _container_name(cls, v: str | None) -> str | None:
+        if v is not None and not CONTAINER_NAME.match(v):
+            raise ValueError(f"invalid container name {v!r}: use letters, digits, '_', '.', '-'")
+        return v
+
+    @field_validator("restart")
+    @classmethod
+    def _restart(cls, v: str) -> str:
+        if not RESTART_RE.match(v):
+            raise ValueError(
+                f"invalid restart policy {v!r}: no, always, unless-stopped or on-failure[:N]"
+            )
+        return v
+
+
+class ServicePort(Strict):
+    """A published Swarm port."""
+
+    published: int | None = Field(None, ge=1, le=65535)
+    target: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+    mode: Literal["ingress", "host"] = "ingress"
+
+
+def _service_port(value: Any) -> Any:
+    """'8080:80/udp' -> {published: 8080, target: 80, protocol: udp}."""
+    if isinstance(value, int):
+        return {"target": value}
+    if not isinstance(value, str):
+        return value
+    m = PORT_RE.match(value)
+    if not m or m.group("ip") or "-" in value:
+        raise ValueError(f"invalid port {value!r}: expected [published:]target[/tcp|udp]")
+    check_port_number(f"{m.group('host') or ''}:{m.group('container')}")
+    out: dict[str, Any] = {"target": int(m.group("container"))}
+    if m.group("host"):
+        out["published"] = int(m.group("host"))
+    if m.group("proto"):
+        out["protocol"] = m.group("proto")
+    return out
+
+
+class Spread(Strict):
+    """A placement preference."""
+
+    spread: str
+
+
+class Placement(Strict):
+    """Swarm placement."""
+
+    constraints: list[str] = Field(default_factory=list)
+    preferences: list[Spread] = Field(default_factory=list)
+    max_replicas: int | None = Field(None, ge=0)
+
+
+class UpdatePolicy(Strict):
+    """Swarm update_config (and rollback_config)."""
+
+    parallelism: int = Field(1, ge=0)
+    delay: Duration = 0.0
+    failure_action: Literal["continue", "pause", "rollback"] = "rollback"
+    monitor: Duration = 5.0
+    order: Literal["start-first", "stop-first"] = "stop-first"
+    max_failure_ratio: float = Field(0.0, ge=0, le=1)
+
+
+class RollbackPolicy(Strict):
+    """Swarm rollback_config."""
+
+    parallelism: int = Field(1, ge=0)
+    delay: Duration = 0.0
+    failure_action: Literal["continue", "pause"] = "pause"
+    monitor: Duration = 5.0
+    order: Literal["start-first", "stop-first"] = "stop-first"
+    max_failure_ratio: float = Field(0.0, ge=0, le=1)
+
+
+class RestartPolicy(Strict):
+    """Swarm restart_policy."""
+
+    condition: Literal["none", "on-failure", "any"] = "any"
+    max_attempts: int | None = Field(None, ge=0)
+    delay: Duration = 5.0
+    window: Duration | None = None
+
+
+class Limits(Strict):
+    """CPU and memory amounts."""
+
+    cpus: float | None = Field(None, gt=0)
+    memory: Size | None = None
+
+
+class ServiceResources(Strict):
+    """Swarm resources."""
+
+    limits: Limits | None = None
+    reservations: Limits | None = None
+
+
+class ConfigFile(Strict):
+    """A repository file that becomes a Swarm config."""
+
+    source: str
+    target: str
+    mode: int | None = None
+
+
+class SecretRef(Strict):
+    """A Swarm secret whose value comes from secret()."""
+
+    name: Annotated[str, AfterValidator(lambda v: _dns(v, "secret name"))]
+    value: str
+    target: str | None = None
+
+
+def _dns(v: str, what: str) -> str:
+    if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$", v):
+        raise ValueError(f"invalid {what} {v!r}")
+    return v
+
+
+class ServiceSpec(Strict):
+    """spec of a Service (Docker Swarm)."""
+
+    image: Annotated[str, AfterValidator(check_image)]
+    replicas: int | None = Field(None, ge=0)
+    mode: Literal["replicated", "global"] = "replicated"
+    command: Argv | None = None
+    env: StrMap = Field(default_factory=dict)
+    ports: list[Annotated[ServicePort, BeforeValidator(_service_port)]] = Field(
+        default_factory=list
+    )
+    networks: list[str] = Field(default_factory=list)
+    placement: Placement | None = None
+    update: UpdatePolicy | None = None
+    rollback: RollbackPolicy | None = None
+    restart: RestartPolicy | None = None
+    resources: ServiceResources | None = None
+    healthcheck: Healthcheck | None = None
+    user: str | None = None
+    labels: StrMap = Field(default_factory=dict)
+    container_labels: StrMap = Field(default_factory=dict)
+    configs: list[ConfigFile] = Field(default_factory=list)
+    secrets: list[SecretRef] = Field(default_factory=list)
+    timeout: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _mode(self) -> ServiceSpec:
+        if self.mode == "global" and self.replicas is not None:
+            raise ValueError("replicas cannot be set with mode: global")
+        return self
+
+
+class VMNetwork(Strict):
+    """A VIF: the network (name_label or uuid) and an optional MAC."""
+
+    network: str
+    mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+class CloudInit(Strict):
+    """cloud-init settings written to xenstore vm-data/cloud-init/."""
+
+    datasource: str | None = None
+    role: str | None = None
+    user_data: str | None = None
+    user_data_file: str | None = None
+    params: StrMap = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_user_data(self) -> CloudInit:
+        if self.user_data is not None and self.user_data_file is not None:
+            raise ValueError("set user_data or user_data_file, not both")
+        return self
+
+
+class VMWait(Strict):
+    """How long to wait for the VM to run and report an IP."""
+
+    start: Duration = 120.0
+    ip: Duration = 300.0
+
+
+def _xenstore_keys(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not key.startswith("vm-data/") or key == "vm-data/":
+            raise ValueError(f"xenstore key {key!r} must start with vm-data/")
+    return value
+
+
+class VMSpec(Strict):
+    """spec of a VM (XenServer / XCP-ng)."""
+
+    template: str
+    vcpus: int = Field(1, ge=1, le=64)
+    memory: Size
+    networks: list[VMNetwork] = Field(default_factory=list)
+    cloud_init: CloudInit | None = None
+    xenstore: Annotated[StrMap, AfterValidator(_xenstore_keys)] = Field(default_factory=dict)
+    power: Literal["running", "halted"] = "running"
+    wait: VMWait = Field(default_factory=VMWait)
+    on_change: Literal["reboot", "recreate", "refuse"] = "reboot"
+
+
+class _Manifest(Strict):
+    api_version: Literal["bojdeploy/v1"] = Field(alias="apiVersion")
+    metadata: Metadata
+
+    @property
+    def name(self) -> str:
+        """metadata.name."""
+        return self.metadata.name
+
+
+class ContainerManifest(_Manifest):
+    """kind: Container."""
+
+    kind: Literal["Container"]
+    spec: ContainerSpec
+
+    @property
+    def resource_name(self) -> str:
+        """The container's name on the Docker host."""
+        return self.spec.container_name or self.metadata.name
+
+
+class ServiceManifest(_Manifest):
+    """kind: Service."""
+
+    kind: Literal["Service"]
+    spec: ServiceSpec
+
+    @property
+    def resource_name(self) -> str:
+        """The Swarm service name."""
+        return self.metadata.name
+
+
+class VMManifest(_Manifest):
+    """kind: VM."""
+
+    kind: Literal["VM"]
+    spec: VMSpec
+
+    @property
+    def resource_name(self) -> str:
+        """The VM's name_label."""
+        return self.metadata.name
+
+
+Manifest = ContainerManifest | ServiceManifest | VMManifest
+MODELS: dict[str, type[_Manifest]] = {
+    "Container": ContainerManifest,
+    "Service": ServiceManifest,
+    "VM": VMManifest,
+}

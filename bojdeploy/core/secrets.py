@@ -1,0 +1,93 @@
+"""Secrets: rendered as markers, revealed only for drivers, redacted or keyed-hashed elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+MARKER_RE = re.compile(r"__BOJSECRET_([A-Za-z_][A-Za-z0-9_]*?)__")
+REDACTED = "***"
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def marker(name: str) -> str:
+    """The placeholder that stands for secret `name` in rendered manifests."""
+    return f"__BOJSECRET_{name}__"
+
+
+def secret_env(name: str, environ: Mapping[str, str]) -> str | None:
+    """A secret's value: env var NAME, else BOJDEPLOY_SECRET_NAME."""
+    if name in environ:
+        return environ[name]
+    return environ.get(f"BOJDEPLOY_SECRET_{name}")
+
+
+def _walk(obj: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(obj, str):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {_walk(k, fn): _walk(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_walk(v, fn) for v in obj]
+    return obj
+
+
+def names_in(obj: Any) -> set[str]:
+    """Secret names whose markers appear anywhere in `obj`."""
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(MARKER_RE.findall(text))
+        return text
+
+    _walk(obj, collect)
+    return found
+
+
+def redact(obj: Any) -> Any:
+    """Replace every secret marker by '***' (safe for logs, plans, statuses, the database)."""
+    return _walk(obj, lambda s: MARKER_RE.sub(REDACTED, s))
+
+
+def reveal(obj: Any, values: Mapping[str, str]) -> Any:
+    """Replace markers by the real values: only for what is sent to a target."""
+    return _walk(obj, lambda s: MARKER_RE.sub(lambda m: values.get(m.group(1), ""), s))
+
+
+def keyed_hash(value: str, key: bytes) -> str:
+    """HMAC-SHA256 of a secret value with the installation key (short hex form)."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def hashed(obj: Any, values: Mapping[str, str], key: bytes) -> Any:
+    """Replace markers by keyed hashes of their values, so changes are detectable."""
+
+    def sub(m: re.Match[str]) -> str:
+        value = values.get(m.group(1))
+        return "hmac:missing" if value is None else f"hmac:{keyed_hash(value, key)}"
+
+    return _walk(obj, lambda s: MARKER_RE.sub(sub, s))
+
+
+class Scrubber:
+    """Removes known secret values from any text before it is printed or stored."""
+
+    def __init__(self, values: Iterable[str] = ()):
+        self._values: set[str] = set()
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        """Remember more secret values (empty and very short values are ignored)."""
+        self._values.update(v for v in values if v and len(v) >= 3)
+
+    def __call__(self, text: str) -> str:
+        """`text` with every known secret value replaced by '***'."""
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, REDACTED)
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self._values)

@@ -1,0 +1,202 @@
+"""Checks across manifests: unique names, dependencies, cycles and the repository policy."""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bojdeploy.core.config import Policy, RepoConfig
+from bojdeploy.core.loader import LoadedManifest, load_file
+from bojdeploy.core.template import RenderContext
+from bojdeploy.core.yamlsrc import format_path
+from bojdeploy.errors import Problem
+
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+
+
+@dataclass
+class LoadResult:
+    """The manifests of one environment and every problem found while loading them."""
+
+    environment: str
+    manifests: list[LoadedManifest] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that stop a deployment."""
+        return [p for p in self.problems if not p.warning]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Problems reported but not fatal (e.g. a secret missing for a plan)."""
+        return [p for p in self.problems if p.warning]
+
+
+def load_manifests(
+    root: Path,
+    files: Sequence[str],
+    ctx: RenderContext,
+    config: RepoConfig,
+    *,
+    require_secrets: bool = False,
+) -> LoadResult:
+    """Load, validate and cross-check the manifest files for one environment."""
+    result = LoadResult(ctx.environment)
+    for rel in files:
+        loaded, problems = load_file(root, rel, ctx, require_secrets=require_secrets)
+        result.manifests += loaded
+        result.problems += problems
+    result.problems += check_unique(result.manifests)
+    result.problems += check_dependencies(result.manifests)
+    result.problems += check_policy(result.manifests, config.policy)
+    return result
+
+
+def check_unique(manifests: Sequence[LoadedManifest]) -> list[Problem]:
+    """Names are unique per kind and environment, and so are container names on the host."""
+    problems = []
+    seen: dict[tuple[str, str], LoadedManifest] = {}
+    for m in manifests:
+        for key in {(m.kind, m.name), (f"{m.kind}:resource", m.resource_name)}:
+            first = seen.setdefault(key, m)
+            if first is not m:
+                what = "name" if ":" not in key[0] else "resource name"
+                problems.append(
+                    Problem(
+                        m.file,
+                        m.line_of("metadata", "name"),
+                        "metadata.name",
+                        f"duplicate {m.manifest.kind} {what} {key[1]!r} in environment "
+                        f"{m.environment} (first defined at {first.file}:{first.line})",
+                    )
+                )
+                break
+    return problems
+
+
+def check_dependencies(manifests: Sequence[LoadedManifest]) -> list[Problem]:
+    """depends_on names exist in the same environment and form no cycle."""
+    names = {m.name for m in manifests}
+    problems = []
+    for m in manifests:
+        for i, dep in enumerate(m.manifest.metadata.depends_on):
+            if dep in names:
+                continue
+            close = difflib.get_close_matches(dep, sorted(names), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                Problem(
+                    m.file,
+                    m.line_of("metadata", "depends_on", i),
+                    f"metadata.depends_on[{i}]",
+                    f"unknown manifest {dep!r} in environment {m.environment}{hint}",
+                )
+            )
+    return problems + _cycles(manifests)
+
+
+def _cycles(manifests: Sequence[LoadedManifest]) -> list[Problem]:
+    by_name = {m.name: m for m in manifests}
+    state: dict[str, int] = {}
+    problems: list[Problem] = []
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for dep in by_name[name].manifest.metadata.depends_on:
+            if dep not in by_name:
+                continue
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                m = by_name[dep]
+                problems.append(
+                    Problem(
+                        m.file,
+                        m.line_of("metadata", "depends_on"),
+                        "metadata.depends_on",
+                        f"dependency cycle: {' -> '.join(cycle)}",
+                    )
+                )
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[name] = 2
+
+    for name in by_name:
+        if name not in state:
+            visit(name, [name])
+    return problems
+
+
+def dependency_levels(manifests: Sequence[LoadedManifest]) -> list[list[LoadedManifest]]:
+    """Groups to apply in order; each group only depends on earlier ones (needs no cycle)."""
+    by_name = {m.name: m for m in manifests}
+    done: set[str] = set()
+    levels: list[list[LoadedManifest]] = []
+    remaining = list(manifests)
+    while remaining:
+        ready = [
+            m
+            for m in remaining
+            if all(d in done or d not in by_name for d in m.manifest.metadata.depends_on)
+        ]
+        if not ready:
+            raise ValueError("dependency cycle among: " + ", ".join(m.name for m in remaining))
+        levels.append(ready)
+        done.update(m.name for m in ready)
+        remaining = [m for m in remaining if m.name not in done]
+    return levels
+
+
+def check_policy(manifests: Sequence[LoadedManifest], policy: Policy) -> list[Problem]:
+    """What the repository policy refuses: privileged, host network, host paths, docker socket."""
+    problems = []
+    for m in manifests:
+        spec = m.manifest.spec
+        if getattr(spec, "privileged", False) and not policy.allow_privileged:
+            problems.append(
+                _policy(
+                    m,
+                    ("spec", "privileged"),
+                    "privileged containers are not allowed (policy.allow_privileged)",
+                )
+            )
+        if getattr(spec, "network_mode", None) == "host" and not policy.allow_host_network:
+            problems.append(
+                _policy(
+                    m,
+                    ("spec", "network_mode"),
+                    "host networking is not allowed (policy.allow_host_network)",
+                )
+            )
+        for i, vol in enumerate(getattr(spec, "volumes", []) or []):
+            message = host_path_refusal(vol.split(":")[0], policy.allowed_host_paths)
+            if message:
+                problems.append(_policy(m, ("spec", "volumes", i), message))
+    return problems
+
+
+def host_path_refusal(source: str, allowed: Sequence[str]) -> str | None:
+    """Why a bind-mount source is refused by the policy, or None when it is allowed."""
+    if not source.startswith("/"):
+        return None
+    path = posixpath.normpath(source)
+    if path in DOCKER_SOCKETS:
+        if any(posixpath.normpath(a) == path for a in allowed):
+            return None
+        return (
+            f"mounting the Docker socket {path} is not allowed "
+            "unless policy.allowed_host_paths lists it"
+        )
+    for prefix in allowed:
+        base = posixpath.normpath(prefix)
+        if path == base or path.startswith(base.rstrip("/") + "/"):
+            return None
+    where = ", ".join(allowed) if allowed else "none are allowed"
+    return f"host path {source} is not allowed by policy.allowed_host_paths ({where})"
+
+
+def _policy(m: LoadedManifest, path: tuple[str | int, ...], message: str) -> Problem:
+    return Problem(m.file, m.line_of(*path), format_path(path), f"policy: {message}")
