@@ -1,0 +1,5 @@
+"""`python -m bojdeploy`."""
+
+from bojdeploy.cli import entry
+
+entry()

@@ -1,0 +1,252 @@
+"""The command line: gathers inputs, calls the engine, prints results, chooses exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bojdeploy import __version__
+from bojdeploy.errors import EXIT_INVALID, EXIT_OK, BojdeployError, ManifestError
+
+
+class Output:
+    """Human text or JSON lines on stderr for diagnostics; results go to stdout."""
+
+    def __init__(self, fmt: str, verbose: int):
+        self.fmt = fmt
+        self.verbose = verbose
+
+    def event(self, level: str, message: str, **fields: Any) -> None:
+        """One diagnostic line (a problem, a warning, progress)."""
+        if self.fmt == "json":
+            click.echo(json.dumps({"level": level, "message": message, **fields}), err=True)
+        elif level == "info":
+            click.echo(message, err=True)
+        else:
+            click.echo(f"{level}: {message}", err=True)
+
+    def problems(self, error: ManifestError) -> None:
+        """Every problem of an invalid input, one per line, then a summary."""
+        for p in error.problems:
+            level = "warning" if p.warning else "error"
+            self.event(level, str(p), file=p.file, line=p.line, key=p.path)
+        n = len([p for p in error.problems if not p.warning])
+        self.event("error", f"{n} problem{'s' if n != 1 else ''} found; nothing was deployed")
+
+
+@contextmanager
+def handled(ctx: click.Context) -> Iterator[None]:
+    """Turn bojdeploy errors into clear messages and exit codes (tracebacks only with -v)."""
+    out: Output = ctx.obj["out"]
+    try:
+        yield
+    except ManifestError as e:
+        out.problems(e)
+        ctx.exit(e.exit_code)
+    except BojdeployError as e:
+        if out.verbose:
+            traceback.print_exc()
+        out.event("error", str(e))
+        ctx.exit(e.exit_code)
+
+
+def _settings(ctx: click.Context) -> Any:
+    from bojdeploy.settings import Settings
+
+    return Settings.from_env(database_url=ctx.obj["database_url"])
+
+
+def _store(ctx: click.Context) -> Any:
+    from bojdeploy.store import open_store
+
+    return open_store(ctx.obj["database_url"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bojdeploy")
+@click.option(
+    "--database-url",
+    envvar="BOJDEPLOY_DATABASE_URL",
+    metavar="URL",
+    help="postgresql://... or sqlite:///path (default: SQLite in $XDG_STATE_HOME/bojdeploy).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Diagnostics on stderr as text or JSON lines.",
+)
+@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, log_format: str, verbose: int) -> None:
+    """bojdeploy: GitOps deployments from a Gitea repository to Docker, Swarm and Xen."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(database_url=database_url, out=Output(log_format, verbose))
+
+
+paths_argument = click.argument(
+    "paths", nargs=-1, type=click.Path(exists=True, path_type=Path)
+)
+env_option = click.option("--env", "environment", metavar="ENV", help="Target environment.")
+since_option = click.option(
+    "--changed-since", metavar="REV", help="Only manifests changed since this git revision."
+)
+
+
+@main.command()
+@paths_argument
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Validate manifests for every environment they apply to (exit 0 valid, 2 invalid)."""
+    from bojdeploy.validate import validate_workspace
+    from bojdeploy.workspace import open_workspace
+
+    out: Output = ctx.obj["out"]
+    with handled(ctx):
+        ws = open_workspace(paths)
+        report = validate_workspace(ws, dict(os.environ))
+        for warning in report.warnings:
+            out.event("warning", str(warning))
+        if report.errors:
+            raise ManifestError(report.errors)
+        click.echo(report.summary())
+
+
+@main.command()
+@paths_argument
+@env_option
+@since_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
+@click.option("--offline", is_flag=True, help="Plan against the recorded state; contact no target.")
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    environment: str | None,
+    changed_since: str | None,
+    as_json: bool,
+    offline: bool,
+) -> None:
+    """Show what apply would change, without changing anything."""
+    from bojdeploy import engine
+    from bojdeploy.core.render import plan_to_dict, plan_to_text
+    from bojdeploy.workspace import open_workspace
+
+    out: Output = ctx.obj["out"]
+    with handled(ctx):
+        settings = _settings(ctx)
+        ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
+        env = ws.environment(environment)
+        prepared = engine.prepare(ws, env, settings.environ, changed_since=changed_since)
+        for warning in prepared.warnings:
+            out.event("warning", warning)
+        with _store(ctx) as store:
+            result = engine.make_plan_for(prepared, store, settings, offline=offline)
+        if as_json:
+            data = plan_to_dict(result)
+            data["offline"] = offline
+            click.echo(json.dumps(data, indent=2))
+        else:
+            source = "recorded state (offline)" if offline else "the targets"
+            header = f"Plan for environment {env} against {source}"
+            if ws.info.short_sha:
+                header += f" at {ws.info.short_sha}"
+            click.echo(plan_to_text(result, header=header, color=sys.stdout.isatty()))
+
+
+@main.command()
+@env_option
+@click.option("--name", metavar="NAME", help="Only this manifest name.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@click.pass_context
+def history(
+    ctx: click.Context, environment: str | None, name: str | None, limit: int, as_json: bool
+) -> None:
+    """List recorded deployments, newest first."""
+    from bojdeploy.present import history_table
+
+    with handled(ctx), _store(ctx) as store:
+        rows = store.list_deployments(environment=environment, name=name, limit=limit)
+        if as_json:
+            click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        else:
+            click.echo(history_table(rows))
+
+
+@main.command()
+@click.argument("deployment_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@click.pass_context
+def logs(ctx: click.Context, deployment_id: int, as_json: bool) -> None:
+    """Show the step logs of one deployment."""
+    from bojdeploy.errors import UsageError
+    from bojdeploy.present import log_lines
+
+    with handled(ctx), _store(ctx) as store:
+        record = store.get_deployment(deployment_id)
+        if record is None:
+            raise UsageError(f"no deployment with id {deployment_id}")
+        entries = store.get_logs(deployment_id)
+        if as_json:
+            data = {"deployment": record.to_dict(), "logs": [e.to_dict() for e in entries]}
+            click.echo(json.dumps(data, indent=2))
+        else:
+            click.echo(log_lines(record, entries))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the schema (idempotent)."""
+    from bojdeploy.store.base import redact_url
+
+    with handled(ctx), _store(ctx) as store:
+        applied = store.migrate()
+        url = redact_url(ctx.obj["database_url"] or "") or "the default SQLite database"
+        versions = ", ".join(f"{v:03d}" for v in applied)
+        click.echo(f"{url}: schema up to date (migrations {versions})")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of manifests (for editors)."""
+    from bojdeploy.core.schema import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(), indent=2))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    try:
+        code = main.main(args=argv, prog_name="bojdeploy", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        return EXIT_INVALID
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+
+

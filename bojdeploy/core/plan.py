@@ -1,0 +1,323 @@
+"""Plans: what must change on the targets, as a value made from desired and observed state."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from bojdeploy.errors import PlanError
+
+
+class Action(StrEnum):
+    """The closed vocabulary of plan actions."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+
+
+REASON_CONFIG_CHANGED = "config changed"
+REASON_SECRET_CHANGED = "a secret or an included file changed"
+REASON_DELETED = "manifest deleted"
+
+# Changing these fields of a running VM needs it halted; `on_change` decides how.
+VM_HALT_FIELDS = ("vcpus", "memory", "networks")
+
+_OWNERSHIP = {"vm": "bojdeploy ownership keys in other_config"}
+_RENAME_HINT = {"container": "spec.container_name or another metadata.name"}
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/-]*")
+_FIELD = re.compile(r"[^.\[]+")
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A rendered manifest: what one resource should look like."""
+
+    kind: str
+    name: str
+    environment: str
+    resource_name: str
+    config_hash: str
+    spec: Mapping[str, Any]
+    manifest: str
+    reason: str = ""
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One resource as found on a target (or as recorded in the state store when offline)."""
+
+    kind: str
+    resource_name: str
+    managed: bool
+    name: str | None = None
+    environment: str | None = None
+    config_hash: str | None = None
+    spec: Mapping[str, Any] | None = None
+    state: str | None = None
+    id: str | None = None
+    manifest: str | None = None
+    source: str = "target"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field, with its path in the spec (e.g. `spec.env.LOG_LEVEL`)."""
+
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action on one resource."""
+
+    action: Action
+    kind: str
+    name: str
+    environment: str
+    desired: Desired | None
+    observed: Observed | None
+    changes: tuple[FieldChange, ...] = ()
+    reason: str = ""
+
+    @property
+    def resource_name(self) -> str:
+        """The resource's name on the target."""
+        if self.desired is not None:
+            return self.desired.resource_name
+        assert self.observed is not None
+        return self.observed.resource_name
+
+    @property
+    def manifest(self) -> str | None:
+        """The manifest that declares (or declared) the resource, when known."""
+        if self.desired is not None:
+            return self.desired.manifest
+        return self.observed.manifest if self.observed else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The steps for one environment, in order, plus the orphans left alone."""
+
+    environment: str
+    steps: tuple[Step, ...]
+    orphans: tuple[Observed, ...] = ()
+
+    def counts(self) -> dict[Action, int]:
+        """How many steps of each action, every action included."""
+        counted = Counter(step.action for step in self.steps)
+        return {action: counted[action] for action in Action}
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying the plan would change anything."""
+        return any(step.action is not Action.UNCHANGED for step in self.steps)
+
+    def step_for(self, kind: str, name: str) -> Step | None:
+        """The step for the manifest `name` of `kind`, if any."""
+        return next((s for s in self.steps if s.kind == kind and s.name == name), None)
+
+
+def field_name(path: str) -> str:
+    """The top-level spec field of a change path: `spec.env.X` -> `env`."""
+    rest = path.removeprefix("spec.")
+    match = _FIELD.match(rest)
+    return match.group(0) if match else rest
+
+
+def diff_specs(
+    old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "spec"
+) -> list[FieldChange]:
+    """Field-level differences between two JSON-like specs, keys sorted, lists per index."""
+    changes: list[FieldChange] = []
+    _diff(old, new, prefix, changes)
+    return changes
+
+
+def _diff(old: Any, new: Any, path: str, out: list[FieldChange]) -> None:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(old.keys() | new.keys(), key=str):
+            sub = _key_path(path, key)
+            if key not in new:
+                out.append(FieldChange(sub, old[key], None))
+            elif key not in old:
+                out.append(FieldChange(sub, None, new[key]))
+            else:
+                _diff(old[key], new[key], sub, out)
+    elif isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        for i in range(max(len(old), len(new))):
+            sub = f"{path}[{i}]"
+            if i >= len(new):
+                out.append(FieldChange(sub, old[i], None))
+            elif i >= len(old):
+                out.append(FieldChange(sub, None, new[i]))
+            else:
+                _diff(old[i], new[i], sub, out)
+    elif not _same(old, new):
+        out.append(FieldChange(path, old, new))
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal as JSON values: 1, 1.0 and true differ, as they do in the config hash."""
+    if isinstance(old, bool | float) or isinstance(new, bool | float):
+        return type(old) is type(new) and repr(old) == repr(new)
+    return bool(old == new)
+
+
+def _key_path(prefix: str, key: Any) -> str:
+    key = str(key)
+    if not _PLAIN_KEY.fullmatch(key):
+        return f"{prefix}[{json.dumps(key)}]"
+    return f"{prefix}.{key}" if prefix else key
+
+
+def make_plan(
+    desired: Sequence[Desired],
+    observed: Sequence[Observed],
+    *,
+    environment: str,
+    prune: bool = False,
+    full_scope: bool = True,
+    deleted_names: Collection[tuple[str, str]] = (),
+    offline: bool = False,
+) -> Plan:
+    """Compare desired with observed state; raise PlanError listing every conflict found."""
+    found: dict[tuple[str, str], list[Observed]] = {}
+    for obs in observed:
+        found.setdefault((obs.kind, obs.resource_name), []).append(obs)
+    conflicts: list[str] = []
+    steps: list[Step] = []
+    claimed: dict[tuple[str, str], Desired] = {}
+    for want in desired:
+        key = (want.kind, want.resource_name)
+        matches = found.get(key, [])
+        conflict = _conflict(want, matches, claimed.get(key), environment)
+        claimed.setdefault(key, want)
+        if conflict:
+            conflicts.append(conflict)
+        elif step := _step_for(want, matches, offline, conflicts):
+            steps.append(step)
+    if conflicts:
+        raise PlanError("\n".join(conflicts))
+    orphans = [
+        obs
+        for obs in sorted(observed, key=lambda o: (o.kind, _orphan_name(o), o.resource_name))
+        if obs.managed
+        and obs.environment == environment
+        and (obs.kind, obs.resource_name) not in claimed
+        and (full_scope or (obs.kind, _orphan_name(obs)) in deleted_names)
+    ]
+    if not prune:
+        return Plan(environment, tuple(steps), tuple(orphans))
+    deletes = [
+        Step(Action.DELETE, o.kind, _orphan_name(o), environment, None, o, reason=REASON_DELETED)
+        for o in orphans
+    ]
+    return Plan(environment, tuple(steps + deletes))
+
+
+def _orphan_name(obs: Observed) -> str:
+    return obs.name or obs.resource_name
+
+
+def _what(want: Desired) -> str:
+    return f'{want.manifest}: {want.kind} "{want.resource_name}"'
+
+
+def _conflict(
+    want: Desired, matches: list[Observed], other: Desired | None, environment: str
+) -> str | None:
+    """Why bojdeploy must not touch the resource `want` names, if it must not."""
+    if other is not None:
+        return f"{_what(want)} is also declared by {other.manifest}"
+    if len(matches) > 1:
+        return (
+            f"{_what(want)}: {len(matches)} resources with this name exist on the target; "
+            "refusing to guess which one to change"
+        )
+    if not matches:
+        return None
+    obs = matches[0]
+    if not obs.managed:
+        marker = _OWNERSHIP.get(want.kind, "io.bojdeploy.managed label")
+        return (
+            f"{_what(want)} exists on the target but is not managed by bojdeploy "
+            f"(no {marker}); refusing to replace it"
+        )
+    if obs.environment != environment:
+        hint = _RENAME_HINT.get(want.kind, "another metadata.name")
+        return (
+            f"{_what(want)} is owned by environment {obs.environment or '(none)'}; "
+            f"refusing to replace it from {environment} (use {hint})"
+        )
+    return None
+
+
+def _step_for(
+    want: Desired, matches: list[Observed], offline: bool, conflicts: list[str]
+) -> Step | None:
+    """The step for one desired resource, or None after recording a conflict."""
+    if not matches:
+        reason = "no record" if offline else "not found on the target"
+        return Step(Action.CREATE, want.kind, want.name, want.environment, want, None, (), reason)
+    obs = matches[0]
+    if want.config_hash == obs.config_hash:
+        return _same_config_step(want, obs)
+    return _changed_step(want, obs, conflicts)
+
+
+def _step(
+    action: Action, want: Desired, obs: Observed, changes: Sequence[FieldChange], reason: str
+) -> Step:
+    return Step(action, want.kind, want.name, want.environment, want, obs, tuple(changes), reason)
+
+
+def _same_config_step(want: Desired, obs: Observed) -> Step:
+    """Equal hashes: unchanged, unless the resource is not in the state the spec asks for."""
+    if want.kind == "container" and obs.state is not None and obs.state != "running":
+        return _step(Action.REPLACE, want, obs, (), f"container is {obs.state}")
+    if want.kind == "vm" and obs.state is not None:
+        power = str(want.spec.get("power", "running")).lower()
+        if obs.state.lower() != power:
+            change = FieldChange("power", obs.state.lower(), power)
+            return _step(Action.UPDATE, want, obs, (change,), f"VM is {obs.state.lower()}")
+    return _step(Action.UNCHANGED, want, obs, (), "config hash matches")
+
+
+def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | None:
+    """Different hashes: replace a container, update a service, update or replace a VM."""
+    changes = diff_specs(obs.spec, want.spec) if obs.spec is not None else []
+    reason = REASON_CONFIG_CHANGED
+    if not changes:
+        changes = [FieldChange("config_hash", obs.config_hash, want.config_hash)]
+        reason = REASON_SECRET_CHANGED if obs.spec is not None else "config hash differs"
+    if want.kind == "container":
+        return _step(Action.REPLACE, want, obs, changes, reason)
+    if want.kind != "vm":
+        return _step(Action.UPDATE, want, obs, changes, reason)
+    fields = {field_name(change.path) for change in changes}
+    if "template" in fields:
+        return _step(Action.REPLACE, want, obs, changes, "template changed")
+    halting = [f for f in VM_HALT_FIELDS if f in fields]
+    # Offline the power state is unknown: assume running, the case that needs a halt.
+    if not halting or (obs.state or "running").lower() == "halted":
+        return _step(Action.UPDATE, want, obs, changes, reason)
+    on_change = want.spec.get("on_change", "reboot")
+    needs = f"changing {', '.join(halting)} needs the VM halted"
+    if on_change == "refuse":
+        conflicts.append(f"{_what(want)}: {needs} and on_change is refuse")
+        return None
+    if on_change == "recreate":
+        return _step(Action.REPLACE, want, obs, changes, f"{needs} and on_change is recreate")
+    return _step(Action.UPDATE, want, obs, changes, f"{needs}: it will be rebooted")

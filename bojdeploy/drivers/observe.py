@@ -1,0 +1,66 @@
+"""Observation of Docker containers and Swarm services: one list call per kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bojdeploy.core.plan import Observed
+from bojdeploy.errors import ConnectError
+
+LABEL = "io.bojdeploy."
+
+
+def observed_from_labels(
+    kind: str, resource_name: str, labels: dict[str, str], state: str | None, ident: str
+) -> Observed:
+    """An Observed value from a resource's labels."""
+    managed = labels.get(LABEL + "managed") == "true"
+    return Observed(
+        kind=kind,
+        resource_name=resource_name,
+        managed=managed,
+        name=labels.get(LABEL + "name") if managed else None,
+        environment=labels.get(LABEL + "environment") if managed else None,
+        config_hash=labels.get(LABEL + "config-hash") if managed else None,
+        state=state,
+        id=ident,
+        manifest=labels.get(LABEL + "manifest") if managed else None,
+    )
+
+
+def observe_containers(client: Any) -> list[Observed]:
+    """Every container on the host (managed or not: name collisions matter)."""
+    from docker.errors import DockerException
+
+    try:
+        items = client.api.containers(all=True)
+    except DockerException as e:
+        raise ConnectError(f"cannot list containers: {e}") from e
+    out = []
+    for item in items:
+        names = [n.lstrip("/") for n in item.get("Names") or []]
+        if not names:
+            continue
+        labels = item.get("Labels") or {}
+        out.append(observed_from_labels("container", names[0], labels, item.get("State"), item["Id"]))
+    return out
+
+
+def observe_services(client: Any) -> list[Observed]:
+    """Every Swarm service (an engine that is not a Swarm manager has none)."""
+    from docker.errors import APIError, DockerException
+
+    try:
+        items = client.api.services()
+    except APIError as e:
+        if e.response is not None and e.response.status_code == 503:
+            return []
+        raise ConnectError(f"cannot list services: {e}") from e
+    except DockerException as e:
+        raise ConnectError(f"cannot list services: {e}") from e
+    out = []
+    for item in items:
+        spec = item.get("Spec") or {}
+        labels = spec.get("Labels") or {}
+        out.append(observed_from_labels("service", spec.get("Name", ""), labels, None, item["ID"]))
+    return out

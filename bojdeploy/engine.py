@@ -1,0 +1,167 @@
+"""The one orchestrator: load -> select -> observe -> plan (-> apply -> record), for every front end."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bojdeploy.core.changes import Selection
+from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.plan import Desired, Observed, Plan, make_plan
+from bojdeploy.core.secrets import secret_env
+from bojdeploy.core.validation import LoadResult, dependency_levels
+from bojdeploy.errors import ManifestError
+from bojdeploy.settings import Settings
+from bojdeploy.store.base import Deployment, StateStore
+from bojdeploy.workspace import Workspace
+
+
+@dataclass
+class Prepared:
+    """Validated manifests of one environment and the ones this run considers."""
+
+    workspace: Workspace
+    environment: str
+    result: LoadResult
+    selection: Selection
+    selected: list[LoadedManifest]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Human warnings (missing secrets for a plan, fallbacks of change detection)."""
+        out = [str(p) for p in self.result.warnings]
+        if self.selection.note:
+            out.append(self.selection.note)
+        return out
+
+
+def prepare(
+    ws: Workspace,
+    environment: str,
+    environ: Mapping[str, str],
+    *,
+    changed_since: str | None = None,
+    require_secrets: bool = False,
+) -> Prepared:
+    """Load and validate everything, then select; raises ManifestError listing every problem."""
+    result = ws.load(environment, environ)
+    selection = ws.select(result, changed_since)
+    chosen = set(selection.paths())
+    if require_secrets:
+        result.problems = [
+            dataclasses.replace(p, warning=False) if p.warning and p.file in chosen else p
+            for p in result.problems
+        ]
+    if result.errors:
+        raise ManifestError(sorted(result.errors))
+    ordered = [m for level in dependency_levels(result.manifests) for m in level]
+    selected = [m for m in ordered if m.file in chosen]
+    return Prepared(ws, environment, result, selection, selected)
+
+
+def secret_values(m: LoadedManifest, environ: Mapping[str, str]) -> dict[str, str]:
+    """The values of the secrets a manifest uses (missing ones left out)."""
+    values = {name: secret_env(name, environ) for name in m.secret_names}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def desired_state(
+    prepared: Prepared, key: bytes, environ: Mapping[str, str]
+) -> list[Desired]:
+    """The selected manifests as Desired values (redacted spec, keyed config hash)."""
+    out = []
+    for m in prepared.selected:
+        out.append(
+            Desired(
+                kind=m.kind,
+                name=m.name,
+                environment=m.environment,
+                resource_name=m.resource_name,
+                config_hash=m.config_hash(secret_values(m, environ), key),
+                spec=m.redacted()["spec"],
+                manifest=m.file,
+                reason=prepared.selection.reason_for(m.file) or "",
+                depends_on=tuple(m.manifest.metadata.depends_on),
+            )
+        )
+    return out
+
+
+def resource_name_of(record: Deployment) -> str:
+    """The target-side name recorded in a deployment's config."""
+    config = record.config or {}
+    spec = config.get("spec") or {}
+    if record.deployment_type == "container" and spec.get("container_name"):
+        return str(spec["container_name"])
+    return record.name
+
+
+def observed_from_records(store: StateStore, environment: str) -> list[Observed]:
+    """The last recorded desired state of each resource, as if observed (offline planning)."""
+    return [
+        Observed(
+            kind=r.deployment_type,
+            resource_name=resource_name_of(r),
+            managed=True,
+            name=r.name,
+            environment=r.environment,
+            config_hash=r.config_hash,
+            spec=(r.config or {}).get("spec"),
+            id=str(r.id),
+            manifest=r.manifest,
+            source="record",
+        )
+        for r in store.latest_states(environment)
+    ]
+
+
+def with_recorded_specs(observed: Sequence[Observed], records: Sequence[Observed]) -> list[Observed]:
+    """Attach the recorded spec to live observations whose config hash matches, for field diffs."""
+    by_key = {(r.kind, r.resource_name): r for r in records}
+    out = []
+    for obs in observed:
+        rec = by_key.get((obs.kind, obs.resource_name))
+        if rec is not None and obs.spec is None and rec.config_hash == obs.config_hash:
+            obs = dataclasses.replace(obs, spec=rec.spec)
+        out.append(obs)
+    return out
+
+
+def observe(
+    prepared: Prepared, store: StateStore, settings: Settings, *, offline: bool
+) -> list[Observed]:
+    """What exists: the targets (one list call per kind), or the recorded state when offline."""
+    records = observed_from_records(store, prepared.environment)
+    if offline:
+        return records
+    from bojdeploy.drivers import observe_targets
+
+    kinds = {m.kind for m in prepared.selected}
+    live = observe_targets(kinds, prepared.environment, settings, prepared.workspace.config)
+    return with_recorded_specs(live, records)
+
+
+def make_plan_for(
+    prepared: Prepared,
+    store: StateStore,
+    settings: Settings,
+    *,
+    offline: bool = False,
+    prune: bool | None = None,
+) -> Plan:
+    """Observe, then make the plan for the prepared manifests."""
+    key = store.installation_key()
+    desired = desired_state(prepared, key, settings.environ)
+    observed = observe(prepared, store, settings, offline=offline)
+    deleted_files = set(prepared.selection.deleted)
+    deleted_names = {(o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files}
+    return make_plan(
+        desired,
+        observed,
+        environment=prepared.environment,
+        prune=prepared.workspace.config.prune if prune is None else prune,
+        full_scope=prepared.workspace.explicit is None and prepared.selection.full,
+        deleted_names=deleted_names,
+        offline=offline,
+    )

@@ -1,0 +1,140 @@
+"""The deployment repository being worked on: its root, config, git facts and manifests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bojdeploy.core.changes import Selected, Selection, select_all
+from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
+from bojdeploy.core.loader import discover, expand_paths
+from bojdeploy.core.template import RenderContext
+from bojdeploy.core.validation import LoadResult, load_manifests
+from bojdeploy.errors import BojdeployError, ManifestError, UsageError
+from bojdeploy.gitrepo import GitInfo, GitRepo
+
+
+@dataclass
+class Workspace:
+    """A checked-out deployment repository."""
+
+    root: Path
+    config: RepoConfig
+    git: GitRepo | None
+    info: GitInfo
+    explicit: list[str] | None = None  # files named on the command line (None: discovery)
+
+    def manifest_files(self) -> list[str]:
+        """Every manifest file: discovered ones plus any named explicitly."""
+        found = set(discover(self.root, self.config.manifests))
+        return sorted(found | set(self.explicit or ()))
+
+    def environment(self, requested: str | None) -> str:
+        """The environment to work on: --env, else the one the branch maps to."""
+        envs = self.config.environments
+        if requested:
+            if requested not in envs:
+                raise UsageError(
+                    f"unknown environment {requested!r}; {CONFIG_FILE} defines: {', '.join(envs)}"
+                )
+            return requested
+        if not self.info.branch:
+            raise UsageError("cannot tell the environment (no branch checked out): pass --env")
+        env = self.config.environment_for_branch(self.info.branch)
+        if env is None:
+            raise UsageError(
+                f"branch {self.info.branch!r} maps to no environment in {CONFIG_FILE}: pass --env"
+            )
+        return env
+
+    def render_context(self, environment: str, environ: Mapping[str, str]) -> RenderContext:
+        """What templates see for `environment`."""
+        return RenderContext(
+            environment=environment,
+            git=dataclasses.asdict(self.info),
+            vars=self.config.vars_for(environment),
+            environ=environ,
+        )
+
+    def load(
+        self, environment: str, environ: Mapping[str, str], *, require_secrets: bool = False
+    ) -> LoadResult:
+        """Load and validate every manifest of `environment`."""
+        ctx = self.render_context(environment, environ)
+        return load_manifests(
+            self.root, self.manifest_files(), ctx, self.config, require_secrets=require_secrets
+        )
+
+    def select(self, result: LoadResult, changed_since: str | None) -> Selection:
+        """Which loaded manifests this run considers, and why."""
+        files = sorted({m.file for m in result.manifests})
+        if self.explicit is not None:
+            named = [p for p in files if p in set(self.explicit)]
+            return Selection(tuple(Selected(p, "named on the command line") for p in named), (), False)
+        if not changed_since:
+            return dataclasses.replace(select_all(files, "every manifest in scope"), note="")
+        if self.git is None:
+            raise UsageError(f"--changed-since needs a git checkout; {self.root} is not one")
+        return self._changed(result, files, changed_since)
+
+    def _changed(self, result: LoadResult, files: list[str], since: str) -> Selection:
+        assert self.git is not None
+        prefix = self.root.resolve().relative_to(self.git.root.resolve()).as_posix()
+        pre = "" if prefix == "." else prefix + "/"
+        deps = {pre + m.file: [pre + d for d in m.dependencies] for m in result.manifests}
+        selection = self.git.detect_changes(
+            since,
+            "HEAD",
+            [pre + f for f in files],
+            deps,
+            patterns=[pre + p for p in self.config.manifests],
+            config_file=pre + CONFIG_FILE,
+        )
+        strip = len(pre)
+        return dataclasses.replace(
+            selection,
+            selected=tuple(Selected(s.path[strip:], s.reason) for s in selection.selected),
+            deleted=tuple(d[strip:] for d in selection.deleted),
+        )
+
+
+def find_root(start: Path) -> Path:
+    """The repository root: the nearest folder up from `start` with bojdeploy.yaml or .git."""
+    here = start.resolve()
+    if here.is_file():
+        here = here.parent
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file() or (folder / ".git").exists():
+            return folder
+    return here
+
+
+def open_workspace(
+    paths: Sequence[Path] = (), *, branch: str | None = None, repository: str | None = None
+) -> Workspace:
+    """Open the repository that holds `paths` (or the current folder)."""
+    start = Path(paths[0]) if paths else Path.cwd()
+    if not start.exists():
+        raise UsageError(f"{start} does not exist")
+    root = find_root(start)
+    explicit = None
+    if paths and not (len(paths) == 1 and Path(paths[0]).resolve() == root):
+        try:
+            explicit = expand_paths(root, [Path(p) for p in paths])
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+    config, problems = load_config(root)
+    if config is None or problems:
+        raise ManifestError(problems)
+    git = GitRepo.find(root)
+    try:
+        info = git.info(repository=repository, branch=branch) if git else _no_git(root, branch)
+    except BojdeployError:  # a repository without commits yet
+        info = _no_git(root, branch)
+    return Workspace(root=root, config=config, git=git, info=info, explicit=explicit)
+
+
+def _no_git(root: Path, branch: str | None) -> GitInfo:
+    return GitInfo(sha="", short_sha="", branch=branch or "", ref="", repository=root.name)
