@@ -12,7 +12,15 @@ from typing import Any
 import yaml
 
 from bojdeploy.core.manifest import KINDS, MODELS, Manifest
-from bojdeploy.core.secrets import MARKER_RE, hashed, names_in, redact, secret_env
+from bojdeploy.core.secrets import (
+    MARKER_RE,
+    hashed,
+    names_in,
+    redact,
+    redact_with_refs,
+    restore_markers,
+    secret_env,
+)
 from bojdeploy.core.template import (
     RenderContext,
     Renderer,
@@ -72,6 +80,16 @@ class LoadedManifest:
         if self.files:
             out["files"] = {p: _sha256(c) for p, c in sorted(self.files.items())}
         return out
+
+    def record(self) -> dict[str, Any]:
+        """What the database keeps: redacted, with file contents and where secrets stood."""
+        body = self.canonical()
+        body["metadata"]["depends_on"] = list(self.manifest.metadata.depends_on)
+        if self.files:
+            body["files"] = dict(sorted(self.files.items()))
+        redacted, refs = redact_with_refs(body)
+        redacted["secret_refs"] = refs
+        return redacted  # type: ignore[no-any-return]
 
     def redacted(self) -> dict[str, Any]:
         """The canonical form with secrets replaced by '***': safe to show and store."""
@@ -271,3 +289,19 @@ def _path_of_marker(
         if found is not None:
             return found
     return None
+
+
+def manifest_from_record(config: Mapping[str, Any], file: str, environment: str) -> LoadedManifest:
+    """Rebuild a LoadedManifest from a recorded config (rollback); secrets become markers again."""
+    body = restore_markers(
+        {k: v for k, v in config.items() if k != "secret_refs"}, config.get("secret_refs") or {}
+    )
+    files = body.pop("files", {}) or {}
+    model = MODELS[body["kind"]]
+    manifest = model.model_validate(body)
+    doc = Document(data=body, line=1)
+    loaded = LoadedManifest(manifest=manifest, file=file, environment=environment, doc=doc)  # type: ignore[arg-type]
+    loaded.files = dict(files)
+    loaded.dependencies = frozenset(files)
+    loaded.secret_names = frozenset(names_in(loaded.canonical()) | _file_secrets(files))
+    return loaded

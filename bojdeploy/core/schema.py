@@ -12,9 +12,7 @@ from bojdeploy.core.manifest import ContainerManifest, ServiceManifest, VMManife
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of one manifest document (any kind)."""
     adapter: TypeAdapter[Any] = TypeAdapter(
-        Annotated[
-            ContainerManifest | ServiceManifest | VMManifest, Field(discriminator="kind")
-        ]
+        Annotated[ContainerManifest | ServiceManifest | VMManifest, Field(discriminator="kind")]
     )
     schema = adapter.json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -91,3 +91,40 @@ class Scrubber:
 
     def __bool__(self) -> bool:
         return bool(self._values)
+
+
+def redact_with_refs(obj: Any, path: str = "") -> tuple[Any, dict[str, list[str]]]:
+    """Redact markers to '***' and remember which secret names stood where (for rollbacks)."""
+    refs: dict[str, list[str]] = {}
+
+    def walk(node: Any, at: str) -> Any:
+        if isinstance(node, str):
+            names = MARKER_RE.findall(node)
+            if names:
+                refs[at] = names
+            return MARKER_RE.sub(REDACTED, node)
+        if isinstance(node, dict):
+            return {k: walk(v, f"{at}/{k}") for k, v in node.items()}
+        if isinstance(node, list | tuple):
+            return [walk(v, f"{at}/{i}") for i, v in enumerate(node)]
+        return node
+
+    return walk(obj, path), refs
+
+
+def restore_markers(obj: Any, refs: Mapping[str, list[str]], path: str = "") -> Any:
+    """The inverse of redact_with_refs: put the markers back where the secrets stood."""
+    if isinstance(obj, str):
+        names = list(refs.get(path, ()))
+        if not names:
+            return obj
+        parts = obj.split(REDACTED)
+        out = parts[0]
+        for i, part in enumerate(parts[1:]):
+            out += (marker(names[i]) if i < len(names) else REDACTED) + part
+        return out
+    if isinstance(obj, dict):
+        return {k: restore_markers(v, refs, f"{path}/{k}") for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [restore_markers(v, refs, f"{path}/{i}") for i, v in enumerate(obj)]
+    return obj
