@@ -93,9 +93,7 @@ def main(ctx: click.Context, database_url: str | None, log_format: str, verbose:
     ctx.obj.update(database_url=database_url, out=Output(log_format, verbose))
 
 
-paths_argument = click.argument(
-    "paths", nargs=-1, type=click.Path(exists=True, path_type=Path)
-)
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 env_option = click.option("--env", "environment", metavar="ENV", help="Target environment.")
 since_option = click.option(
     "--changed-since", metavar="REV", help="Only manifests changed since this git revision."
@@ -161,6 +159,146 @@ def plan(
             if ws.info.short_sha:
                 header += f" at {ws.info.short_sha}"
             click.echo(plan_to_text(result, header=header, color=sys.stdout.isatty()))
+
+
+def _reporter(out: Output) -> Any:
+    """Progress lines on stderr: '[container/web] message'."""
+    import threading
+
+    lock = threading.Lock()
+
+    def report(resource: str, level: str, message: str) -> None:
+        with lock:
+            if out.fmt == "json":
+                out.event(level, message, resource=resource)
+            else:
+                prefix = "" if level == "info" else f"{level}: "
+                click.echo(f"[{resource}] {prefix}{message}", err=True)
+
+    return report
+
+
+def _finish(run: Any, as_json: bool) -> int:
+    """Print the outcome of a run and return its exit code."""
+    from bojdeploy.present import outcome_lines
+
+    if as_json:
+        click.echo(json.dumps([o.to_dict() for o in run.outcomes], indent=2))
+    else:
+        click.echo(outcome_lines(run.outcomes))
+    return 0 if run.ok else 1
+
+
+@main.command()
+@paths_argument
+@env_option
+@since_option
+@click.option(
+    "--prune", is_flag=True, default=None, help="Delete managed resources whose manifest is gone."
+)
+@click.option(
+    "--parallel",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Independent manifests applied at once.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    environment: str | None,
+    changed_since: str | None,
+    prune: bool | None,
+    parallel: int,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Deploy: plan against the targets, then apply in dependency order."""
+    from bojdeploy import engine
+    from bojdeploy.core.render import plan_to_dict, plan_to_text
+    from bojdeploy.workspace import open_workspace
+
+    out: Output = ctx.obj["out"]
+    with handled(ctx):
+        settings = _settings(ctx)
+        ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
+        env = ws.environment(environment)
+        prepared = engine.prepare(
+            ws, env, settings.environ, changed_since=changed_since, require_secrets=not dry_run
+        )
+        for warning in prepared.warnings:
+            out.event("warning", warning)
+        with _store(ctx) as store:
+            if dry_run:
+                result = engine.make_plan_for(prepared, store, settings, prune=prune)
+                if as_json:
+                    click.echo(json.dumps(plan_to_dict(result), indent=2))
+                else:
+                    click.echo(plan_to_text(result, header=f"Dry run for environment {env}"))
+                return
+            plan_, run = engine.apply(
+                prepared, store, settings, _reporter(out), prune=prune, parallel=parallel
+            )
+            ctx.exit(_finish(run, as_json))
+
+
+@main.command()
+@click.argument("deployment_id", type=int, required=False)
+@click.option("--name", metavar="NAME", help="Roll back this manifest to its previous config.")
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
+@click.pass_context
+def rollback(
+    ctx: click.Context,
+    deployment_id: int | None,
+    name: str | None,
+    environment: str | None,
+    as_json: bool,
+) -> None:
+    """Redeploy a recorded config: DEPLOYMENT_ID, or --name/--env for the previous one."""
+    from bojdeploy.errors import UsageError
+    from bojdeploy.rollback import rollback as do_rollback
+
+    out: Output = ctx.obj["out"]
+    with handled(ctx):
+        if (deployment_id is None) == (name is None):
+            raise UsageError("give a DEPLOYMENT_ID, or --name NAME --env ENV")
+        if name is not None and not environment:
+            raise UsageError("--name needs --env")
+        settings = _settings(ctx)
+        with _store(ctx) as store:
+            run = do_rollback(
+                store,
+                settings,
+                _reporter(out),
+                deployment_id=deployment_id,
+                name=name,
+                environment=environment,
+            )
+            ctx.exit(_finish(run, as_json))
+
+
+@main.command()
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@click.pass_context
+def status(ctx: click.Context, environment: str | None, as_json: bool) -> None:
+    """Drift: the recorded desired state against what runs (exit 1 when drifted)."""
+    from bojdeploy.drift import drift_report
+    from bojdeploy.present import drift_lines
+
+    with handled(ctx):
+        settings = _settings(ctx)
+        with _store(ctx) as store:
+            items = drift_report(store, settings, environment)
+        if as_json:
+            click.echo(json.dumps([i.to_dict() for i in items], indent=2))
+        else:
+            click.echo(drift_lines(items))
+        ctx.exit(1 if any(i.drifted for i in items) else 0)
 
 
 @main.command()
@@ -248,5 +386,3 @@ def run(argv: list[str] | None = None) -> int:
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(run())
-
-

@@ -1,4 +1,4 @@
-"""The one orchestrator: load -> select -> observe -> plan (-> apply -> record), for every front end."""
+"""The one orchestrator: load, select, observe, plan, apply, record; for every front end."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from bojdeploy.core.changes import Selection
 from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.plan import Desired, Observed, Plan, make_plan
-from bojdeploy.core.secrets import secret_env
+from bojdeploy.core.secrets import Scrubber, secret_env
 from bojdeploy.core.validation import LoadResult, dependency_levels
-from bojdeploy.errors import ManifestError
+from bojdeploy.deploy import Reporter, Run, apply_plan, refuse_vm_deletes
+from bojdeploy.drivers import Targets
+from bojdeploy.drivers.base import Driver
+from bojdeploy.errors import ManifestError, PlanError
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
 from bojdeploy.workspace import Workspace
@@ -66,9 +69,7 @@ def secret_values(m: LoadedManifest, environ: Mapping[str, str]) -> dict[str, st
     return {k: v for k, v in values.items() if v is not None}
 
 
-def desired_state(
-    prepared: Prepared, key: bytes, environ: Mapping[str, str]
-) -> list[Desired]:
+def desired_state(prepared: Prepared, key: bytes, environ: Mapping[str, str]) -> list[Desired]:
     """The selected manifests as Desired values (redacted spec, keyed config hash)."""
     out = []
     for m in prepared.selected:
@@ -113,10 +114,13 @@ def observed_from_records(store: StateStore, environment: str) -> list[Observed]
             source="record",
         )
         for r in store.latest_states(environment)
+        if not (r.config or {}).get("deleted")
     ]
 
 
-def with_recorded_specs(observed: Sequence[Observed], records: Sequence[Observed]) -> list[Observed]:
+def with_recorded_specs(
+    observed: Sequence[Observed], records: Sequence[Observed]
+) -> list[Observed]:
     """Attach the recorded spec to live observations whose config hash matches, for field diffs."""
     by_key = {(r.kind, r.resource_name): r for r in records}
     out = []
@@ -129,16 +133,19 @@ def with_recorded_specs(observed: Sequence[Observed], records: Sequence[Observed
 
 
 def observe(
-    prepared: Prepared, store: StateStore, settings: Settings, *, offline: bool
+    prepared: Prepared,
+    store: StateStore,
+    settings: Settings,
+    *,
+    offline: bool,
+    targets: Targets | None = None,
 ) -> list[Observed]:
     """What exists: the targets (one list call per kind), or the recorded state when offline."""
     records = observed_from_records(store, prepared.environment)
     if offline:
         return records
-    from bojdeploy.drivers import observe_targets
-
-    kinds = {m.kind for m in prepared.selected}
-    live = observe_targets(kinds, prepared.environment, settings, prepared.workspace.config)
+    targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
+    live = targets.observe({m.kind for m in prepared.selected} | {r.kind for r in records})
     return with_recorded_specs(live, records)
 
 
@@ -149,13 +156,16 @@ def make_plan_for(
     *,
     offline: bool = False,
     prune: bool | None = None,
+    targets: Targets | None = None,
 ) -> Plan:
     """Observe, then make the plan for the prepared manifests."""
     key = store.installation_key()
     desired = desired_state(prepared, key, settings.environ)
-    observed = observe(prepared, store, settings, offline=offline)
+    observed = observe(prepared, store, settings, offline=offline, targets=targets)
     deleted_files = set(prepared.selection.deleted)
-    deleted_names = {(o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files}
+    deleted_names = {
+        (o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files
+    }
     return make_plan(
         desired,
         observed,
@@ -165,3 +175,55 @@ def make_plan_for(
         deleted_names=deleted_names,
         offline=offline,
     )
+
+
+def apply(
+    prepared: Prepared,
+    store: StateStore,
+    settings: Settings,
+    report: Reporter,
+    *,
+    prune: bool | None = None,
+    parallel: int = 4,
+    rollback_from: int | None = None,
+) -> tuple[Plan, Run]:
+    """Plan against the live targets and apply it; every step recorded, failures contained."""
+    targets = Targets(prepared.environment, settings, prepared.workspace.config)
+    the_plan = make_plan_for(prepared, store, settings, prune=prune, targets=targets)
+    refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
+    if refused:
+        raise PlanError(
+            f"refusing to destroy VM(s) {', '.join(refused)}: set policy.allow_vm_destroy"
+        )
+    scrub = Scrubber()
+    secrets = {}
+    for m in prepared.selected:
+        secrets[(m.kind, m.name)] = secret_values(m, settings.environ)
+        scrub.add(secrets[(m.kind, m.name)].values())
+    run = Run(
+        store=store,
+        drivers=_LazyDrivers(targets),
+        observe=lambda kind: targets.observe({kind}),
+        info=prepared.workspace.info,
+        manifests={(m.kind, m.name): m for m in prepared.selected},
+        secrets=secrets,
+        scrub=scrub,
+        report=report,
+        key=store.installation_key(),
+        rollback_from=rollback_from,
+        parallel=parallel,
+    )
+    apply_plan(run, the_plan)
+    return the_plan, run
+
+
+class _LazyDrivers(dict):  # type: ignore[type-arg]
+    """kind -> driver, made on first use so unused kinds need no connection."""
+
+    def __init__(self, targets: Targets):
+        super().__init__()
+        self.targets = targets
+
+    def __missing__(self, kind: str) -> Driver:
+        driver = self[kind] = self.targets.driver(kind)
+        return driver

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from bojdeploy.store.base import Deployment, LogEntry
 
@@ -63,3 +64,37 @@ def log_lines(record: Deployment, entries: Sequence[LogEntry]) -> str:
     if not entries:
         lines.append("(no log lines)")
     return "\n".join(lines)
+
+
+def outcome_lines(outcomes: Sequence[Any]) -> str:
+    """The result of an apply: one line per resource and a summary."""
+    if not outcomes:
+        return "Nothing to apply."
+    marks = {"completed": "ok", "unchanged": "= ", "failed": "FAILED"}
+    lines = []
+    for o in outcomes:
+        ident = f"#{o.deployment_id}" if o.deployment_id else "-"
+        lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {o.name} ({ident}): {o.summary}")
+    counts = {
+        s: sum(1 for o in outcomes if o.status == s) for s in ("completed", "unchanged", "failed")
+    }
+    lines.append(
+        f"\nApplied: {counts['completed']} changed, {counts['unchanged']} unchanged, "
+        f"{counts['failed']} failed."
+    )
+    return "\n".join(lines)
+
+
+def drift_lines(items: Sequence[Any]) -> str:
+    """Drift as a table; in-sync resources included."""
+    if not items:
+        return "No deployments recorded."
+    rows = [("ENV", "KIND", "NAME", "ON TARGET", "STATE", "DETAIL")]
+    rows += [(i.environment, i.kind, i.name, i.resource_name, i.state, i.detail) for i in items]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    out = ["  ".join(v.ljust(widths[c]) for c, v in enumerate(r)).rstrip() for r in rows]
+    drifted = sum(1 for i in items if i.drifted)
+    out.append(
+        f"\n{drifted} of {len(items)} drifted." if drifted else f"\nAll {len(items)} in sync."
+    )
+    return "\n".join(out)

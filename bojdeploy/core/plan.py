@@ -66,6 +66,7 @@ class Observed:
     id: str | None = None
     manifest: str | None = None
     source: str = "target"
+    image_id: str | None = None  # containers: the image the container runs (drift detection)
 
 
 @dataclass(frozen=True)

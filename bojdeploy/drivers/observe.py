@@ -11,7 +11,12 @@ LABEL = "io.bojdeploy."
 
 
 def observed_from_labels(
-    kind: str, resource_name: str, labels: dict[str, str], state: str | None, ident: str
+    kind: str,
+    resource_name: str,
+    labels: dict[str, str],
+    state: str | None,
+    ident: str,
+    image_id: str | None = None,
 ) -> Observed:
     """An Observed value from a resource's labels."""
     managed = labels.get(LABEL + "managed") == "true"
@@ -25,6 +30,7 @@ def observed_from_labels(
         state=state,
         id=ident,
         manifest=labels.get(LABEL + "manifest") if managed else None,
+        image_id=image_id,
     )
 
 
@@ -42,7 +48,9 @@ def observe_containers(client: Any) -> list[Observed]:
         if not names:
             continue
         labels = item.get("Labels") or {}
-        out.append(observed_from_labels("container", names[0], labels, item.get("State"), item["Id"]))
+        out.append(
+            observed_from_labels("container", names[0], labels, item.get("State"), item["Id"])
+        )
     return out
 
 

@@ -1,0 +1,235 @@
+"""Apply: run a plan's steps under per-target locks, in dependency order, recording everything."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.plan import Action, Observed, Plan, Step, make_plan
+from bojdeploy.core.render import describe_step
+from bojdeploy.core.secrets import Scrubber
+from bojdeploy.drivers.base import Driver, Ownership, Work
+from bojdeploy.errors import BojdeployError
+from bojdeploy.gitrepo import GitInfo
+from bojdeploy.store.base import StateStore
+
+Reporter = Callable[[str, str, str], None]  # (resource, level, message)
+Observer = Callable[[str], list[Observed]]  # kind -> live observations
+LOCK_TIMEOUT = 600.0
+
+
+@dataclass
+class Outcome:
+    """What happened to one resource."""
+
+    kind: str
+    name: str
+    action: str
+    status: str  # completed | failed | unchanged
+    summary: str
+    deployment_id: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (for --json and the action's outputs)."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Run:
+    """Everything a run needs besides the plan: where to record, how to reach targets."""
+
+    store: StateStore
+    drivers: Mapping[str, Driver]
+    observe: Observer
+    info: GitInfo
+    manifests: Mapping[tuple[str, str], LoadedManifest]  # (kind, name) -> manifest
+    secrets: Mapping[tuple[str, str], Mapping[str, str]]
+    scrub: Scrubber
+    report: Reporter
+    key: bytes
+    rollback_from: int | None = None
+    parallel: int = 4
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No resource failed."""
+        return all(o.status != "failed" for o in self.outcomes)
+
+
+def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
+    """Apply steps level by level (parallel within a level); a failure blocks its dependents."""
+    failed: set[str] = set()
+    for level in _levels(plan.steps):
+        ready = [s for s in level if not (set(s.desired.depends_on if s.desired else ()) & failed)]
+        for step in level:
+            if step not in ready:
+                run.outcomes.append(_skipped(run, step, failed))
+        with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
+            for outcome in pool.map(lambda s: apply_step(run, s), ready):
+                run.outcomes.append(outcome)
+                if outcome.status == "failed":
+                    failed.add(outcome.name)
+    return run.outcomes
+
+
+def _levels(steps: Sequence[Step]) -> list[list[Step]]:
+    names = {s.name for s in steps}
+    done: set[str] = set()
+    levels, remaining = [], list(steps)
+    while remaining:
+        ready = [
+            s
+            for s in remaining
+            if all(d in done or d not in names for d in (s.desired.depends_on if s.desired else ()))
+        ] or remaining
+        levels.append(ready)
+        done.update(s.name for s in ready)
+        remaining = [s for s in remaining if s not in ready]
+    return levels
+
+
+def _skipped(run: Run, step: Step, failed: set[str]) -> Outcome:
+    deps = sorted(set(step.desired.depends_on if step.desired else ()) & failed)
+    message = f"not applied: dependency {', '.join(deps)} failed"
+    dep_id = _record(run, step, "failed", reason=step.reason)
+    run.store.update_deployment(dep_id, error_message=message, completed=True)
+    run.store.add_log(dep_id, "error", message)
+    run.report(f"{step.kind}/{step.name}", "error", message)
+    return Outcome(step.kind, step.name, step.action.value, "failed", message, dep_id, message)
+
+
+def apply_step(run: Run, step: Step) -> Outcome:
+    """Lock the target, re-check it, record a row, apply, and record the result."""
+    label = f"{step.kind}/{step.name}"
+    env = step.environment
+    try:
+        with run.store.lock(
+            env,
+            step.kind,
+            step.name,
+            timeout=LOCK_TIMEOUT,
+            on_wait=lambda msg: run.report(label, "info", f"waiting: {msg}"),
+        ):
+            for dep_id in run.store.mark_interrupted(env, step.kind, step.name):
+                run.report(label, "warn", f"deployment #{dep_id} was interrupted; marked failed")
+            return _locked(run, _recheck(run, step))
+    except BojdeployError as e:
+        message = run.scrub(str(e))
+        run.report(label, "error", message)
+        return Outcome(step.kind, step.name, step.action.value, "failed", message, error=message)
+
+
+def _recheck(run: Run, step: Step) -> Step:
+    """Re-plan one step under its lock: another run may have changed the target meanwhile."""
+    if step.desired is None:
+        return step
+    observed = [o for o in run.observe(step.kind) if o.resource_name == step.resource_name]
+    fresh = make_plan([step.desired], observed, environment=step.environment, full_scope=False)
+    return fresh.steps[0] if fresh.steps else step
+
+
+def _record(run: Run, step: Step, status: str, reason: str) -> int:
+    manifest = run.manifests.get((step.kind, step.name))
+    config = manifest.record() if manifest else {"deleted": True, "kind": step.kind}
+    return run.store.create_deployment(
+        deployment_type=step.kind,
+        name=step.name,
+        environment=step.environment,
+        status=status,
+        git_commit=run.info.sha or None,
+        git_branch=run.info.branch or None,
+        git_repository=run.info.repository or None,
+        config=config,
+        rollback_from=run.rollback_from,
+        reason=run.scrub(reason) or None,
+        config_hash=step.desired.config_hash if step.desired else None,
+        manifest=step.manifest,
+    )
+
+
+def _locked(run: Run, step: Step) -> Outcome:
+    label = f"{step.kind}/{step.name}"
+    reason = step.reason or (step.desired.reason if step.desired else "")
+    if step.action is Action.UNCHANGED:
+        dep_id = _record(run, step, "unchanged", reason)
+        run.store.add_log(dep_id, "info", "config hash unchanged on the target: nothing to do")
+        run.store.update_deployment(dep_id, completed=True)
+        run.report(label, "info", "unchanged")
+        return Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
+    dep_id = _record(run, step, "running", reason)
+    started = time.monotonic()
+
+    def log(level: str, message: str, **metadata: Any) -> None:
+        text = run.scrub(message)
+        meta = {k: run.scrub(str(v)) for k, v in metadata.items()} or None
+        run.store.add_log(dep_id, level, text, meta)
+        run.report(label, level, text)
+
+    log("info", f"deployment #{dep_id}: {describe_step(step)}" + (f" ({reason})" if reason else ""))
+    try:
+        summary = run.drivers[step.kind].apply(_work(run, step, dep_id), log)
+    except BojdeployError as e:
+        return _failed(run, step, dep_id, started, log, str(e))
+    except Exception as e:  # noqa: BLE001 - a bug must still leave an honest row behind
+        return _failed(run, step, dep_id, started, log, f"internal error: {type(e).__name__}: {e}")
+    seconds = time.monotonic() - started
+    log("info", f"{summary} in {seconds:.1f}s" if " in " not in summary else summary)
+    run.store.update_deployment(dep_id, status="completed", completed=True)
+    return Outcome(
+        step.kind,
+        step.name,
+        step.action.value,
+        "completed",
+        run.scrub(summary),
+        dep_id,
+        seconds=seconds,
+    )
+
+
+def _failed(
+    run: Run, step: Step, dep_id: int, started: float, log: Callable[..., None], error: str
+) -> Outcome:
+    message = run.scrub(error)
+    log("error", message)
+    run.store.update_deployment(dep_id, status="failed", error_message=message, completed=True)
+    return Outcome(
+        step.kind,
+        step.name,
+        step.action.value,
+        "failed",
+        message,
+        dep_id,
+        message,
+        time.monotonic() - started,
+    )
+
+
+def _work(run: Run, step: Step, dep_id: int) -> Work:
+    manifest = run.manifests.get((step.kind, step.name))
+    if manifest is None or step.desired is None:
+        return Work(step=step, manifest=None)
+    ownership = Ownership(
+        name=step.name,
+        kind=step.kind,
+        environment=step.environment,
+        config_hash=step.desired.config_hash,
+        deployment_id=dep_id,
+        git_commit=run.info.sha,
+        repository=run.info.repository,
+        manifest=step.desired.manifest,
+    )
+    return Work(step, manifest, run.secrets.get((step.kind, step.name), {}), ownership)
+
+
+def refuse_vm_deletes(plan: Plan, allowed: bool) -> list[str]:
+    """VM deletions need policy.allow_vm_destroy; return the refused ones' names."""
+    if allowed:
+        return []
+    return [s.name for s in plan.steps if s.action is Action.DELETE and s.kind == "vm"]

@@ -1,0 +1,73 @@
+"""Drift: the recorded desired state of an environment against what runs on its targets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bojdeploy.core.config import RepoConfig
+from bojdeploy.core.plan import Observed
+from bojdeploy.drivers import Targets
+from bojdeploy.engine import resource_name_of
+from bojdeploy.settings import Settings
+from bojdeploy.store.base import Deployment, StateStore
+
+
+@dataclass
+class DriftItem:
+    """One resource: in sync, or how it drifted."""
+
+    environment: str
+    kind: str
+    name: str
+    resource_name: str
+    deployment_id: int
+    state: str  # in sync | missing | stopped | config differs | image differs
+    detail: str = ""
+
+    @property
+    def drifted(self) -> bool:
+        """Whether what runs differs from what was recorded."""
+        return self.state != "in sync"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {**asdict(self), "drifted": self.drifted}
+
+
+def compare(record: Deployment, live: Observed | None) -> tuple[str, str]:
+    """How one recorded resource compares with its live observation."""
+    if live is None or not live.managed:
+        return "missing", "not found on the target"
+    if live.state is not None and live.state not in ("running", "Running"):
+        return "stopped", f"state is {live.state}"
+    if live.config_hash != record.config_hash:
+        return (
+            "config differs",
+            f"config hash {str(live.config_hash)[:12]} != recorded {str(record.config_hash)[:12]}",
+        )
+    deployed = (record.config or {}).get("deployed") or {}
+    if live.image_id and deployed.get("image_id") and live.image_id != deployed["image_id"]:
+        return "image differs", f"runs {live.image_id[:19]}, deployed {deployed['image_id'][:19]}"
+    return "in sync", ""
+
+
+def drift_report(store: StateStore, settings: Settings, environment: str | None) -> list[DriftItem]:
+    """Compare every recorded resource of the environment(s) with the targets."""
+    envs = (
+        [environment]
+        if environment
+        else sorted({d.environment for d in store.list_deployments(limit=100000)})
+    )
+    items: list[DriftItem] = []
+    for env in envs:
+        records = [r for r in store.latest_states(env) if not (r.config or {}).get("deleted")]
+        if not records:
+            continue
+        live = Targets(env, settings, RepoConfig()).observe({r.deployment_type for r in records})
+        by_key = {(o.kind, o.resource_name): o for o in live}
+        for r in records:
+            resource = resource_name_of(r)
+            state, detail = compare(r, by_key.get((r.deployment_type, resource)))
+            items.append(DriftItem(env, r.deployment_type, r.name, resource, r.id, state, detail))
+    return items

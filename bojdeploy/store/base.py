@@ -1,0 +1,183 @@
+"""The records the state store keeps, and the StateStore protocol every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol, Self
+from urllib.parse import urlsplit
+
+STATUSES = ("pending", "running", "completed", "failed", "unchanged")
+SUCCESSFUL = ("completed", "unchanged")
+INTERRUPTED = "interrupted (the run that started it stopped before finishing)"
+
+
+def redact_url(url: str) -> str:
+    """Return a database URL with its password replaced by ***."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***{at}{hostport}")
+    query = "&".join(
+        "password=***" if item.startswith("password=") else item for item in parts.query.split("&")
+    )
+    return parts._replace(query=query).geturl()
+
+
+def _jsonable(record: Any) -> dict[str, Any]:
+    """Return a record as a dict with ISO timestamps."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(record).items()}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One recorded deployment of one target (a row of `deployments`)."""
+
+    id: int
+    deployment_type: str
+    name: str
+    environment: str
+    status: str
+    git_commit: str | None
+    git_branch: str | None
+    git_repository: str | None
+    config: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    error_message: str | None
+    rollback_from: int | None
+    reason: str | None
+    config_hash: str | None
+    manifest: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the deployment as JSON-friendly values."""
+        return _jsonable(self)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One log line of a deployment (a row of `deployment_logs`)."""
+
+    id: int
+    deployment_id: int
+    timestamp: datetime
+    level: str
+    message: str
+    metadata: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the log entry as JSON-friendly values."""
+        return _jsonable(self)
+
+
+class StateStore(Protocol):
+    """Where deployments, their logs and target locks live (SQLite or PostgreSQL)."""
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions applied now."""
+        ...
+
+    def create_deployment(
+        self,
+        *,
+        deployment_type: str,
+        name: str,
+        environment: str,
+        status: str = "pending",
+        git_commit: str | None = None,
+        git_branch: str | None = None,
+        git_repository: str | None = None,
+        config: dict[str, Any] | None = None,
+        rollback_from: int | None = None,
+        reason: str | None = None,
+        config_hash: str | None = None,
+        manifest: str | None = None,
+    ) -> int:
+        """Record a new deployment and return its id."""
+        ...
+
+    def update_deployment(
+        self,
+        deployment_id: int,
+        *,
+        status: str | None = None,
+        error_message: str | None = None,
+        config: dict[str, Any] | None = None,
+        config_hash: str | None = None,
+        completed: bool = False,
+    ) -> None:
+        """Change the given fields, bump updated_at, and set completed_at if completed."""
+        ...
+
+    def get_deployment(self, deployment_id: int) -> Deployment | None:
+        """Return one deployment, or None if there is no such id."""
+        ...
+
+    def list_deployments(
+        self,
+        *,
+        environment: str | None = None,
+        name: str | None = None,
+        deployment_type: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Deployment]:
+        """Return matching deployments, newest first."""
+        ...
+
+    def add_log(
+        self,
+        deployment_id: int,
+        level: str,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a log line to a deployment."""
+        ...
+
+    def get_logs(self, deployment_id: int) -> list[LogEntry]:
+        """Return a deployment's log lines in the order they were written."""
+        ...
+
+    def latest_states(self, environment: str) -> list[Deployment]:
+        """Return, per target of an environment, its newest completed or unchanged deployment."""
+        ...
+
+    def successful_deployments(
+        self, environment: str, deployment_type: str, name: str, limit: int = 10
+    ) -> list[Deployment]:
+        """Return a target's completed deployments, newest first."""
+        ...
+
+    def mark_interrupted(self, environment: str, deployment_type: str, name: str) -> list[int]:
+        """Mark a target's pending/running rows failed (call while holding its lock)."""
+        ...
+
+    def lock(
+        self,
+        environment: str,
+        deployment_type: str,
+        name: str,
+        *,
+        timeout: float = 300,
+        holder: str | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> AbstractContextManager[None]:
+        """Hold the target's lock across processes; raise LockTimeout after timeout seconds."""
+        ...
+
+    def installation_key(self) -> bytes:
+        """Return this installation's 32-byte secret key, creating it once."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...

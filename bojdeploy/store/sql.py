@@ -1,0 +1,304 @@
+"""The SQL both backends share: deployments, logs, settings, and applying migrations."""
+
+from __future__ import annotations
+
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+
+from bojdeploy.errors import StoreError
+from bojdeploy.store.base import INTERRUPTED, STATUSES, SUCCESSFUL, Deployment, LogEntry
+from bojdeploy.store.migrations import CREATE_SCHEMA_MIGRATIONS, load_migrations, split_statements
+
+# q(sql, params) -> rows; SQL is written with "?" placeholders in both dialects.
+Query = Callable[..., list[tuple[Any, ...]]]
+
+KINDS = ("container", "service", "vm")
+LEVELS = ("info", "warn", "error")
+DEPLOYMENT_FIELDS = tuple(field.name for field in fields(Deployment))
+SELECT_DEPLOYMENTS = f"SELECT {', '.join(DEPLOYMENT_FIELDS)} FROM deployments"
+INSERT_LOG = (
+    "INSERT INTO deployment_logs (deployment_id, timestamp, level, message, metadata) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def now_utc() -> datetime:
+    """Return the current time, tz-aware UTC."""
+    return datetime.now(UTC)
+
+
+def check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    """Refuse a value outside a closed vocabulary before it reaches the database."""
+    if value not in allowed:
+        raise StoreError(f"invalid {what} {value!r}: expected one of {', '.join(allowed)}")
+
+
+class SqlStore(ABC):
+    """A StateStore over SQL; a backend supplies transactions and value conversions."""
+
+    dialect: ClassVar[str]
+    _key: bytes | None = None
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Query]:
+        """Run the block in one transaction and translate driver errors."""
+
+    @abstractmethod
+    def _lock_migrations(self, q: Query) -> None:
+        """Keep other processes out of the migrations until this transaction ends."""
+
+    @abstractmethod
+    def _ts(self, moment: datetime) -> Any:
+        """Convert a UTC datetime to a database value."""
+
+    @abstractmethod
+    def _read_ts(self, value: Any) -> datetime:
+        """Convert a database timestamp to a tz-aware UTC datetime."""
+
+    @abstractmethod
+    def _json(self, value: Any) -> Any:
+        """Convert a JSON-able value to a database value."""
+
+    @abstractmethod
+    def _read_json(self, value: Any) -> Any:
+        """Convert a database JSON value to Python."""
+
+    def _deployment(self, row: tuple[Any, ...]) -> Deployment:
+        record = dict(zip(DEPLOYMENT_FIELDS, row, strict=True))
+        for column in ("created_at", "updated_at", "completed_at"):
+            record[column] = self._maybe(self._read_ts, record[column])
+        record["config"] = self._maybe(self._read_json, record["config"])
+        return Deployment(**record)
+
+    @staticmethod
+    def _maybe(convert: Callable[[Any], Any], value: Any) -> Any:
+        return None if value is None else convert(value)
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions applied now."""
+        applied = []
+        with self._transaction() as q:
+            self._lock_migrations(q)
+            q(CREATE_SCHEMA_MIGRATIONS)
+            done = {row[0] for row in q("SELECT version FROM schema_migrations")}
+            for version, name, sql in load_migrations(self.dialect):
+                if version in done:
+                    continue
+                for statement in split_statements(sql):
+                    q(statement)
+                q(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, self._ts(now_utc())),
+                )
+                applied.append(version)
+        return applied
+
+    def create_deployment(
+        self,
+        *,
+        deployment_type: str,
+        name: str,
+        environment: str,
+        status: str = "pending",
+        git_commit: str | None = None,
+        git_branch: str | None = None,
+        git_repository: str | None = None,
+        config: dict[str, Any] | None = None,
+        rollback_from: int | None = None,
+        reason: str | None = None,
+        config_hash: str | None = None,
+        manifest: str | None = None,
+    ) -> int:
+        """Record a new deployment and return its id."""
+        check(deployment_type, KINDS, "deployment type")
+        check(status, STATUSES, "status")
+        now = self._ts(now_utc())
+        with self._transaction() as q:
+            rows = q(
+                "INSERT INTO deployments (deployment_type, name, environment, status, git_commit,"
+                " git_branch, git_repository, config, created_at, updated_at, rollback_from,"
+                " reason, config_hash, manifest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    deployment_type,
+                    name,
+                    environment,
+                    status,
+                    git_commit,
+                    git_branch,
+                    git_repository,
+                    self._maybe(self._json, config),
+                    now,
+                    now,
+                    rollback_from,
+                    reason,
+                    config_hash,
+                    manifest,
+                ),
+            )
+        return int(rows[0][0])
+
+    def update_deployment(
+        self,
+        deployment_id: int,
+        *,
+        status: str | None = None,
+        error_message: str | None = None,
+        config: dict[str, Any] | None = None,
+        config_hash: str | None = None,
+        completed: bool = False,
+    ) -> None:
+        """Change the given fields, bump updated_at, and set completed_at if completed."""
+        if status is not None:
+            check(status, STATUSES, "status")
+        now = self._ts(now_utc())
+        changes: dict[str, Any] = {
+            "status": status,
+            "error_message": error_message,
+            "config": self._maybe(self._json, config),
+            "config_hash": config_hash,
+            "completed_at": now if completed else None,
+        }
+        changes = {"updated_at": now} | {k: v for k, v in changes.items() if v is not None}
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        with self._transaction() as q:
+            rows = q(
+                f"UPDATE deployments SET {assignments} WHERE id = ? RETURNING id",
+                (*changes.values(), deployment_id),
+            )
+        if not rows:
+            raise StoreError(f"deployment {deployment_id} does not exist")
+
+    def get_deployment(self, deployment_id: int) -> Deployment | None:
+        """Return one deployment, or None if there is no such id."""
+        with self._transaction() as q:
+            rows = q(f"{SELECT_DEPLOYMENTS} WHERE id = ?", (deployment_id,))
+        return self._deployment(rows[0]) if rows else None
+
+    def list_deployments(
+        self,
+        *,
+        environment: str | None = None,
+        name: str | None = None,
+        deployment_type: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> list[Deployment]:
+        """Return matching deployments, newest first."""
+        filters = {
+            "environment": environment,
+            "name": name,
+            "deployment_type": deployment_type,
+            "status": status,
+        }
+        filters = {k: v for k, v in filters.items() if v is not None}
+        where = " AND ".join(f"{column} = ?" for column in filters) or "1 = 1"
+        with self._transaction() as q:
+            rows = q(
+                f"{SELECT_DEPLOYMENTS} WHERE {where} ORDER BY id DESC LIMIT ?",
+                (*filters.values(), limit),
+            )
+        return [self._deployment(row) for row in rows]
+
+    def add_log(
+        self,
+        deployment_id: int,
+        level: str,
+        message: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a log line to a deployment."""
+        check(level, LEVELS, "log level")
+        with self._transaction() as q:
+            q(
+                INSERT_LOG,
+                (
+                    deployment_id,
+                    self._ts(now_utc()),
+                    level,
+                    message,
+                    self._maybe(self._json, metadata),
+                ),
+            )
+
+    def get_logs(self, deployment_id: int) -> list[LogEntry]:
+        """Return a deployment's log lines in the order they were written."""
+        with self._transaction() as q:
+            rows = q(
+                "SELECT id, deployment_id, timestamp, level, message, metadata"
+                " FROM deployment_logs WHERE deployment_id = ? ORDER BY id",
+                (deployment_id,),
+            )
+        return [
+            LogEntry(id_, dep, self._read_ts(ts), level, msg, self._maybe(self._read_json, meta))
+            for id_, dep, ts, level, msg, meta in rows
+        ]
+
+    def latest_states(self, environment: str) -> list[Deployment]:
+        """Return, per target of an environment, its newest completed or unchanged deployment."""
+        with self._transaction() as q:
+            rows = q(
+                f"{SELECT_DEPLOYMENTS} WHERE id IN (SELECT MAX(id) FROM deployments"
+                " WHERE environment = ? AND status IN (?, ?) GROUP BY deployment_type, name)"
+                " ORDER BY deployment_type, name",
+                (environment, *SUCCESSFUL),
+            )
+        return [self._deployment(row) for row in rows]
+
+    def successful_deployments(
+        self, environment: str, deployment_type: str, name: str, limit: int = 10
+    ) -> list[Deployment]:
+        """Return a target's completed deployments, newest first."""
+        with self._transaction() as q:
+            rows = q(
+                f"{SELECT_DEPLOYMENTS} WHERE environment = ? AND deployment_type = ?"
+                " AND name = ? AND status = 'completed' ORDER BY id DESC LIMIT ?",
+                (environment, deployment_type, name, limit),
+            )
+        return [self._deployment(row) for row in rows]
+
+    def mark_interrupted(self, environment: str, deployment_type: str, name: str) -> list[int]:
+        """Mark a target's pending/running rows failed (call while holding its lock)."""
+        now = self._ts(now_utc())
+        with self._transaction() as q:
+            rows = q(
+                "UPDATE deployments SET status = 'failed', error_message = ?, updated_at = ?,"
+                " completed_at = ? WHERE environment = ? AND deployment_type = ? AND name = ?"
+                " AND status IN ('pending', 'running') RETURNING id",
+                (INTERRUPTED, now, now, environment, deployment_type, name),
+            )
+            ids = sorted(int(row[0]) for row in rows)
+            for deployment_id in ids:
+                q(INSERT_LOG, (deployment_id, now, "error", "marked failed: interrupted", None))
+        return ids
+
+    def installation_key(self) -> bytes:
+        """Return this installation's 32-byte secret key, creating it once."""
+        if self._key is None:
+            select = "SELECT value FROM settings WHERE key = 'installation_key'"
+            with self._transaction() as q:
+                rows = q(select)
+                if not rows:
+                    q(
+                        "INSERT INTO settings (key, value) VALUES ('installation_key', ?)"
+                        " ON CONFLICT (key) DO NOTHING",
+                        (secrets.token_hex(32),),
+                    )
+                    rows = q(select)
+            self._key = bytes.fromhex(rows[0][0])
+        return self._key
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
