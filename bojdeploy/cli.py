@@ -125,6 +125,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 @since_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
 @click.option("--offline", is_flag=True, help="Plan against the recorded state; contact no target.")
+@click.option("--prune", is_flag=True, default=None, help="Plan deletions of orphaned resources.")
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -133,6 +134,7 @@ def plan(
     changed_since: str | None,
     as_json: bool,
     offline: bool,
+    prune: bool | None,
 ) -> None:
     """Show what apply would change, without changing anything."""
     from bojdeploy import engine
@@ -148,7 +150,7 @@ def plan(
         for warning in prepared.warnings:
             out.event("warning", warning)
         with _store(ctx) as store:
-            result = engine.make_plan_for(prepared, store, settings, offline=offline)
+            result = engine.make_plan_for(prepared, store, settings, offline=offline, prune=prune)
         if as_json:
             data = plan_to_dict(result)
             data["offline"] = offline

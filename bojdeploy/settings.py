@@ -21,7 +21,9 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: str | None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: str | None
+    ) -> Settings:
         """Settings from BOJDEPLOY_* variables (and DOCKER_HOST); explicit overrides win."""
         env = dict(os.environ if environ is None else environ)
         values = {

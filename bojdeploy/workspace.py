@@ -56,6 +56,7 @@ class Workspace:
             git=dataclasses.asdict(self.info),
             vars=self.config.vars_for(environment),
             environ=environ,
+            environments=tuple(self.config.environments),
         )
 
     def load(
@@ -72,7 +73,9 @@ class Workspace:
         files = sorted({m.file for m in result.manifests})
         if self.explicit is not None:
             named = [p for p in files if p in set(self.explicit)]
-            return Selection(tuple(Selected(p, "named on the command line") for p in named), (), False)
+            return Selection(
+                tuple(Selected(p, "named on the command line") for p in named), (), False
+            )
         if not changed_since:
             return dataclasses.replace(select_all(files, "every manifest in scope"), note="")
         if self.git is None:

@@ -192,6 +192,17 @@ def load_file(
         if result is None:
             continue
         envs = result.manifest.metadata.environments
+        unknown = [e for e in envs or () if ctx.environments and e not in ctx.environments]
+        for env in unknown:
+            i = (envs or []).index(env)
+            problems.append(
+                Problem(
+                    rel,
+                    item.line_of(("metadata", "environments", i)),
+                    f"metadata.environments[{i}]",
+                    f"unknown environment {env!r}; defined: {', '.join(ctx.environments)}",
+                )
+            )
         if envs is not None and ctx.environment not in envs:
             continue
         problems += _secret_problems(result, ctx.environ, require_secrets)

@@ -30,6 +30,7 @@ class RenderContext:
     git: Mapping[str, str]
     vars: Mapping[str, Any]
     environ: Mapping[str, str] = field(default_factory=dict)
+    environments: tuple[str, ...] = ()  # every environment bojdeploy.yaml defines
 
 
 @dataclass
@@ -69,8 +70,8 @@ class Renderer:
     def __init__(self, root: Path, ctx: RenderContext):
         self.root = root
         self.ctx = ctx
+        # No loader: {% include %} would bypass include()'s confinement and change tracking.
         self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(root)),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,

@@ -1,0 +1,229 @@
+"""`bojdeploy apply`, `rollback` and `status` end to end on the real Docker Engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bojdeploy.store import open_store
+from tests.helpers import run_cli
+
+REGISTRY = "127.0.0.1:5000/bojdeploy-test"
+SECRET = "very-secret-session-value-42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                return str(r.read().decode().strip())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+class App:
+    """A one-manifest deployment repository and the database it records into."""
+
+    def __init__(self, root: Path, db_url: str, docker: Any, suffix: str):
+        self.root = root
+        self.db_url = db_url
+        self.docker = docker
+        self.name = f"bdtest-{suffix}"
+        self.port = free_port()
+        (root / "deploy").mkdir(parents=True)
+        (root / "bojdeploy.yaml").write_text("environments:\n  test: {branches: ['*']}\n")
+        self.write()
+
+    def write(self, image: str = "web:1", env: str = "one", health: bool = True,
+              timeout: str = "30s") -> None:
+        check = (
+            "  healthcheck: {test: [CMD, wget, -qO-, 'http://127.0.0.1/'], interval: 1s, "
+            "timeout: 1s, retries: 2, start_period: 1s}\n"
+            if health else ""
+        )
+        (self.root / "deploy" / "app.yml").write_text(
+            "apiVersion: bojdeploy/v1\nkind: Container\n"
+            f"metadata: {{name: {self.name}}}\n"
+            "spec:\n"
+            f"  image: {REGISTRY}/{image}\n"
+            f"  env: {{MODE: {env}, SESSION: \"{{{{ secret('APP_SESSION') }}}}\"}}\n"
+            f"  ports: ['127.0.0.1:{self.port}:80']\n"
+            f"  labels: {{io.bojdeploy.test: 'true'}}\n"
+            f"  timeout: {timeout}\n"
+            "  stop_timeout: 1s\n" + check
+        )
+
+    def cli(self, *args: str) -> Any:
+        return run_cli("--database-url", self.db_url, *args, env={"APP_SESSION": SECRET})
+
+    def apply(self, *extra: str) -> Any:
+        return self.cli("apply", "--env", "test", *extra, str(self.root))
+
+    def container(self) -> Any:
+        return self.docker.containers.get(self.name)
+
+    def rows(self) -> list[Any]:
+        with open_store(self.db_url) as store:
+            return store.list_deployments(name=self.name, limit=100)
+
+    def logs(self, deployment_id: int) -> list[str]:
+        with open_store(self.db_url) as store:
+            return [e.message for e in store.get_logs(deployment_id)]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path, docker_client: Any) -> Iterator[App]:
+    if request.param == "postgres":
+        db_url = request.getfixturevalue("postgres_database")
+    else:
+        db_url = f"sqlite:///{tmp_path / 'state.db'}"
+    suffix = f"{request.node.name[5:25].strip('_[').replace('_', '-')}-{request.param[:2]}"
+    application = App(tmp_path / "repo", db_url, docker_client, suffix.lower().strip("-"))
+    yield application
+    for c in docker_client.containers.list(all=True, filters={"name": application.name}):
+        c.remove(force=True)
+
+
+def test_create_unchanged_and_replace(app: App) -> None:
+    first = app.apply()
+    assert first.code == 0, first.err
+    assert http_get(app.port) == "version 1"
+    created = app.container().id
+
+    again = app.apply()
+    assert again.code == 0, again.err
+    assert app.container().id == created
+    assert [r.status for r in app.rows()][:2] == ["unchanged", "completed"]
+
+    app.write(env="two")
+    third = app.apply()
+    assert third.code == 0, third.err
+    replaced = app.container()
+    assert replaced.id != created
+    assert "MODE=two" in replaced.attrs["Config"]["Env"]
+    names = [c.name for c in app.docker.containers.list(all=True, filters={"name": app.name})]
+    assert names == [app.name]
+
+
+def test_failed_health_restores_previous(app: App) -> None:
+    assert app.apply().code == 0
+    before = app.container().id
+    app.write(image="unhealthy:1", timeout="15s")
+    result = app.apply()
+    assert result.code == 1
+    current = app.container()
+    assert current.id == before and current.status == "running"
+    assert http_get(app.port) == "version 1"
+    row = app.rows()[0]
+    assert row.status == "failed"
+    assert row.error_message and "restored" in row.error_message
+    log = "\n".join(app.logs(row.id))
+    assert "pull" in log and "previous" in log
+
+
+@pytest.mark.parametrize("image", ["web:404", "127.0.0.1:5999/nothing:1"])
+def test_pull_failure_never_stops_the_running_container(app: App, image: str) -> None:
+    assert app.apply().code == 0
+    started = app.container().attrs["State"]["StartedAt"]
+    app.write(image=image if ":5999" not in image else image.replace("127.0.0.1:5999/", ""))
+    if ":5999" in image:
+        path = app.root / "deploy" / "app.yml"
+        path.write_text(path.read_text().replace(f"{REGISTRY}/nothing:1", image))
+    result = app.apply()
+    assert result.code == 1
+    assert app.container().attrs["State"]["StartedAt"] == started
+    assert app.rows()[0].status == "failed"
+
+
+def test_secret_never_recorded_or_printed(app: App) -> None:
+    result = app.apply()
+    assert result.code == 0
+    container = app.container()
+    assert f"SESSION={SECRET}" in container.attrs["Config"]["Env"]
+    assert SECRET not in json.dumps(container.labels)
+    rows = app.rows()
+    assert SECRET not in json.dumps([r.to_dict() for r in rows])
+    assert SECRET not in "\n".join(app.logs(rows[0].id))
+    assert SECRET not in result.out + result.err
+
+
+def test_rollback_by_id_and_by_name_and_drift(app: App) -> None:
+    assert app.apply().code == 0
+    first_id = app.rows()[0].id
+    app.write(image="web:2", env="two")
+    assert app.apply().code == 0
+    assert http_get(app.port) == "version 2"
+
+    by_name = app.cli("rollback", "--name", app.name, "--env", "test")
+    assert by_name.code == 0, by_name.err
+    assert http_get(app.port) == "version 1"
+    assert "MODE=one" in app.container().attrs["Config"]["Env"]
+    assert app.rows()[0].rollback_from == first_id
+
+    second_id = app.rows()[1].id
+    by_id = app.cli("rollback", str(second_id))
+    assert by_id.code == 0, by_id.err
+    assert http_get(app.port) == "version 2"
+
+    in_sync = app.cli("status", "--env", "test")
+    assert in_sync.code == 0, in_sync.out
+    app.container().stop(timeout=1)
+    drift = app.cli("status", "--env", "test")
+    assert drift.code == 1
+    assert "stopped" in drift.out and app.name in drift.out
+
+
+def _spawn_apply(app: App) -> subprocess.Popen[str]:
+    env = {**os.environ, "APP_SESSION": SECRET, "BOJDEPLOY_DATABASE_URL": app.db_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bojdeploy", "apply", "--env", "test", str(app.root)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_concurrent_applies_are_serialized(app: App) -> None:
+    procs = [_spawn_apply(app) for _ in range(2)]
+    codes = [p.wait(timeout=120) for p in procs]
+    assert codes == [0, 0], [p.stderr.read() for p in procs if p.stderr]
+    assert len(app.docker.containers.list(all=True, filters={"name": app.name})) == 1
+    assert sorted(r.status for r in app.rows()) == ["completed", "unchanged"]
+
+
+def test_killed_apply_is_marked_interrupted_and_converges(app: App) -> None:
+    app.write(image="unhealthy:1", timeout="60s")  # waits for health long enough to be killed
+    proc = _spawn_apply(app)
+    deadline = time.monotonic() + 60
+    while not [r for r in app.rows() if r.status == "running"]:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    app.write()
+    result = app.apply()
+    assert result.code == 0, result.err
+    rows = app.rows()
+    interrupted = [r for r in rows if r.error_message and "interrupted" in r.error_message]
+    assert len(interrupted) == 1 and interrupted[0].status == "failed"
+    assert rows[0].status == "completed"
+    assert http_get(app.port) == "version 1"
