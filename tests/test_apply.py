@@ -54,12 +54,14 @@ class App:
         (root / "bojdeploy.yaml").write_text("environments:\n  test: {branches: ['*']}\n")
         self.write()
 
-    def write(self, image: str = "web:1", env: str = "one", health: bool = True,
-              timeout: str = "30s") -> None:
+    def write(
+        self, image: str = "web:1", env: str = "one", health: bool = True, timeout: str = "30s"
+    ) -> None:
         check = (
             "  healthcheck: {test: [CMD, wget, -qO-, 'http://127.0.0.1/'], interval: 1s, "
             "timeout: 1s, retries: 2, start_period: 1s}\n"
-            if health else ""
+            if health
+            else ""
         )
         (self.root / "deploy" / "app.yml").write_text(
             "apiVersion: bojdeploy/v1\nkind: Container\n"
@@ -91,8 +93,27 @@ class App:
             return [e.message for e in store.get_logs(deployment_id)]
 
 
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"bojdeploy_a_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield urlsplit(postgres_url)._replace(path=f"/{name}").geturl()
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def app(request: pytest.FixtureRequest, tmp_path: Path, docker_client: Any) -> Iterator[App]:
+def app(
+    request: pytest.FixtureRequest, tmp_path: Path, docker_client: Any, test_images: Any
+) -> Iterator[App]:
     if request.param == "postgres":
         db_url = request.getfixturevalue("postgres_database")
     else:
@@ -197,7 +218,10 @@ def _spawn_apply(app: App) -> subprocess.Popen[str]:
     env = {**os.environ, "APP_SESSION": SECRET, "BOJDEPLOY_DATABASE_URL": app.db_url}
     return subprocess.Popen(
         [sys.executable, "-m", "bojdeploy", "apply", "--env", "test", str(app.root)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
