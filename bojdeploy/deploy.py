@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bojdeploy.core.loader import LoadedManifest
-from bojdeploy.core.plan import Action, Observed, Plan, Step, make_plan
+from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers.base import Driver, Ownership, Work
@@ -55,6 +55,7 @@ class Run:
     key: bytes
     rollback_from: int | None = None
     parallel: int = 4
+    force: bool = False  # redeploy even when unchanged
     outcomes: list[Outcome] = field(default_factory=list)
 
     @property
@@ -132,6 +133,8 @@ def _recheck(run: Run, step: Step) -> Step:
         return step
     observed = [o for o in run.observe(step.kind) if o.resource_name == step.resource_name]
     fresh = make_plan([step.desired], observed, environment=step.environment, full_scope=False)
+    if run.force:
+        fresh = force_redeploy(fresh)
     return fresh.steps[0] if fresh.steps else step
 
 
@@ -173,15 +176,19 @@ def _locked(run: Run, step: Step) -> Outcome:
         run.report(label, level, text)
 
     log("info", f"deployment #{dep_id}: {describe_step(step)}" + (f" ({reason})" if reason else ""))
+    work = _work(run, step, dep_id)
     try:
-        summary = run.drivers[step.kind].apply(_work(run, step, dep_id), log)
+        summary = run.drivers[step.kind].apply(work, log)
     except BojdeployError as e:
         return _failed(run, step, dep_id, started, log, str(e))
     except Exception as e:  # noqa: BLE001 - a bug must still leave an honest row behind
         return _failed(run, step, dep_id, started, log, f"internal error: {type(e).__name__}: {e}")
     seconds = time.monotonic() - started
     log("info", f"{summary} in {seconds:.1f}s" if " in " not in summary else summary)
-    run.store.update_deployment(dep_id, status="completed", completed=True)
+    config = None
+    if work.facts and work.manifest is not None:
+        config = {**work.manifest.record(), "deployed": work.facts}
+    run.store.update_deployment(dep_id, status="completed", config=config, completed=True)
     return Outcome(
         step.kind,
         step.name,

@@ -64,7 +64,11 @@ def drift_report(store: StateStore, settings: Settings, environment: str | None)
         records = [r for r in store.latest_states(env) if not (r.config or {}).get("deleted")]
         if not records:
             continue
-        live = Targets(env, settings, RepoConfig()).observe({r.deployment_type for r in records})
+        targets = Targets(env, settings, RepoConfig())
+        try:
+            live = targets.observe({r.deployment_type for r in records})
+        finally:
+            targets.close()
         by_key = {(o.kind, o.resource_name): o for o in live}
         for r in records:
             resource = resource_name_of(r)

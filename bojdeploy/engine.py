@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bojdeploy.core.changes import Selection
 from bojdeploy.core.loader import LoadedManifest
-from bojdeploy.core.plan import Desired, Observed, Plan, make_plan
+from bojdeploy.core.plan import Desired, Observed, Plan, force_redeploy, make_plan
 from bojdeploy.core.secrets import Scrubber, secret_env
 from bojdeploy.core.validation import LoadResult, dependency_levels
 from bojdeploy.deploy import Reporter, Run, apply_plan, refuse_vm_deletes
@@ -144,8 +144,13 @@ def observe(
     records = observed_from_records(store, prepared.environment)
     if offline:
         return records
+    own = targets is None
     targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
-    live = targets.observe({m.kind for m in prepared.selected} | {r.kind for r in records})
+    try:
+        live = targets.observe({m.kind for m in prepared.selected} | {r.kind for r in records})
+    finally:
+        if own:
+            targets.close()
     return with_recorded_specs(live, records)
 
 
@@ -157,8 +162,9 @@ def make_plan_for(
     offline: bool = False,
     prune: bool | None = None,
     targets: Targets | None = None,
+    force: bool = False,
 ) -> Plan:
-    """Observe, then make the plan for the prepared manifests."""
+    """Observe, then make the plan for the prepared manifests (force: redeploy unchanged ones)."""
     key = store.installation_key()
     desired = desired_state(prepared, key, settings.environ)
     observed = observe(prepared, store, settings, offline=offline, targets=targets)
@@ -166,7 +172,7 @@ def make_plan_for(
     deleted_names = {
         (o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files
     }
-    return make_plan(
+    plan = make_plan(
         desired,
         observed,
         environment=prepared.environment,
@@ -175,6 +181,7 @@ def make_plan_for(
         deleted_names=deleted_names,
         offline=offline,
     )
+    return force_redeploy(plan) if force else plan
 
 
 def apply(
@@ -186,10 +193,11 @@ def apply(
     prune: bool | None = None,
     parallel: int = 4,
     rollback_from: int | None = None,
+    force: bool = False,
 ) -> tuple[Plan, Run]:
     """Plan against the live targets and apply it; every step recorded, failures contained."""
     targets = Targets(prepared.environment, settings, prepared.workspace.config)
-    the_plan = make_plan_for(prepared, store, settings, prune=prune, targets=targets)
+    the_plan = make_plan_for(prepared, store, settings, prune=prune, targets=targets, force=force)
     refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
     if refused:
         raise PlanError(
@@ -212,8 +220,12 @@ def apply(
         key=store.installation_key(),
         rollback_from=rollback_from,
         parallel=parallel,
+        force=force,
     )
-    apply_plan(run, the_plan)
+    try:
+        apply_plan(run, the_plan)
+    finally:
+        targets.close()
     return the_plan, run
 
 

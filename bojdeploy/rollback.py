@@ -89,5 +89,8 @@ def rollback(
         rollback_from=record.id,
         parallel=1,
     )
-    apply_plan(run, plan)
+    try:
+        apply_plan(run, plan)
+    finally:
+        targets.close()
     return run

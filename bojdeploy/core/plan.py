@@ -6,7 +6,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -322,3 +322,14 @@ def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | 
     if on_change == "recreate":
         return _step(Action.REPLACE, want, obs, changes, f"{needs} and on_change is recreate")
     return _step(Action.UPDATE, want, obs, changes, f"{needs}: it will be rebooted")
+
+
+def force_redeploy(plan: Plan, reason: str = "redeploy requested") -> Plan:
+    """Turn unchanged steps into redeploys: replace for containers, update otherwise."""
+    steps = []
+    for step in plan.steps:
+        if step.action is Action.UNCHANGED:
+            action = Action.REPLACE if step.kind == "container" else Action.UPDATE
+            step = replace(step, action=action, reason=reason)
+        steps.append(step)
+    return replace(plan, steps=tuple(steps))

@@ -13,14 +13,17 @@ from bojdeploy.settings import Settings
 
 
 class Targets:
-    """The targets of one environment: connections made once, on first use."""
+    """The targets of one environment: connections made once, on first use, closed at the end."""
 
     def __init__(self, environment: str, settings: Settings, config: RepoConfig):
         self.environment = environment
         self.settings = settings
         target = config.targets.get(environment)
         self.docker_host = settings.docker_host or (target.docker_host if target else None)
+        self.xen_url = settings.xen_url or (target.xen_url if target else None)
+        self.xen_username = settings.xen_username or (target.xen_username if target else None)
         self._docker: Any = None
+        self._xen: Any = None
         self._lock = threading.Lock()
 
     def docker(self) -> Any:
@@ -32,6 +35,22 @@ class Targets:
                 self._docker = connect(self.docker_host)
             return self._docker
 
+    def xen(self) -> Any:
+        """The XenAPI session (one login per run; logged out by close())."""
+        with self._lock:
+            if self._xen is None:
+                if not self.xen_url:
+                    raise ConnectError(
+                        f"VM manifests need a Xen pool: set BOJDEPLOY_XEN_URL or "
+                        f"targets.{self.environment}.xen_url in bojdeploy.yaml"
+                    )
+                from bojdeploy.drivers.vm import connect_xen
+
+                self._xen = connect_xen(
+                    self.xen_url, self.xen_username or "root", self.settings.xen_password or ""
+                )
+            return self._xen
+
     def observe(self, kinds: set[str]) -> list[Observed]:
         """Observe every kind in `kinds` with one list call per kind."""
         from bojdeploy.drivers.observe import observe_containers, observe_services
@@ -42,10 +61,9 @@ class Targets:
         if "service" in kinds:
             observed += observe_services(self.docker())
         if "vm" in kinds:
-            raise ConnectError(
-                "VM manifests need a Xen pool (BOJDEPLOY_XEN_URL), which this version cannot "
-                "drive yet; use --offline to plan against the records"
-            )
+            from bojdeploy.drivers.vm import observe_vms
+
+            observed += observe_vms(self.xen())
         return observed
 
     def driver(self, kind: str) -> Driver:
@@ -54,4 +72,24 @@ class Targets:
             from bojdeploy.drivers.container import ContainerDriver
 
             return ContainerDriver(self.docker())
-        raise DriverError(f"applying {kind} manifests is not supported by this version yet")
+        if kind == "service":
+            from bojdeploy.drivers.service import ServiceDriver
+
+            return ServiceDriver(self.docker())
+        if kind == "vm":
+            from bojdeploy.drivers.vm import VMDriver
+
+            return VMDriver(self.xen())
+        raise DriverError(f"no driver for {kind} manifests")
+
+    def close(self) -> None:
+        """Log out of Xen and close the Docker client."""
+        with self._lock:
+            if self._xen is not None:
+                from bojdeploy.drivers.vm import disconnect_xen
+
+                disconnect_xen(self._xen)
+                self._xen = None
+            if self._docker is not None:
+                self._docker.close()
+                self._docker = None

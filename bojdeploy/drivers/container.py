@@ -220,8 +220,15 @@ class ContainerDriver:
             self.client.api.stop(ident, timeout=timeout)
 
     def _remove(self, ident: str, name: str, log: StepLog) -> None:
+        """Force-remove a container; one that is already gone is fine."""
+        from docker.errors import NotFound
+
         with docker_errors(f"cannot remove container {name}"):
-            self.client.api.remove_container(ident, force=True)
+            try:
+                self.client.api.remove_container(ident, force=True)
+            except NotFound:
+                log("info", f"container {name} was already removed")
+                return
         log("info", f"removed container {name}")
 
     def _inspect(self, name: str) -> dict[str, Any] | None:
