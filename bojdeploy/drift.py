@@ -35,7 +35,20 @@ class DriftItem:
         return {**asdict(self), "drifted": self.drifted}
 
 
-def compare(record: Deployment, live: Observed | None) -> tuple[str, str]:
+def deployed_facts(store: StateStore, record: Deployment) -> dict[str, Any]:
+    """What the deployment that put this config in place recorded (unchanged rows record none)."""
+    facts = (record.config or {}).get("deployed")
+    if facts:
+        return dict(facts)
+    for earlier in store.successful_deployments(
+        record.environment, record.deployment_type, record.name, limit=20
+    ):
+        if earlier.config_hash == record.config_hash and (earlier.config or {}).get("deployed"):
+            return dict(earlier.config["deployed"])  # type: ignore[index]
+    return {}
+
+
+def compare(store: StateStore, record: Deployment, live: Observed | None) -> tuple[str, str]:
     """How one recorded resource compares with its live observation."""
     if live is None or not live.managed:
         return "missing", "not found on the target"
@@ -46,7 +59,7 @@ def compare(record: Deployment, live: Observed | None) -> tuple[str, str]:
             "config differs",
             f"config hash {str(live.config_hash)[:12]} != recorded {str(record.config_hash)[:12]}",
         )
-    deployed = (record.config or {}).get("deployed") or {}
+    deployed = deployed_facts(store, record)
     if live.image_id and deployed.get("image_id") and live.image_id != deployed["image_id"]:
         return "image differs", f"runs {live.image_id[:19]}, deployed {deployed['image_id'][:19]}"
     return "in sync", ""
@@ -72,6 +85,6 @@ def drift_report(store: StateStore, settings: Settings, environment: str | None)
         by_key = {(o.kind, o.resource_name): o for o in live}
         for r in records:
             resource = resource_name_of(r)
-            state, detail = compare(r, by_key.get((r.deployment_type, resource)))
+            state, detail = compare(store, r, by_key.get((r.deployment_type, resource)))
             items.append(DriftItem(env, r.deployment_type, r.name, resource, r.id, state, detail))
     return items

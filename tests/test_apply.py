@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,6 @@ class App:
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    import uuid
     from urllib.parse import urlsplit
 
     import psycopg
@@ -118,7 +118,8 @@ def app(
         db_url = request.getfixturevalue("postgres_database")
     else:
         db_url = f"sqlite:///{tmp_path / 'state.db'}"
-    suffix = f"{request.node.name[5:25].strip('_[').replace('_', '-')}-{request.param[:2]}"
+    unique = uuid.uuid4().hex[:6]
+    suffix = f"{request.node.name[5:20].strip('_[').replace('_', '-')}-{request.param[:2]}-{unique}"
     application = App(tmp_path / "repo", db_url, docker_client, suffix.lower().strip("-"))
     yield application
     for c in docker_client.containers.list(all=True, filters={"name": application.name}):
@@ -251,3 +252,19 @@ def test_killed_apply_is_marked_interrupted_and_converges(app: App) -> None:
     assert len(interrupted) == 1 and interrupted[0].status == "failed"
     assert rows[0].status == "completed"
     assert http_get(app.port) == "version 1"
+
+
+def test_status_reports_a_swapped_image_and_a_missing_container(app: App) -> None:
+    assert app.apply().code == 0
+    labels = app.container().labels
+    app.container().remove(force=True)
+    app.docker.containers.run(f"{REGISTRY}/web:2", name=app.name, labels=labels, detach=True)
+    swapped = app.cli("status", "--env", "test", "--json")
+    assert swapped.code == 1
+    [item] = [i for i in json.loads(swapped.out) if i["name"] == app.name]
+    assert (item["state"], item["drifted"]) == ("image differs", True)
+
+    app.container().remove(force=True)
+    missing = app.cli("status", "--env", "test")
+    assert missing.code == 1
+    assert "missing" in missing.out

@@ -226,9 +226,8 @@ def _load_document(
     manifest, errors = validate(model, data, doc, rel)
     if errors or manifest is None:
         return None, problems + errors
-    loaded = LoadedManifest(
-        manifest=manifest, file=rel, environment=renderer.ctx.environment, doc=doc
-    )  # type: ignore[arg-type]
+    env = renderer.ctx.environment
+    loaded = LoadedManifest(manifest=manifest, file=rel, environment=env, doc=doc)  # type: ignore[arg-type]
     files, file_problems = _read_files(root, loaded, renderer)
     loaded.files = files
     loaded.dependencies = frozenset(includes | set(files))

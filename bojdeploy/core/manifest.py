@@ -79,7 +79,15 @@ def check_port(port: str) -> str:
     if not m:
         raise ValueError(f"invalid port {port!r}: expected [ip:][host:]container[/tcp|udp]")
     check_port_number(f"{m.group('host') or ''}:{m.group('container')}")
+    host, container = m.group("host"), m.group("container")
+    if host and _range_size(host) != _range_size(container):
+        raise ValueError(f"invalid port {port!r}: host and container ranges differ in length")
     return port
+
+
+def _range_size(text: str) -> int:
+    low, _, high = text.partition("-")
+    return int(high or low) - int(low) + 1
 
 
 def check_volume(vol: str) -> str:
@@ -178,6 +186,12 @@ class ContainerSpec(Strict):
     @classmethod
     def _image_ref(cls, v: str) -> str:
         return check_image(v)
+
+    @model_validator(mode="after")
+    def _network_choice(self) -> ContainerSpec:
+        if self.network_mode is not None and self.networks:
+            raise ValueError("set network_mode or networks, not both")
+        return self
 
     @field_validator("container_name")
     @classmethod

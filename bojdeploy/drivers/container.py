@@ -55,10 +55,17 @@ class ContainerDriver:
             self._switch(cfg, previous, manifest.spec.stop_timeout, manifest.spec.timeout, log)
         except BojdeployError as e:
             self._roll_back(cfg.name, previous, e, log)
+        self._record_facts(work, cfg)
         if previous is None:
             return f"created container {cfg.name} ({cfg.image}) in {_since(started)}"
         self._remove(previous["Id"], cfg.name + PREVIOUS_SUFFIX, log)
         return f"replaced container {cfg.name} with {cfg.image} in {_since(started)}"
+
+    def _record_facts(self, work: Work, cfg: ContainerConfig) -> None:
+        """What now runs: the image id (drift detection) and the registry digest."""
+        with docker_errors(f"cannot inspect {cfg.name}"):
+            work.facts["image_id"] = self.client.api.inspect_container(cfg.name)["Image"]
+        work.facts["image_digest"] = image_digest(self.client, cfg.image)
 
     def _ensure_image(self, image: str, policy: PullPolicy, log: StepLog) -> None:
         """Pull per policy; any failure here happens before anything is stopped."""
@@ -209,6 +216,7 @@ class ContainerDriver:
             return f"container {name} is already gone"
         for info in found:
             _check_managed(info)
+        for info in found:
             stop_timeout = info["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
             self._stop(info["Id"], _name(info), stop_timeout, log)
             self._remove(info["Id"], _name(info), log)
