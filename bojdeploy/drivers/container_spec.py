@@ -37,10 +37,6 @@ def container_config(
 ) -> ContainerConfig:
     """The docker arguments for `manifest`, secrets revealed, ownership `labels` winning."""
     spec = ContainerSpec.model_validate(reveal(manifest.spec.model_dump(), secrets))
-    if spec.network_mode and spec.networks:
-        raise DriverError(
-            f"container {manifest.resource_name}: set spec.network_mode or spec.networks, not both"
-        )
     all_labels = {**reveal(dict(manifest.metadata.labels), secrets), **spec.labels, **labels}
     exposed, bindings = port_bindings(spec.ports)
     binds, volumes = volume_binds(spec.volumes)

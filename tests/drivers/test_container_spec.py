@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from bojdeploy.core.manifest import ContainerManifest, ContainerSpec
 from bojdeploy.drivers.container_spec import (
@@ -147,10 +148,9 @@ def test_network_mode() -> None:
     assert "networking_config" not in cfg.create_kwargs
 
 
-def test_network_mode_and_networks_conflict() -> None:
-    m = manifest({"image": "web:1", "network_mode": "host", "networks": ["frontend"]})
-    with pytest.raises(DriverError, match="network_mode or spec.networks, not both"):
-        container_config(m, {}, OWNER)
+def test_network_mode_and_networks_conflict_is_refused_by_validation() -> None:
+    with pytest.raises(ValidationError, match="set network_mode or networks, not both"):
+        manifest({"image": "web:1", "network_mode": "host", "networks": ["frontend"]})
 
 
 @pytest.mark.parametrize(
