@@ -18,7 +18,7 @@ from bojdeploy.gitrepo import GitInfo
 from bojdeploy.store.base import StateStore
 
 Reporter = Callable[[str, str, str], None]  # (resource, level, message)
-Observer = Callable[[str], list[Observed]]  # kind -> live observations
+Observer = Callable[[str, str], list[Observed]]  # (kind, resource name) -> live observations
 LOCK_TIMEOUT = 600.0
 
 
@@ -131,7 +131,7 @@ def _recheck(run: Run, step: Step) -> Step:
     """Re-plan one step under its lock: another run may have changed the target meanwhile."""
     if step.desired is None:
         return step
-    observed = [o for o in run.observe(step.kind) if o.resource_name == step.resource_name]
+    observed = run.observe(step.kind, step.resource_name)
     fresh = make_plan([step.desired], observed, environment=step.environment, full_scope=False)
     if run.force:
         fresh = force_redeploy(fresh)

@@ -211,7 +211,7 @@ def apply(
     run = Run(
         store=store,
         drivers=_LazyDrivers(targets),
-        observe=lambda kind: targets.observe({kind}),
+        observe=targets.observe_one,
         info=prepared.workspace.info,
         manifests={(m.kind, m.name): m for m in prepared.selected},
         secrets=secrets,

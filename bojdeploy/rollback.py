@@ -79,7 +79,7 @@ def rollback(
     run = Run(
         store=store,
         drivers={manifest.kind: targets.driver(manifest.kind)},
-        observe=lambda kind: targets.observe({kind}),
+        observe=targets.observe_one,
         info=GitInfo(commit, commit[:7], record.git_branch or "", "", record.git_repository or ""),
         manifests={(manifest.kind, manifest.name): manifest},
         secrets={(manifest.kind, manifest.name): values},

@@ -66,6 +66,14 @@ class Targets:
             observed += observe_vms(self.xen())
         return observed
 
+    def observe_one(self, kind: str, resource_name: str) -> list[Observed]:
+        """The resource of `kind` named `resource_name`, if it exists (re-checks under a lock)."""
+        if kind == "container":
+            from bojdeploy.drivers.observe import observe_container
+
+            return observe_container(self.docker(), resource_name)
+        return [o for o in self.observe({kind}) if o.resource_name == resource_name]
+
     def driver(self, kind: str) -> Driver:
         """The driver that applies steps of `kind`."""
         if kind == "container":

@@ -13,7 +13,7 @@ from bojdeploy.errors import ConnectError, DriverError
 POLL_SECONDS = 0.25
 PROGRESS_SECONDS = 3.0
 # Without a healthcheck a container must stay up this long: one that exits at once has failed.
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 0.25
 LOG_TAIL = 20
 OUTPUT_LIMIT = 2000
 

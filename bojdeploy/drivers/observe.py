@@ -53,6 +53,21 @@ def observe_containers(client: Any) -> list[Observed]:
     return out
 
 
+def observe_container(client: Any, name: str) -> list[Observed]:
+    """The container called `name`, if any (one inspect call)."""
+    from docker.errors import DockerException, NotFound
+
+    try:
+        item = client.api.inspect_container(name)
+    except NotFound:
+        return []
+    except DockerException as e:
+        raise ConnectError(f"cannot inspect container {name}: {e}") from e
+    labels = item["Config"].get("Labels") or {}
+    state = item["State"].get("Status")
+    return [observed_from_labels("container", name, labels, state, item["Id"], item["Image"])]
+
+
 def observe_services(client: Any) -> list[Observed]:
     """Every Swarm service (an engine that is not a Swarm manager has none)."""
     from docker.errors import APIError, DockerException
