@@ -353,13 +353,16 @@ def db() -> None:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Create or upgrade the schema (idempotent)."""
+    from bojdeploy.store import default_database_url
     from bojdeploy.store.base import redact_url
+    from bojdeploy.store.migrations import load_migrations
 
+    url = ctx.obj["database_url"] or default_database_url()
     with handled(ctx), _store(ctx) as store:
-        applied = store.migrate()
-        url = redact_url(ctx.obj["database_url"] or "") or "the default SQLite database"
-        versions = ", ".join(f"{v:03d}" for v in applied)
-        click.echo(f"{url}: schema up to date (migrations {versions})")
+        store.migrate()
+        dialect = "sqlite" if url.startswith("sqlite") else "postgres"
+        latest = load_migrations(dialect)[-1][0]
+        click.echo(f"{redact_url(url)}: schema up to date (migration {latest:03d})")
 
 
 @main.command()

@@ -62,8 +62,11 @@ def _stringify_map(value: Any) -> Any:
     return value
 
 
-Argv = Annotated[list[str], BeforeValidator(_argv)]
-StrMap = Annotated[dict[str, str], BeforeValidator(_stringify_map)]
+Argv = Annotated[list[str], BeforeValidator(_argv, json_schema_input_type=list[str] | str)]
+StrMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_stringify_map, json_schema_input_type=dict[str, str | int | float | bool]),
+]
 
 
 def check_port_number(text: str) -> None:
@@ -139,7 +142,9 @@ def _healthcheck_test(value: Any) -> Any:
 class Healthcheck(Strict):
     """A Docker healthcheck."""
 
-    test: Annotated[list[str], BeforeValidator(_healthcheck_test)]
+    test: Annotated[
+        list[str], BeforeValidator(_healthcheck_test, json_schema_input_type=list[str] | str)
+    ]
     interval: Duration = 30.0
     timeout: Duration = 30.0
     retries: int = Field(3, ge=1)
@@ -326,9 +331,12 @@ class ServiceSpec(Strict):
     mode: Literal["replicated", "global"] = "replicated"
     command: Argv | None = None
     env: StrMap = Field(default_factory=dict)
-    ports: list[Annotated[ServicePort, BeforeValidator(_service_port)]] = Field(
-        default_factory=list
-    )
+    ports: list[
+        Annotated[
+            ServicePort,
+            BeforeValidator(_service_port, json_schema_input_type=ServicePort | str | int),
+        ]
+    ] = Field(default_factory=list)
     networks: list[str] = Field(default_factory=list)
     placement: Placement | None = None
     update: UpdatePolicy | None = None

@@ -77,6 +77,12 @@ def format_size(size: int) -> str:
 
 
 Duration = Annotated[
-    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+    float,
+    BeforeValidator(parse_duration, json_schema_input_type=str | float),
+    PlainSerializer(format_duration, return_type=str),
 ]
-Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size, json_schema_input_type=str | int),
+    PlainSerializer(format_size, return_type=str),
+]

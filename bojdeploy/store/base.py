@@ -23,7 +23,8 @@ def redact_url(url: str) -> str:
     query = "&".join(
         "password=***" if item.startswith("password=") else item for item in parts.query.split("&")
     )
-    return parts._replace(query=query).geturl()
+    redacted = parts._replace(query=query)
+    return url if redacted == urlsplit(url) else redacted.geturl()
 
 
 def _jsonable(record: Any) -> dict[str, Any]:
