@@ -197,18 +197,38 @@ def apply(
 ) -> tuple[Plan, Run]:
     """Plan against the live targets and apply it; every step recorded, failures contained."""
     targets = Targets(prepared.environment, settings, prepared.workspace.config)
-    the_plan = make_plan_for(prepared, store, settings, prune=prune, targets=targets, force=force)
-    refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
-    if refused:
-        raise PlanError(
-            f"refusing to destroy VM(s) {', '.join(refused)}: set policy.allow_vm_destroy"
+    try:
+        the_plan = make_plan_for(
+            prepared, store, settings, prune=prune, targets=targets, force=force
         )
+        refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
+        if refused:
+            raise PlanError(
+                f"refusing to destroy VM(s) {', '.join(refused)}: set policy.allow_vm_destroy"
+            )
+        run = _run(prepared, store, settings, report, targets, rollback_from, parallel, force)
+        apply_plan(run, the_plan)
+    finally:
+        targets.close()
+    return the_plan, run
+
+
+def _run(
+    prepared: Prepared,
+    store: StateStore,
+    settings: Settings,
+    report: Reporter,
+    targets: Targets,
+    rollback_from: int | None,
+    parallel: int,
+    force: bool,
+) -> Run:
     scrub = Scrubber()
     secrets = {}
     for m in prepared.selected:
         secrets[(m.kind, m.name)] = secret_values(m, settings.environ)
         scrub.add(secrets[(m.kind, m.name)].values())
-    run = Run(
+    return Run(
         store=store,
         drivers=_LazyDrivers(targets),
         observe=targets.observe_one,
@@ -222,11 +242,6 @@ def apply(
         parallel=parallel,
         force=force,
     )
-    try:
-        apply_plan(run, the_plan)
-    finally:
-        targets.close()
-    return the_plan, run
 
 
 class _LazyDrivers(dict):  # type: ignore[type-arg]
