@@ -1,0 +1,259 @@
+"""XenAPI operations of the VM driver: session, observation, lookups, hardware, power, teardown."""
+
+from __future__ import annotations
+
+import threading
+import xmlrpc.client
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from http.client import HTTPException
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+import XenAPI
+
+from bojdeploy.core.plan import Observed
+from bojdeploy.drivers.base import StepLog
+from bojdeploy.drivers.vm_spec import (
+    Hardware,
+    VIFWant,
+    describe_vm,
+    disks_without_sr,
+    hardware_of,
+    is_uuid,
+    memory_args,
+    observed_vm,
+    pick_one,
+    pick_template,
+    updated_xenstore,
+    vcpu_calls,
+    vif_record,
+    vifs_match,
+    with_sr,
+)
+from bojdeploy.drivers.vm_wait import NULL_REF, failure_text, run_async, xen_errors
+from bojdeploy.errors import ConnectError, DriverError
+
+ORIGINATOR = "bojdeploy"
+SHUTDOWN_SECONDS = 120.0
+OBSERVE_WHERE = (
+    'field "is_a_template" = "false" and field "is_a_snapshot" = "false" '
+    'and field "is_control_domain" = "false"'
+)
+
+
+class _Session(XenAPI.Session):  # type: ignore[misc]
+    """A XenAPI session that parallel steps can share: one request on the wire at a time."""
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        self._lock = threading.RLock()
+
+    def xenapi_request(self, methodname: str, params: tuple[Any, ...]) -> Any:
+        """The SDK's request (and its re-login on SESSION_INVALID), serialized."""
+        with self._lock:
+            return super().xenapi_request(methodname, params)
+
+
+def connect_xen(url: str, username: str, password: str) -> Any:
+    """Log in to the pool at `url`; ConnectError (before anything changed) if that fails."""
+    try:
+        session = _Session(url)
+        session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
+    except XenAPI.Failure as e:
+        raise ConnectError(f"cannot log in to Xen at {url}: {failure_text(e.details)}") from e
+    except (OSError, ValueError, HTTPException, ExpatError, xmlrpc.client.Error) as e:
+        raise ConnectError(f"cannot reach Xen at {url}: {e}") from e
+    return session
+
+
+def disconnect_xen(session: Any) -> None:
+    """Log out; never raises (the run's outcome is already decided)."""
+    with suppress(Exception):  # a failed logout must not turn a result into an error
+        session.xenapi.session.logout()
+
+
+def observe_vms(session: Any) -> list[Observed]:
+    """Every VM of the pool (no templates, snapshots or control domains), in one call."""
+    try:
+        records = session.xenapi.VM.get_all_records_where(OBSERVE_WHERE)
+    except XenAPI.Failure as e:
+        raise ConnectError(f"cannot list the VMs on Xen: {failure_text(e.details)}") from e
+    except (OSError, HTTPException, xmlrpc.client.Error) as e:
+        raise ConnectError(f"cannot list the VMs on Xen: {e}") from e
+    return [observed_vm(record) for record in records.values()]
+
+
+def find_template(api: Any, wanted: str) -> str:
+    """The one halted template named (or with uuid) `wanted`; DriverError naming candidates."""
+    with xen_errors(f"cannot look up template {wanted!r}"):
+        refs = _refs_by(api.VM, wanted, "VM")
+        records = {ref: api.VM.get_record(ref) for ref in refs}
+    return pick_template(wanted, records)
+
+
+def find_networks(api: Any, wants: Sequence[VIFWant]) -> list[str]:
+    """The network ref of each wanted VIF, by name_label or uuid (exactly one match each)."""
+    found: dict[str, str] = {}
+    for want in wants:
+        if want.network not in found:
+            with xen_errors(f"cannot look up network {want.network!r}"):
+                refs = _refs_by(api.network, want.network, "network")
+            found[want.network] = pick_one("network", want.network, refs)
+    return [found[want.network] for want in wants]
+
+
+def _refs_by(cls: Any, wanted: str, class_name: str) -> list[str]:
+    """Refs of `cls` objects whose uuid (if `wanted` looks like one) or name_label is `wanted`."""
+    if is_uuid(wanted):
+        try:
+            return [cls.get_by_uuid(wanted)]
+        except XenAPI.Failure as e:
+            if e.details[:2] != ["UUID_INVALID", class_name]:
+                raise
+    return list(cls.get_by_name_label(wanted))
+
+
+def vm_by_uuid(api: Any, uuid: str) -> str | None:
+    """The VM with `uuid`, or None when it is gone."""
+    with xen_errors(f"cannot look up VM {uuid}"):
+        try:
+            return str(api.VM.get_by_uuid(uuid))
+        except XenAPI.Failure as e:
+            if e.details and e.details[0] == "UUID_INVALID":
+                return None
+            raise
+
+
+def vms_named(api: Any, name: str) -> dict[str, dict[str, Any]]:
+    """Records of the VMs (not templates, not snapshots) whose name_label is `name`."""
+    with xen_errors(f"cannot look up VM {name}"):
+        records = {ref: api.VM.get_record(ref) for ref in api.VM.get_by_name_label(name)}
+    return {
+        ref: rec
+        for ref, rec in records.items()
+        if not rec["is_a_template"] and not rec["is_a_snapshot"]
+    }
+
+
+def check_absent(api: Any, name: str) -> None:
+    """Refuse to create a VM whose name is taken (owned by us or not: never touch it here)."""
+    taken = vms_named(api, name)
+    if taken:
+        found = ", ".join(describe_vm(rec) for rec in taken.values())
+        raise DriverError(
+            f"a VM named {name} already exists ({found}); refusing to create another "
+            "(a VM without bojdeploy ownership keys in other_config is never touched)"
+        )
+
+
+def read_hardware(api: Any, vm: str, record: Mapping[str, Any]) -> Hardware:
+    """The VM's VCPUs, memory limits and VIFs."""
+    with xen_errors("cannot read the VM's VIFs"):
+        vifs = [api.VIF.get_record(vif) for vif in record["VIFs"]]
+    return hardware_of(record, vifs)
+
+
+def apply_hardware(api: Any, vm: str, current: Hardware, wanted: Hardware, log: StepLog) -> None:
+    """Set VCPUs (in a valid order), memory limits and VIFs where they differ (VM halted)."""
+    with xen_errors("cannot set the VCPUs"):
+        for method, value in vcpu_calls(current, wanted):
+            getattr(api.VM, method)(vm, value)
+    if (current.vcpus_max, current.vcpus_at_startup) != (wanted.vcpus_max, wanted.vcpus_at_startup):
+        log("info", f"VCPUs set to {wanted.vcpus_at_startup} (max {wanted.vcpus_max})")
+    if current.memory != wanted.memory:
+        with xen_errors("cannot set the memory limits"):
+            api.VM.set_memory_limits(vm, *memory_args(wanted.memory))
+        log("info", f"memory limits set to {_gib(wanted.memory[1])}")
+    if not vifs_match(current.vifs, wanted.vifs):
+        _replace_vifs(api, vm, wanted.vifs, log)
+
+
+def _replace_vifs(api: Any, vm: str, vifs: Sequence[tuple[str, str]], log: StepLog) -> None:
+    """Destroy the VM's VIFs and create `vifs` as devices 0, 1, ..."""
+    with xen_errors("cannot replace the VIFs"):
+        for vif in api.VM.get_VIFs(vm):
+            api.VIF.destroy(vif)
+        for device, (network, mac) in enumerate(vifs):
+            mtu = api.network.get_MTU(network)
+            api.VIF.create(vif_record(vm, network, mtu, device, mac))
+    log("info", f"{len(vifs)} VIF(s) created")
+
+
+def write_xenstore(api: Any, vm: str, record: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
+    """Set the VM's xenstore_data (pushed live to a running VM); whether it changed."""
+    current = record["xenstore_data"]
+    new = updated_xenstore(current, record["other_config"], wanted)
+    if new == current:
+        return False
+    with xen_errors("cannot set xenstore_data"):
+        api.VM.set_xenstore_data(vm, new)
+    return True
+
+
+def prepare_clone(api: Any, vm: str, keys: Mapping[str, str]) -> None:
+    """Mark a fresh clone as ours; disks without an SR go on the default SR (for provision)."""
+    with xen_errors("cannot prepare the clone"):
+        other = api.VM.get_other_config(vm)
+        new = {**other, **keys}
+        if disks_without_sr(other.get("disks") or "<provision/>"):
+            new["disks"] = with_sr(other["disks"], _default_sr(api))
+        api.VM.set_other_config(vm, new)
+
+
+def _default_sr(api: Any) -> str:
+    """The uuid of the pool's default SR."""
+    sr = api.pool.get_default_SR(api.pool.get_all()[0])
+    if sr == NULL_REF:
+        raise DriverError("the template's disks name no SR and the pool has no default SR")
+    return str(api.SR.get_uuid(sr))
+
+
+def write_other_config(api: Any, vm: str, keys: Mapping[str, str]) -> None:
+    """Set the ownership `keys` in other_config, keeping every other key."""
+    with xen_errors("cannot set the ownership keys in other_config"):
+        current = api.VM.get_other_config(vm)
+        new = {**current, **keys}
+        if new != current:
+            api.VM.set_other_config(vm, new)
+
+
+def start(api: Any, vm: str, name: str, timeout: float, log: StepLog) -> None:
+    """Start a halted VM (not paused, not forced) and wait for the task."""
+    run_async(api, f"starting VM {name}", timeout, log, api.Async.VM.start, vm, False, False)
+
+
+def shutdown(api: Any, vm: str, name: str, log: StepLog) -> None:
+    """Clean shutdown; a guest that does not comply is hard shut down."""
+    try:
+        run_async(
+            api, f"shutting down VM {name}", SHUTDOWN_SECONDS, log, api.Async.VM.clean_shutdown, vm
+        )
+    except DriverError as e:
+        log("warn", f"{e}; forcing a hard shutdown")
+        hard_shutdown(api, vm, name, log)
+
+
+def hard_shutdown(api: Any, vm: str, name: str, log: StepLog) -> None:
+    """Power the VM off at once."""
+    what = f"powering off VM {name}"
+    run_async(api, what, SHUTDOWN_SECONDS, log, api.Async.VM.hard_shutdown, vm)
+
+
+def destroy_vm(api: Any, vm: str, name: str, log: StepLog) -> None:
+    """Power off and destroy the VM and its disks (VDIs of Disk VBDs; CD images stay)."""
+    with xen_errors(f"cannot read VM {name} before destroying it"):
+        power = api.VM.get_power_state(vm)
+        vbds = [api.VBD.get_record(vbd) for vbd in api.VM.get_VBDs(vm)]
+    if power != "Halted":
+        hard_shutdown(api, vm, name, log)
+    disks = [vbd["VDI"] for vbd in vbds if vbd["type"] == "Disk" and vbd["VDI"] != NULL_REF]
+    with xen_errors(f"cannot destroy VM {name}"):
+        api.VM.destroy(vm)
+        for vdi in disks:
+            api.VDI.destroy(vdi)
+    log("info", f"destroyed VM {name} and its {len(disks)} disk(s)")
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:g} GiB"
