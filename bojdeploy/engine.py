@@ -33,7 +33,8 @@ class Prepared:
     @property
     def warnings(self) -> list[str]:
         """Human warnings (missing secrets for a plan, fallbacks of change detection)."""
-        out = [str(p) for p in self.result.warnings]
+        chosen = set(self.selection.paths())
+        out = [str(p) for p in self.result.warnings if p.file in chosen]
         if self.selection.note:
             out.append(self.selection.note)
         return out
