@@ -76,7 +76,8 @@ def cleanup() -> None:
     """Remove every bench container."""
     ids = subprocess.run(
         [DOCKER, "ps", "-aq", "--filter", "label=io.bojdeploy.bench=true"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     ids += subprocess.run(
         [DOCKER, "ps", "-aq", "--filter", "name=^bench-"], capture_output=True, text=True
@@ -91,8 +92,22 @@ def one_container(runs: int, work: Path) -> tuple[float, float]:
     for _ in range(runs):
         name = f"bench-{uuid.uuid4().hex[:8]}"
         ours.append(apply(make_repo([name]), work / f"{name}.db"))
-        raw.append(timed([DOCKER, "run", "-d", "--name", name + "-raw", "--label",
-                          "io.bojdeploy.bench=true", "-p", f"127.0.0.1:{free_port()}:80", IMAGE]))
+        raw.append(
+            timed(
+                [
+                    DOCKER,
+                    "run",
+                    "-d",
+                    "--name",
+                    name + "-raw",
+                    "--label",
+                    "io.bojdeploy.bench=true",
+                    "-p",
+                    f"127.0.0.1:{free_port()}:80",
+                    IMAGE,
+                ]
+            )
+        )
         cleanup()
     return statistics.median(ours), statistics.median(raw)
 
@@ -128,13 +143,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     cleanup()
     ours, raw = one_container(args.runs, work)
-    print(f"one container: bojdeploy apply {ours:.2f}s, docker run -d {raw:.2f}s, "
-          f"ratio {ours / raw:.2f} (<= 1.5: {verdict(ours / raw <= 1.5)})")
+    print(
+        f"one container: bojdeploy apply {ours:.2f}s, docker run -d {raw:.2f}s, "
+        f"ratio {ours / raw:.2f} (<= 1.5: {verdict(ours / raw <= 1.5)})"
+    )
     noop = noop_fifty(work)
     print(f"no-op apply of 50 unchanged manifests: {noop:.2f}s (< 1 s: {verdict(noop < 1)})")
     p4, p1 = twenty(4, work), twenty(1, work)
-    print(f"20 new containers: --parallel 4 {p4:.2f}s, --parallel 1 {p1:.2f}s, ratio "
-          f"{p4 / p1:.2f} (<= 0.5: {verdict(p4 / p1 <= 0.5)})")
+    print(
+        f"20 new containers: --parallel 4 {p4:.2f}s, --parallel 1 {p1:.2f}s, ratio "
+        f"{p4 / p1:.2f} (<= 0.5: {verdict(p4 / p1 <= 0.5)})"
+    )
 
 
 if __name__ == "__main__":

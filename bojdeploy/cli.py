@@ -145,7 +145,7 @@ def plan(
     with handled(ctx):
         settings = _settings(ctx)
         ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
-        env = ws.environment(environment)
+        env = ws.environment(environment, hint="pass --env")
         prepared = engine.prepare(ws, env, settings.environ, changed_since=changed_since)
         for warning in prepared.warnings:
             out.event("warning", warning)
@@ -227,7 +227,7 @@ def apply(
     with handled(ctx):
         settings = _settings(ctx)
         ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
-        env = ws.environment(environment)
+        env = ws.environment(environment, hint="pass --env")
         prepared = engine.prepare(
             ws, env, settings.environ, changed_since=changed_since, require_secrets=not dry_run
         )

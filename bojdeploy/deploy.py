@@ -232,7 +232,8 @@ def _work(run: Run, step: Step, dep_id: int) -> Work:
         repository=run.info.repository,
         manifest=step.desired.manifest,
     )
-    return Work(step, manifest, run.secrets.get((step.kind, step.name), {}), ownership)
+    secrets = run.secrets.get((step.kind, step.name), {})
+    return Work(step, manifest, secrets, ownership, key=run.key)
 
 
 def refuse_vm_deletes(plan: Plan, allowed: bool) -> list[str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from bojdeploy.core.changes import Selection
+from bojdeploy.core.changes import Selected, Selection
 from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.plan import Desired, Observed, Plan, force_redeploy, make_plan
 from bojdeploy.core.secrets import Scrubber, secret_env
@@ -14,10 +14,10 @@ from bojdeploy.core.validation import LoadResult, dependency_levels
 from bojdeploy.deploy import Reporter, Run, apply_plan, refuse_vm_deletes
 from bojdeploy.drivers import Targets
 from bojdeploy.drivers.base import Driver
-from bojdeploy.errors import ManifestError, PlanError
+from bojdeploy.errors import ManifestError, PlanError, UsageError
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
-from bojdeploy.workspace import Workspace
+from bojdeploy.workspace import Compare, Workspace
 
 
 @dataclass
@@ -47,10 +47,14 @@ def prepare(
     *,
     changed_since: str | None = None,
     require_secrets: bool = False,
+    fallback: Compare | None = None,
+    names: Collection[str] = (),
 ) -> Prepared:
-    """Load and validate everything, then select; raises ManifestError listing every problem."""
+    """Load and validate everything, then select (only `names` if given); raises ManifestError."""
     result = ws.load(environment, environ)
-    selection = ws.select(result, changed_since)
+    selection = ws.select(result, changed_since, fallback)
+    if names:
+        selection = narrow(selection, result, names, environment)
     chosen = set(selection.paths())
     if require_secrets:
         result.problems = [
@@ -60,8 +64,20 @@ def prepare(
     if result.errors:
         raise ManifestError(sorted(result.errors))
     ordered = [m for level in dependency_levels(result.manifests) for m in level]
-    selected = [m for m in ordered if m.file in chosen]
+    selected = [m for m in ordered if m.file in chosen and (not names or m.name in names)]
     return Prepared(ws, environment, result, selection, selected)
+
+
+def narrow(
+    selection: Selection, result: LoadResult, names: Collection[str], environment: str
+) -> Selection:
+    """Only the manifests called `names` (never a full selection: nothing else is pruned)."""
+    chosen = sorted({m.file for m in result.manifests if m.name in names})
+    missing = sorted(set(names) - {m.name for m in result.manifests})
+    if missing:
+        raise UsageError(f"no manifest named {', '.join(missing)} in environment {environment}")
+    why = f"{', '.join(sorted(names))} named explicitly"
+    return Selection(tuple(Selected(p, selection.reason_for(p) or why) for p in chosen), (), False)
 
 
 def secret_values(m: LoadedManifest, environ: Mapping[str, str]) -> dict[str, str]:
@@ -224,6 +240,7 @@ def _run(
     parallel: int,
     force: bool,
 ) -> Run:
+    records = observed_from_records(store, prepared.environment)
     scrub = Scrubber()
     secrets = {}
     for m in prepared.selected:
@@ -232,7 +249,7 @@ def _run(
     return Run(
         store=store,
         drivers=_LazyDrivers(targets),
-        observe=targets.observe_one,
+        observe=lambda kind, name: with_recorded_specs(targets.observe_one(kind, name), records),
         info=prepared.workspace.info,
         manifests={(m.kind, m.name): m for m in prepared.selected},
         secrets=secrets,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bojdeploy.core.changes import Selected, Selection, select_all
+from bojdeploy.core.changes import FileChange, Selected, Selection, select_all
 from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
 from bojdeploy.core.loader import discover, expand_paths
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
 from bojdeploy.errors import BojdeployError, ManifestError, UsageError
 from bojdeploy.gitrepo import GitInfo, GitRepo
+
+Compare = Callable[[str, str], list[FileChange] | None]  # forge compare API: (before, after)
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Workspace:
         found = set(discover(self.root, self.config.manifests))
         return sorted(found | set(self.explicit or ()))
 
-    def environment(self, requested: str | None) -> str:
+    def environment(self, requested: str | None, hint: str = "name it explicitly") -> str:
         """The environment to work on: --env, else the one the branch maps to."""
         envs = self.config.environments
         if requested:
@@ -41,11 +43,11 @@ class Workspace:
                 )
             return requested
         if not self.info.branch:
-            raise UsageError("cannot tell the environment (no branch checked out): pass --env")
+            raise UsageError(f"cannot tell the environment (no branch checked out): {hint}")
         env = self.config.environment_for_branch(self.info.branch)
         if env is None:
             raise UsageError(
-                f"branch {self.info.branch!r} maps to no environment in {CONFIG_FILE}: pass --env"
+                f"branch {self.info.branch!r} maps to no environment in {CONFIG_FILE}: {hint}"
             )
         return env
 
@@ -68,7 +70,9 @@ class Workspace:
             self.root, self.manifest_files(), ctx, self.config, require_secrets=require_secrets
         )
 
-    def select(self, result: LoadResult, changed_since: str | None) -> Selection:
+    def select(
+        self, result: LoadResult, changed_since: str | None, fallback: Compare | None = None
+    ) -> Selection:
         """Which loaded manifests this run considers, and why."""
         files = sorted({m.file for m in result.manifests})
         if self.explicit is not None:
@@ -80,9 +84,11 @@ class Workspace:
             return dataclasses.replace(select_all(files, "every manifest in scope"), note="")
         if self.git is None:
             raise UsageError(f"--changed-since needs a git checkout; {self.root} is not one")
-        return self._changed(result, files, changed_since)
+        return self._changed(result, files, changed_since, fallback)
 
-    def _changed(self, result: LoadResult, files: list[str], since: str) -> Selection:
+    def _changed(
+        self, result: LoadResult, files: list[str], since: str, fallback: Compare | None
+    ) -> Selection:
         assert self.git is not None
         prefix = self.root.resolve().relative_to(self.git.root.resolve()).as_posix()
         pre = "" if prefix == "." else prefix + "/"
@@ -94,6 +100,7 @@ class Workspace:
             deps,
             patterns=[pre + p for p in self.config.manifests],
             config_file=pre + CONFIG_FILE,
+            fallback=fallback,
         )
         strip = len(pre)
         return dataclasses.replace(

@@ -345,6 +345,7 @@ class ServiceSpec(Strict):
     resources: ServiceResources | None = None
     healthcheck: Healthcheck | None = None
     user: str | None = None
+    stop_grace_period: Duration | None = None
     labels: StrMap = Field(default_factory=dict)
     container_labels: StrMap = Field(default_factory=dict)
     configs: list[ConfigFile] = Field(default_factory=list)

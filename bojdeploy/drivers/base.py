@@ -54,9 +54,8 @@ class Work:
     manifest: LoadedManifest | None  # None for deletes
     secrets: Mapping[str, str] = field(default_factory=dict)  # values of the secrets it uses
     ownership: Ownership | None = None  # None for deletes
-    facts: dict[str, Any] = field(
-        default_factory=dict
-    )  # filled by the driver: image_id, digest, ip
+    key: bytes = b""  # the installation key, for keyed hashes of secrets
+    facts: dict[str, Any] = field(default_factory=dict)  # filled by the driver: image, ip...
 
 
 class Driver(Protocol):

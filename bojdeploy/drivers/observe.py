@@ -48,6 +48,8 @@ def observe_containers(client: Any) -> list[Observed]:
         if not names:
             continue
         labels = item.get("Labels") or {}
+        if "com.docker.swarm.task.id" in labels:
+            continue  # a Swarm task: observed through its service
         state, ident, image = item.get("State"), item["Id"], item.get("ImageID")
         out.append(observed_from_labels("container", names[0], labels, state, ident, image))
     return out

@@ -1,0 +1,259 @@
+"""The Gitea Action front end: reads act_runner's environment, calls the engine, reports back."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from bojdeploy import engine
+from bojdeploy.action_inputs import ActionContext, known_secrets, parse_flag
+from bojdeploy.action_io import Console, GroupedLog, write_outputs, write_summary
+from bojdeploy.action_status import Statuses, describe_run, outcomes_markdown
+from bojdeploy.core.render import plan_to_markdown, plan_to_text, summary_line
+from bojdeploy.deploy import Outcome
+from bojdeploy.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    BojdeployError,
+    ForgeError,
+    ManifestError,
+    UsageError,
+)
+from bojdeploy.forge.gitea import GiteaClient
+from bojdeploy.present import outcome_lines
+from bojdeploy.store import open_store
+from bojdeploy.store.base import StateStore
+from bojdeploy.workspace import Compare, Workspace, open_workspace
+
+ENV_HINT = "set the environment input (or the dispatch's environment)"
+
+
+class ActionRun:
+    """One run of the action: the work the event asks for, done through the engine."""
+
+    def __init__(self, ctx: ActionContext, console: Console):
+        self.ctx = ctx
+        self.console = console
+        self.env = ctx.environ
+        self.client = self._client()
+        self.statuses = Statuses(None, "", "", "", None, console)  # until the environment is known
+        self.result = "failure"
+        self.deployments: list[dict[str, Any]] = []
+        self.planning = False
+        self.settings = ctx.settings()
+
+    def run(self) -> int:
+        """Do the work; the exit code."""
+        work = self.ctx.work()
+        if work == "redeploy" and not self.ctx.dispatch("name"):
+            raise UsageError("redeploy needs the name of the manifest to redeploy")
+        dry_run = bool(parse_flag(self.ctx.dispatch("dry-run"), "dry-run"))
+        if work == "rollback":
+            if dry_run:
+                raise UsageError("dry-run is not supported for a rollback")
+            return self.rollback()
+        if work == "plan" or dry_run:
+            return self.plan(force=work == "redeploy")
+        return self.apply(force=work == "redeploy")
+
+    def apply(self, *, force: bool) -> int:
+        """Deploy the selected manifests of the environment."""
+        ws = self._workspace()
+        env = ws.environment(self.ctx.dispatch("environment") or None, hint=ENV_HINT)
+        self._statuses(env).set("pending", f"deploying to {env}")
+        prepared = self._prepare(ws, env, strict=True)
+        self.statuses.pending([m.name for m in prepared.selected], f"deploying to {env}")
+        started = time.monotonic()
+        with self._store() as store:
+            _, run = engine.apply(
+                prepared,
+                store,
+                self.settings,
+                GroupedLog(self.console),
+                prune=self.ctx.prune(),
+                parallel=self.ctx.parallel(),
+                force=force,
+            )
+        return self._finish(env, run.outcomes, time.monotonic() - started)
+
+    def plan(self, *, force: bool) -> int:
+        """Validate and plan against the targets; change nothing; report the plan."""
+        self.planning = True
+        ws = self._workspace()
+        env = ws.environment(self.ctx.dispatch("environment") or None, hint=ENV_HINT)
+        self._statuses(env).set("pending", f"planning {env}")
+        prepared = self._prepare(ws, env, strict=False)
+        with self._store() as store:
+            the_plan = engine.make_plan_for(
+                prepared, store, self.settings, prune=self.ctx.prune(), force=force
+            )
+        where = f" at {ws.info.short_sha}" if ws.info.short_sha else ""
+        self.console.line(plan_to_text(the_plan, header=f"Plan for environment {env}{where}"))
+        markdown = f"### bojdeploy plan for `{env}`{where}\n\n{plan_to_markdown(the_plan)}"
+        markdown += "".join(f"\n- warning: {w}" for w in prepared.warnings)
+        write_summary(self.env, markdown)
+        self._comment(env, markdown)
+        self.statuses.set("success", f"plan: {summary_line(the_plan)}")
+        self.result = "success" if the_plan.has_changes else "unchanged"
+        return EXIT_OK
+
+    def rollback(self) -> int:
+        """Redeploy a recorded config, by deployment id or by manifest name."""
+        from bojdeploy.rollback import find_target, rollback
+
+        dep_id, name = self.ctx.deployment_id(), self.ctx.dispatch("name")
+        if (dep_id is None) == (not name):
+            raise UsageError("rollback needs either deployment-id or name")
+        env = self.ctx.dispatch("environment") or None
+        if name and not env:
+            env = self._workspace().environment(None, hint=ENV_HINT)
+        with self._store() as store:
+            target = find_target(store, dep_id, name or None, env)
+            what = f"rolling back to deployment #{target.id}"
+            self._statuses(target.environment).set("pending", f"{target.name}: {what}")
+            self.statuses.pending([target.name], what)
+            started = time.monotonic()
+            run = rollback(store, self.settings, GroupedLog(self.console), deployment_id=target.id)
+        return self._finish(target.environment, run.outcomes, time.monotonic() - started)
+
+    def _finish(self, env: str, outcomes: Sequence[Outcome], seconds: float) -> int:
+        """Print, report and record the outcomes; the exit code."""
+        self.console.end_group()
+        self.console.line(outcome_lines(outcomes))
+        self.statuses.finish(outcomes, seconds)
+        failed = any(o.status == "failed" for o in outcomes)
+        changed = any(o.status == "completed" for o in outcomes)
+        self.result = "failure" if failed else "success" if changed else "unchanged"
+        self.deployments = [
+            {"id": o.deployment_id, "name": o.name, "kind": o.kind, "status": o.status}
+            for o in outcomes
+        ]
+        title = f"bojdeploy: {env}" + (f" at {self.ctx.sha[:7]}" if self.ctx.sha else "")
+        write_summary(self.env, outcomes_markdown(title, outcomes, describe_run(outcomes, seconds)))
+        return EXIT_FAILED if failed else EXIT_OK
+
+    def _prepare(self, ws: Workspace, env: str, *, strict: bool) -> engine.Prepared:
+        """Load and select (push: what changed since `before`), mask secrets, warn."""
+        name = self.ctx.dispatch("name")
+        prepared = engine.prepare(
+            ws,
+            env,
+            self.settings.environ,
+            changed_since=self.ctx.changed_since(),
+            require_secrets=strict,
+            fallback=self._compare(),
+            names=[name] if name else (),
+        )
+        environ = self.settings.environ
+        secrets = [engine.secret_values(m, environ) for m in prepared.result.manifests]
+        self.console.mask([v for values in secrets for v in values.values()])
+        for warning in prepared.warnings:
+            self.console.warning(warning)
+        return prepared
+
+    def _compare(self) -> Compare | None:
+        """Gitea's compare API, for change detection when `before` is not in the clone."""
+        if self.client is None:
+            return None
+        owner, _, repo = self.ctx.repository.partition("/")
+        client = self.client
+        return lambda before, after: client.compare(owner, repo, before, after)
+
+    def _workspace(self) -> Workspace:
+        """The checked-out repository, with the manifests input and the compare fallback."""
+        ws = open_workspace(
+            [self.ctx.workspace], branch=self.ctx.branch(), repository=self.ctx.repository or None
+        )
+        patterns = self.ctx.manifest_patterns()
+        if patterns:
+            config = ws.config.model_copy(update={"manifests": patterns})
+            ws = dataclasses.replace(ws, config=config)
+        return ws
+
+    def _client(self) -> GiteaClient | None:
+        token = self.ctx.inputs["token"] or self.env.get("BOJDEPLOY_GITEA_TOKEN", "")
+        if token and self.ctx.server_url:
+            return GiteaClient(self.ctx.server_url, token, warn=self.console.warning)
+        self.console.warning("no token input: commit statuses and PR comments are skipped")
+        return None
+
+    def _statuses(self, environment: str) -> Statuses:
+        self.statuses = Statuses(
+            self.client,
+            self.ctx.repository,
+            self.ctx.sha,
+            environment,
+            self.ctx.run_url,
+            self.console,
+        )
+        return self.statuses
+
+    def _store(self) -> StateStore:
+        if not self.settings.database_url:
+            self.console.warning(
+                "no database-url: the state goes to an SQLite file inside the action container "
+                "and is lost when it ends (history, rollbacks and locks need a shared database)"
+            )
+        return open_store(self.settings.database_url)
+
+    def _comment(self, env: str, markdown: str) -> None:
+        """Post or update the plan comment of the pull request (when asked to)."""
+        number = self.ctx.pr_number()
+        if not (self.ctx.flag("comment") and number and self.client is not None):
+            return
+        owner, _, repo = self.ctx.repository.partition("/")
+        body = self.console.scrub(markdown)
+        try:
+            self.client.upsert_comment(owner, repo, number, f"<!-- bojdeploy:{env} -->", body)
+        except ForgeError as e:
+            self.console.warning(f"could not post the plan comment: {e}")
+
+
+def report_error(console: Console, run: ActionRun | None, error: Exception, debug: bool) -> int:
+    """Print an error, set the statuses it leaves open, and return the exit code."""
+    if debug or not isinstance(error, BojdeployError):
+        console.line(traceback.format_exc())
+    if isinstance(error, ManifestError):
+        for p in error.problems:
+            (console.warning if p.warning else console.error)(str(p))
+        n = sum(not p.warning for p in error.problems)
+        message = f"{n} problem{'s' * (n != 1)} in the manifests; nothing deployed"
+        code = EXIT_INVALID
+    elif isinstance(error, BojdeployError):
+        message, code = str(error), error.exit_code
+        console.error(message)
+    else:
+        message, code = f"internal error: {type(error).__name__}: {error}", EXIT_FAILED
+        console.error(message)
+    planning = run is not None and run.planning and code == EXIT_INVALID
+    if run is not None:
+        run.statuses.abort("failure" if code == EXIT_FAILED or planning else "error", message)
+    return code
+
+
+def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> int:
+    """Run the action with act_runner's environment; the exit code (0, 1, 2 or 3)."""
+    env = dict(os.environ if environ is None else environ)
+    console = Console(stream)
+    console.mask(known_secrets(env))
+    run = None
+    try:
+        run = ActionRun(ActionContext.from_env(env), console)
+        return run.run()
+    except Exception as e:  # noqa: BLE001 - every failure must end as statuses and an exit code
+        return report_error(console, run, e, debug=env.get("RUNNER_DEBUG") == "1")
+    finally:
+        console.end_group()
+        outputs = {
+            "result": run.result if run else "failure",
+            "deployments": json.dumps(run.deployments if run else []),
+        }
+        write_outputs(env, outputs)
+        if run is not None and run.client is not None:
+            run.client.close()

@@ -1,0 +1,152 @@
+"""The action's exits without deploying: bad inputs, invalid manifests, no token (no Docker)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bojdeploy.action import main
+from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
+from tests.action import (
+    TOKEN,
+    DeployRepo,
+    act_environment,
+    dispatch_event,
+    pull_request_event,
+    push_event,
+    read_outputs,
+    statuses,
+)
+from tests.conftest import require
+
+ZERO = "0" * 40
+
+
+@pytest.fixture
+def gitea() -> Iterator[FakeGitea]:
+    swagger = default_swagger()
+    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
+    fake = FakeGitea(token=TOKEN).start()
+    yield fake
+    fake.stop()
+    assert fake.problems == []
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> DeployRepo:
+    return DeployRepo(tmp_path / "workspace", "unit")
+
+
+def run(
+    repo: DeployRepo, gitea: FakeGitea, event_name: str, event: dict, sha: str, **inputs: str
+) -> tuple[int, str, dict[str, str]]:
+    runner = repo.root.parent / "runner"
+    values = {"database-url": f"sqlite:///{runner / 'state.db'}", **inputs}
+    ref = "refs/pull/9/head" if event_name == "pull_request" else "refs/heads/main"
+    env = act_environment(
+        repo.root, runner, gitea, event_name, event, sha=sha, ref=ref, inputs=values
+    )
+    out = io.StringIO()
+    code = main(env, out)
+    return code, out.getvalue(), read_outputs(runner / "outputcmd.txt")
+
+
+def broken_manifest(repo: DeployRepo) -> str:
+    repo.write("web")
+    path = repo.root / "deploy" / "web.yml"
+    path.write_text(path.read_text().replace("  stop_timeout:", "  stop_timout:"))
+    return repo.commit("a typo")
+
+
+def test_invalid_manifest_on_push_is_an_error_status_and_exit_2(
+    repo: DeployRepo, gitea: FakeGitea
+) -> None:
+    sha = broken_manifest(repo)
+    code, out, outputs = run(repo, gitea, "push", push_event(ZERO, sha), sha)
+    assert code == 2
+    assert "::error::deploy/web.yml:" in out and "stop_timout" in out
+    assert statuses(gitea, sha) == {
+        "bojdeploy/production": [
+            ("pending", "deploying to production"),
+            ("error", "1 problem in the manifests; nothing deployed"),
+        ]
+    }
+    assert outputs == {"result": "failure", "deployments": "[]"}
+
+
+def test_invalid_manifest_in_a_pull_request_fails_the_plan_check(
+    repo: DeployRepo, gitea: FakeGitea
+) -> None:
+    sha = broken_manifest(repo)
+    code, _, _ = run(repo, gitea, "pull_request", pull_request_event(sha, sha), sha)
+    assert code == 2
+    assert statuses(gitea, sha)["bojdeploy/production"][-1][0] == "failure"
+
+
+def test_a_missing_secret_stops_a_deploy_but_not_a_plan(repo: DeployRepo, gitea: FakeGitea) -> None:
+    repo.write("web", secret=True)
+    sha = repo.commit("web with a secret")
+    runner = repo.root.parent / "runner"
+    env = act_environment(
+        repo.root,
+        runner,
+        gitea,
+        "push",
+        push_event(ZERO, sha),
+        sha=sha,
+        ref="refs/heads/main",
+        inputs={"database-url": f"sqlite:///{runner / 'state.db'}"},
+    )
+    del env["APP_SESSION"]
+    out = io.StringIO()
+    assert main(env, out) == 2
+    assert "APP_SESSION" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "form", "message"),
+    [
+        ({"mode": "deploy-everything"}, {}, "input mode: expected one of auto, plan, apply"),
+        ({"parallel": "0"}, {}, "input parallel"),
+        ({}, {"action": "redeploy"}, "redeploy needs the name"),
+        ({}, {"action": "destroy"}, "action: expected one of deploy, redeploy, rollback"),
+        ({}, {"action": "rollback"}, "rollback needs either deployment-id or name"),
+        ({}, {"action": "rollback", "deployment_id": "twelve"}, "deployment-id: expected a number"),
+        ({}, {"action": "deploy", "dry_run": "perhaps"}, "dry-run: expected 'true' or 'false'"),
+    ],
+)
+def test_bad_inputs_exit_2(
+    repo: DeployRepo, gitea: FakeGitea, inputs: dict[str, str], form: dict[str, str], message: str
+) -> None:
+    repo.write("web")
+    sha = repo.commit("web")
+    event_name = "workflow_dispatch" if form else "push"
+    event = dispatch_event(**form) if form else push_event(ZERO, sha)
+    code, out, outputs = run(repo, gitea, event_name, event, sha, **inputs)
+    assert code == 2, out
+    assert f"::error::{message}" in out
+    assert outputs["result"] == "failure"
+
+
+def test_without_a_token_nothing_is_sent_to_gitea(repo: DeployRepo, gitea: FakeGitea) -> None:
+    sha = broken_manifest(repo)
+    code, out, _ = run(repo, gitea, "push", push_event(ZERO, sha), sha, token="")
+    assert code == 2
+    assert "::warning::no token input" in out
+    assert gitea.calls == []
+
+
+def test_an_unreadable_event_file_is_a_usage_error(repo: DeployRepo, gitea: FakeGitea) -> None:
+    sha = broken_manifest(repo)
+    runner = repo.root.parent / "runner"
+    env = act_environment(
+        repo.root, runner, gitea, "push", {}, sha=sha, ref="refs/heads/main", inputs={}
+    )
+    Path(env["GITHUB_EVENT_PATH"]).write_text("{not json")
+    out = io.StringIO()
+    assert main(env, out) == 2
+    assert "::error::cannot read the event file" in out.getvalue()
+    assert read_outputs(runner / "outputcmd.txt")["result"] == "failure"

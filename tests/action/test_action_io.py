@@ -1,0 +1,148 @@
+"""Inputs, events, log commands, outputs and status texts of the action (no Docker needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from bojdeploy.action_inputs import (
+    INPUT_DEFAULTS,
+    ActionContext,
+    input_variable,
+    known_secrets,
+    parse_flag,
+)
+from bojdeploy.action_io import Console, write_outputs
+from bojdeploy.action_status import describe_outcome, describe_run, shorten
+from bojdeploy.deploy import Outcome
+from bojdeploy.errors import UsageError
+from tests.action import action_defaults, read_outputs
+
+
+def test_defaults_match_action_yml() -> None:
+    assert action_defaults() == INPUT_DEFAULTS
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [
+        ("database-url", "INPUT_DATABASE-URL"),
+        ("dry-run", "INPUT_DRY-RUN"),
+        ("token", "INPUT_TOKEN"),
+        ("some.input name", "INPUT_SOME_INPUT_NAME"),
+    ],
+)
+def test_input_variables_keep_dashes(name: str, variable: str) -> None:
+    assert input_variable(name) == variable
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("true", True), ("False", False), (" TRUE ", True), ("", None)]
+)
+def test_string_booleans(text: str, value: bool | None) -> None:
+    assert parse_flag(text, "x") is value
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "on", "maybe"])
+def test_other_booleans_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="expected 'true' or 'false'"):
+        parse_flag(text, "input prune")
+
+
+def test_context_reads_inputs_with_defaults_and_the_event(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text('{"inputs": {"environment": "staging", "dry_run": "true", "name": ""}}')
+    ctx = ActionContext.from_env(
+        {
+            "INPUT_DATABASE-URL": " sqlite:///x.db ",
+            "INPUT_NAME": "web",
+            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "GITHUB_EVENT_PATH": str(event),
+        }
+    )
+    assert ctx.inputs["database-url"] == "sqlite:///x.db"
+    assert ctx.inputs["mode"] == "auto" and ctx.inputs["parallel"] == "4"
+    assert ctx.dispatch("environment") == "staging"  # the run's choice
+    assert ctx.dispatch("dry-run") == "true"  # form keys use underscores
+    assert ctx.dispatch("name") == "web"  # empty in the form: the step's input
+
+
+def test_run_url_prefers_the_gitea_url_override() -> None:
+    env = {
+        "GITHUB_SERVER_URL": "http://runner-facing:3000",
+        "BOJDEPLOY_GITEA_URL": "https://git.example/",
+        "GITHUB_REPOSITORY": "infra/deployments",
+        "GITHUB_RUN_ID": "17",
+    }
+    ctx = ActionContext.from_env(env)
+    assert ctx.run_url == "https://git.example/infra/deployments/actions/runs/17"
+
+
+def test_known_secrets_cover_token_passwords_and_urls() -> None:
+    env = {
+        "INPUT_TOKEN": "tok-123",
+        "INPUT_XEN-PASSWORD": "xen-pw",
+        "INPUT_DATABASE-URL": "postgresql://u:db-pw@127.0.0.1/db",
+        "BOJDEPLOY_SECRET_API_KEY": "api-key",
+    }
+    assert {"tok-123", "xen-pw", "db-pw", "api-key"} <= set(known_secrets(env))
+
+
+def test_console_masks_before_printing_and_scrubs_after() -> None:
+    out = io.StringIO()
+    console = Console(out)
+    console.mask(["s3cret-value", "", "line-one\nline-two", "s3cret-value"])
+    console.line("connecting with s3cret-value")
+    console.warning("bad\nline-two 100%")
+    console.group("container/web")
+    console.group("container/api")
+    console.end_group()
+    assert out.getvalue().splitlines() == [
+        "::add-mask::s3cret-value",
+        "::add-mask::line-one",
+        "::add-mask::line-two",
+        "connecting with ***",
+        "::warning::bad%0A*** 100%25",
+        "::group::container/web",
+        "::endgroup::",
+        "::group::container/api",
+        "::endgroup::",
+    ]
+
+
+def test_outputs_survive_any_value(tmp_path: Path) -> None:
+    path = tmp_path / "outputcmd.txt"
+    write_outputs({"GITHUB_OUTPUT": str(path)}, {"result": "success", "text": "a\nb=c\n"})
+    assert read_outputs(path) == {"result": "success", "text": "a\nb=c\n"}
+    write_outputs({}, {"result": "ignored without GITHUB_OUTPUT"})
+
+
+def outcome(status: str, summary: str = "", error: str | None = None) -> Outcome:
+    return Outcome("container", "web", "replace", status, summary, 3, error, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [
+        (
+            outcome("completed", "replaced container web with web:2 in 3.2s"),
+            "replaced container web with web:2 in 3.2s",
+        ),
+        (outcome("unchanged", "unchanged"), "unchanged: already deployed"),
+        (
+            outcome("failed", "x", "container web became unhealthy\nlast check..."),
+            "failed: container web became unhealthy",
+        ),
+    ],
+)
+def test_status_descriptions(item: Outcome, text: str) -> None:
+    assert describe_outcome(item) == text
+
+
+def test_run_descriptions() -> None:
+    assert describe_run([], 0.1) == "nothing to deploy: no manifest changed"
+    mixed = [outcome("completed", "ok"), outcome("unchanged"), outcome("failed", "x", "boom")]
+    assert describe_run(mixed, 12.34) == "1 deployed, 1 unchanged, 1 failed (web) in 12.3s"
+    assert shorten("x" * 200) == "x" * 139 + "…"

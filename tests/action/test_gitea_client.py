@@ -1,0 +1,151 @@
+"""The Gitea client: auth header, retries with backoff, one error type, comments, compare."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import requests
+import responses
+
+from bojdeploy.core.changes import FileChange
+from bojdeploy.errors import ForgeError
+from bojdeploy.forge.gitea import GiteaClient, changes_of
+from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
+from tests.action import TOKEN
+from tests.conftest import require
+
+URL = "http://127.0.0.1:3999"
+STATUS = f"{URL}/api/v1/repos/infra/deployments/statuses/abc123"
+COMMENTS = f"{URL}/api/v1/repos/infra/deployments/issues/9/comments"
+
+
+@pytest.fixture
+def client() -> Iterator[GiteaClient]:
+    gitea = GiteaClient(URL + "/", TOKEN, backoff=0)
+    yield gitea
+    gitea.close()
+
+
+@responses.activate
+def test_set_status_sends_token_and_body(client: GiteaClient) -> None:
+    responses.post(STATUS, status=201, json={"id": 1, "status": "success"})
+    client.set_status(
+        "infra", "deployments", "abc123", "success", "bojdeploy/prod", "ok", "http://x"
+    )
+    [call] = responses.calls
+    assert call.request.headers["Authorization"] == f"token {TOKEN}"
+    assert json.loads(call.request.body or b"") == {
+        "state": "success",
+        "context": "bojdeploy/prod",
+        "description": "ok",
+        "target_url": "http://x",
+    }
+
+
+@responses.activate
+def test_retries_5xx_and_connection_errors_then_succeeds(client: GiteaClient) -> None:
+    responses.post(STATUS, status=502)
+    responses.post(STATUS, body=requests.ConnectionError("refused"))
+    responses.post(STATUS, status=201, json={"id": 1})
+    client.set_status("infra", "deployments", "abc123", "pending", "c", "d")
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_gives_up_after_the_attempts_with_one_error_type(client: GiteaClient) -> None:
+    responses.post(STATUS, status=500)
+    with pytest.raises(ForgeError, match="Gitea answered 500 .tried 3 times"):
+        client.set_status("infra", "deployments", "abc123", "pending", "c", "d")
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_4xx_is_not_retried_and_carries_giteas_message(client: GiteaClient) -> None:
+    responses.post(STATUS, status=403, json={"message": "token does not have write access"})
+    with pytest.raises(ForgeError, match="403: token does not have write access") as error:
+        client.set_status("infra", "deployments", "abc123", "pending", "c", "d")
+    assert len(responses.calls) == 1
+    assert TOKEN not in str(error.value)
+
+
+def test_backoff_doubles(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("bojdeploy.forge.gitea.time.sleep", slept.append)
+    gitea = GiteaClient(URL, TOKEN, attempts=4, backoff=0.5)
+    with responses.RequestsMock() as mock:
+        mock.post(STATUS, status=503)
+        with pytest.raises(ForgeError):
+            gitea.set_status("infra", "deployments", "abc123", "pending", "c", "d")
+    assert slept == [0.5, 1.0, 2.0]
+
+
+@responses.activate
+def test_upsert_comment_creates_then_patches(client: GiteaClient) -> None:
+    responses.get(COMMENTS, json=[{"id": 3, "body": "someone else"}])
+    responses.post(COMMENTS, status=201, json={"id": 4, "body": "x"})
+    assert client.upsert_comment("infra", "deployments", 9, "<!-- m -->", "plan one") == 4
+    posted = json.loads(responses.calls[1].request.body or b"")["body"]
+    assert posted == "plan one\n\n<!-- m -->\n"
+
+    responses.get(COMMENTS, json=[{"id": 3, "body": "someone else"}, {"id": 4, "body": posted}])
+    patch = responses.patch(f"{URL}/api/v1/repos/infra/deployments/issues/comments/4", json={})
+    assert client.upsert_comment("infra", "deployments", 9, "<!-- m -->", "plan two") == 4
+    assert patch.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("commits", "expected"),
+    [
+        ([[("a.yml", "modified")]], [("M", "a.yml")]),
+        ([[("a.yml", "modified")], [("a.yml", "added")]], [("A", "a.yml")]),  # newest first
+        ([[("a.yml", "removed")], [("a.yml", "added")]], []),
+        ([[("a.yml", "deleted")], [("a.yml", "modified")]], [("D", "a.yml")]),
+        ([[("a.yml", "added")], [("a.yml", "deleted")]], [("M", "a.yml")]),
+        ([[("b.yml", "renamed"), ("c.yml", "modified")]], [("A", "b.yml"), ("M", "c.yml")]),
+    ],
+)
+def test_changes_of_folds_commits_into_one_diff(
+    commits: list[list[tuple[str, str]]], expected: list[tuple[str, str]]
+) -> None:
+    answer = [{"files": [{"filename": f, "status": s} for f, s in files]} for files in commits]
+    assert changes_of(answer) == [FileChange(status, path) for status, path in expected]
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"status": 404, "json": {"message": "not found"}},
+        {"status": 200, "json": {"total_commits": 300, "commits": [{"files": []}]}},
+        {"status": 200, "json": {"total_commits": 1, "commits": [{"files": None}]}},
+    ],
+)
+def test_compare_returns_none_when_gitea_cannot_tell(
+    client: GiteaClient, answer: dict[str, object]
+) -> None:
+    responses.get(f"{URL}/api/v1/repos/infra/deployments/compare/a...b", **answer)  # type: ignore[arg-type]
+    assert client.compare("infra", "deployments", "a", "b") is None
+
+
+def test_every_call_fits_the_swagger_spec() -> None:
+    swagger = default_swagger()
+    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
+    fake = FakeGitea(token=TOKEN).start()
+    fake.compare_answers["a...b"] = {
+        "total_commits": 1,
+        "commits": [{"sha": "b", "files": [{"filename": "deploy/x.yml", "status": "added"}]}],
+    }
+    gitea = GiteaClient(fake.url, TOKEN, backoff=0)
+    try:
+        gitea.set_status("infra", "deployments", "abc", "pending", "bojdeploy/p", "d", "http://u")
+        first = gitea.upsert_comment("infra", "deployments", 9, "<!-- m -->", "one")
+        assert gitea.upsert_comment("infra", "deployments", 9, "<!-- m -->", "two") == first
+        assert gitea.compare("infra", "deployments", "a", "b") == [FileChange("A", "deploy/x.yml")]
+    finally:
+        gitea.close()
+        fake.stop()
+    assert fake.problems == []
+    assert [c.status for c in fake.calls] == [201, 200, 201, 200, 200, 200]
+    assert [c["body"] for c in fake.comments[9]] == ["two\n\n<!-- m -->\n"]

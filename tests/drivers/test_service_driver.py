@@ -1,0 +1,332 @@
+"""ServiceDriver on the real single-node Swarm and the local registry; convergence rules."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.manifest import ServiceManifest
+from bojdeploy.core.plan import Action, Desired, Observed, Step
+from bojdeploy.core.yamlsrc import Document
+from bojdeploy.drivers.base import Ownership, Work
+from bojdeploy.drivers.service import ServiceDriver
+from bojdeploy.drivers.service_wait import Progress, assess, task_error
+from bojdeploy.errors import DriverError
+
+RUN = uuid.uuid4().hex[:8]
+PREFIX = f"bojs-{RUN}"
+SECRET = "s3rv1ce-Secret-42"
+# busybox httpd ignores SIGTERM: start-first updates do not wait 10s for each old task to stop.
+FAST_UPDATE = {"order": "start-first", "monitor": "1s"}
+
+
+class Recorder:
+    """A StepLog that keeps every line."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, level: str, message: str, **metadata: Any) -> None:
+        self.lines.append((level, message, metadata))
+
+    @property
+    def text(self) -> str:
+        """Every logged message and its metadata, one per line."""
+        return "\n".join(f"{lv} {msg} {meta}" for lv, msg, meta in self.lines)
+
+
+def served(client: Any, name: str) -> list[str]:
+    """What each running task of the service serves on its port 80 (asked from inside)."""
+    found = client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"})
+    return [c.exec_run(["wget", "-qO-", "http://127.0.0.1/"]).output.decode() for c in found]
+
+
+def work(
+    action: Action,
+    name: str,
+    spec: dict[str, Any],
+    files: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    deployment_id: int = 1,
+) -> Work:
+    """A Work item for a Service named `name`."""
+    data = {"apiVersion": "bojdeploy/v1", "kind": "Service", "metadata": {"name": name}}
+    data["spec"] = {"update": FAST_UPDATE, **spec}
+    loaded = LoadedManifest(
+        ServiceManifest.model_validate(data), f"deploy/{name}.yml", "test", Document(data, 1)
+    )
+    loaded.files = files or {}
+    desired = Desired("service", name, "test", name, "hash", {}, loaded.file)
+    owner = Ownership(name, "service", "test", "hash", deployment_id, "abc", "org/r", loaded.file)
+    return Work(Step(action, "service", name, "test", desired, None), loaded, secrets or {}, owner)
+
+
+def delete_work(name: str) -> Work:
+    """A Work item that deletes the service `name`."""
+    observed = Observed("service", name, True, name, "test")
+    return Work(Step(Action.DELETE, "service", name, "test", None, observed), None)
+
+
+@pytest.fixture(scope="module")
+def swarm(docker_client: Any) -> Any:
+    """The docker client of an engine that is an active Swarm manager."""
+    if docker_client.info()["Swarm"]["LocalNodeState"] != "active":
+        reason = "Docker is not a Swarm manager (run scripts/setup-env.sh)"
+        pytest.fail(reason) if os.environ.get("CI") == "true" else pytest.skip(reason)
+    return docker_client
+
+
+@pytest.fixture
+def driver(swarm: Any) -> Iterator[ServiceDriver]:
+    """A driver; this run's services, configs, secrets and networks are removed afterwards."""
+    yield ServiceDriver(swarm, environ={})
+    api = swarm.api
+    for s in api.services(filters={"name": PREFIX}):
+        api.remove_service(s["ID"])
+    for item in api.configs(filters={"name": PREFIX}):
+        api.remove_config(item["ID"])
+    for item in api.secrets(filters={"name": PREFIX}):
+        api.remove_secret(item["ID"])
+    for n in api.networks(names=[PREFIX]):
+        remove_network(api, n["Id"])
+
+
+def remove_network(api: Any, ident: str) -> None:
+    """Remove a network once the tasks of removed services have left it."""
+    from docker.errors import APIError, NotFound
+
+    for _ in range(40):
+        try:
+            api.remove_network(ident)
+            return
+        except NotFound:
+            return
+        except APIError as e:  # in use by a task that is shutting down, or being removed
+            if "not found" in str(e.explanation):
+                return
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def name() -> str:
+    """A service name unique to this test."""
+    return f"{PREFIX}-{uuid.uuid4().hex[:6]}"
+
+
+def running_tasks(client: Any, name: str) -> set[str]:
+    """IDs of the service's tasks that run and should."""
+    tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
+    return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+
+
+def task_container(client: Any, name: str) -> Any:
+    """One running container of the service."""
+    found = client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"})
+    assert found, f"no running container of {name}"
+    return found[0]
+
+
+def test_create_with_config_secret_and_network(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    spec = {
+        "image": test_images["web:1"],
+        "replicas": 2,
+        "networks": [f"{PREFIX}-net"],
+        "configs": [{"source": "www/index.html", "target": "/www/index.html"}],
+        "secrets": [{"name": "api_key", "value": "__BOJSECRET_API_KEY__", "target": "key"}],
+        "container_labels": {"io.bojdeploy.test": "true"},
+    }
+    item = work(
+        Action.CREATE, name, spec, {"www/index.html": "from a config\n"}, {"API_KEY": SECRET}
+    )
+    log = Recorder()
+    summary = driver.apply(item, log)
+
+    assert summary.startswith(f"created service {name}")
+    assert len(running_tasks(swarm, name)) == 2
+    assert served(swarm, name) == ["from a config\n"] * 2
+    container = task_container(swarm, name)
+    assert container.exec_run("cat /run/secrets/key").output.decode() == SECRET
+    assert "io.bojdeploy.deployment-id" not in container.labels
+    labels = swarm.api.inspect_service(name)["Spec"]["Labels"]
+    assert labels["io.bojdeploy.deployment-id"] == "1" and labels["io.bojdeploy.managed"] == "true"
+    digest = swarm.api.inspect_distribution(test_images["web:1"])["Descriptor"]["digest"]
+    assert item.facts["image_digest"] == digest
+    assert item.facts["image"] == f"{test_images['web:1']}@{digest}"
+    network = swarm.api.inspect_network(f"{PREFIX}-net")
+    assert network["Driver"] == "overlay" and network["Attachable"]
+    assert f"resolved {test_images['web:1']} to {digest}" in log.text
+    assert SECRET not in log.text + json.dumps(item.facts)
+
+
+def test_update_of_labels_only_restarts_nothing_and_keeps_force_update(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    spec = {"image": test_images["web:1"], "replicas": 2}
+    driver.apply(work(Action.CREATE, name, spec), Recorder())
+    swarm.services.get(name).force_update()  # ForceUpdate 1: Swarm replaces both tasks
+    driver.apply(work(Action.UPDATE, name, spec, deployment_id=2), Recorder())
+    before = running_tasks(swarm, name)
+
+    driver.apply(work(Action.UPDATE, name, spec, deployment_id=3), Recorder())
+
+    assert running_tasks(swarm, name) == before and len(before) == 2
+    current = swarm.api.inspect_service(name)["Spec"]
+    assert current["TaskTemplate"]["ForceUpdate"] == 1
+    assert current["Labels"]["io.bojdeploy.deployment-id"] == "3"
+
+
+def test_an_update_swarm_pauses_fails(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    driver.apply(work(Action.CREATE, name, {"image": test_images["web:1"]}), Recorder())
+    pause = {"update": {**FAST_UPDATE, "failure_action": "pause"}}
+    crash = work(Action.UPDATE, name, {"image": test_images["crash:1"], **pause})
+    with pytest.raises(DriverError) as failure:
+        driver.apply(crash, Recorder())
+    message = str(failure.value)
+    assert f"Swarm paused the update of service {name}" in message
+    assert "non-zero exit (1)" in message and "docker service rollback" in message
+    assert swarm.api.inspect_service(name)["UpdateStatus"]["State"] == "paused"
+
+
+def test_a_new_service_that_never_converges_is_removed(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    spec = {
+        "image": test_images["web:1"],
+        "placement": {"constraints": ["node.labels.bojdeploy-test-nowhere==true"]},
+        "configs": [{"source": "c.txt", "target": "/c.txt"}],
+        "timeout": "2s",
+    }
+    started = time.monotonic()
+    with pytest.raises(DriverError) as failure:
+        driver.apply(work(Action.CREATE, name, spec, {"c.txt": "c"}), Recorder())
+    assert time.monotonic() - started < 15
+    assert "did not converge within 2s: 0/1 tasks run the new spec" in str(failure.value)
+    assert "the new service was removed" in str(failure.value)
+    assert swarm.api.services(filters={"name": name}) == []
+    assert swarm.api.configs(filters={"name": name}) == []
+
+
+def test_delete_removes_the_service_its_configs_and_secrets(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    spec = {
+        "image": test_images["web:1"],
+        "replicas": 0,
+        "configs": [{"source": "c.txt", "target": "/c.txt"}],
+        "secrets": [{"name": "s", "value": "__BOJSECRET_S__"}],
+    }
+    driver.apply(work(Action.CREATE, name, spec, {"c.txt": "c"}, {"S": SECRET}), Recorder())
+    assert len(swarm.api.secrets(filters={"name": name})) == 1
+
+    assert driver.apply(delete_work(name), Recorder()).startswith(f"deleted service {name}")
+
+    assert swarm.api.services(filters={"name": name}) == []
+    assert swarm.api.configs(filters={"name": name}) == []
+    assert swarm.api.secrets(filters={"name": name}) == []
+    assert driver.apply(delete_work(name), Recorder()) == f"service {name} is already gone"
+
+
+def test_an_unmanaged_service_is_never_touched(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    from docker.types import ContainerSpec, ServiceMode, TaskTemplate
+
+    template = TaskTemplate(ContainerSpec(test_images["web:1"]))
+    swarm.api.create_service(template, name=name, mode=ServiceMode("replicated", 0))
+    for item in (delete_work(name), work(Action.UPDATE, name, {"image": test_images["web:2"]})):
+        with pytest.raises(DriverError, match="not managed by bojdeploy"):
+            driver.apply(item, Recorder())
+    image = swarm.api.inspect_service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image == test_images["web:1"]
+
+
+def test_an_unknown_tag_fails_before_anything_changes(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    image = test_images["web:1"].replace(":1", ":404")
+    with pytest.raises(DriverError, match=f"cannot resolve image {image}.*nothing was changed"):
+        driver.apply(work(Action.CREATE, name, {"image": image}), Recorder())
+    assert swarm.api.services(filters={"name": name}) == []
+
+
+def test_registry_credentials_from_docker_auth_config_go_to_swarm(
+    test_images: dict[str, str], swarm: Any, name: str
+) -> None:
+    import docker
+    from docker import auth
+
+    token = base64.b64encode(b"deployer:pa55").decode()
+    config = json.dumps({"auths": {"127.0.0.1:5000": {"auth": token}}})
+    client = docker.from_env()
+    driver = ServiceDriver(client, environ={"DOCKER_AUTH_CONFIG": config})
+    try:
+        driver.apply(
+            work(Action.CREATE, name, {"image": test_images["web:1"], "replicas": 0}), Recorder()
+        )
+        header = auth.get_config_header(client.api, "127.0.0.1:5000")
+    finally:
+        client.api.remove_service(name)
+        client.close()
+    sent = json.loads(base64.urlsafe_b64decode(header))
+    assert (sent["username"], sent["password"]) == ("deployer", "pa55")
+
+
+def _task(state: str, desired: str = "running", err: str = "", at: str = "1") -> dict[str, Any]:
+    status = {"State": state, "Timestamp": at, **({"Err": err} if err else {})}
+    return {"ID": f"task-{state}-{at}-0123456789", "DesiredState": desired, "Status": status}
+
+
+def _service(desired: int, state: str | None = None) -> dict[str, Any]:
+    service: dict[str, Any] = {"ServiceStatus": {"DesiredTasks": desired}}
+    if state:
+        service["UpdateStatus"] = {"State": state, "Message": f"update {state}"}
+    return service
+
+
+@pytest.mark.parametrize(
+    ("service", "tasks", "converged", "line"),
+    [
+        (_service(2), [_task("running"), _task("running")], True, "2/2 running, 3s"),
+        (_service(3), [_task("running"), _task("starting")], False, "1/3 running, 3s"),
+        (_service(1), [_task("running", desired="shutdown")], False, "0/1 running, 3s"),
+        (_service(2, "updating"), [_task("running")] * 2, False, "2/2 running, 3s (updating)"),
+        (_service(2, "completed"), [_task("running")] * 2, True, "2/2 running, 3s (completed)"),
+        (_service(2, "completed"), [_task("running")], False, "1/2 running, 3s (completed)"),
+        (_service(0), [], True, "0/0 running, 3s"),
+    ],
+)
+def test_convergence(
+    service: dict[str, Any], tasks: list[dict[str, Any]], converged: bool, line: str
+) -> None:
+    progress = assess(service, tasks)
+    assert progress.converged is converged
+    assert progress.describe(3.2) == line
+
+
+def test_task_error_is_the_newest_failure() -> None:
+    tasks = [
+        _task("failed", "shutdown", "task: non-zero exit (1)", at="2024-01-01T00:00:02"),
+        _task("failed", "shutdown", "older failure", at="2024-01-01T00:00:01"),
+        _task("shutdown", "shutdown", "task: non-zero exit (137)", at="2024-01-01T00:00:03"),
+        _task("running"),
+    ]
+    assert task_error(tasks) == "task task-failed- failed: task: non-zero exit (1)"
+    assert task_error(tasks, old={tasks[0]["ID"]}) == "task task-failed- failed: older failure"
+    assert task_error([_task("running")]) is None
+
+
+def test_progress_state_stops_convergence() -> None:
+    assert not Progress(2, 2, "rollback_completed").converged
+    assert not Progress(2, 2, "paused").converged
