@@ -64,6 +64,28 @@ def _settings(ctx: click.Context) -> Any:
     return Settings.from_env(database_url=ctx.obj["database_url"])
 
 
+def _prepare(
+    ctx: click.Context,
+    settings: Any,
+    paths: tuple[Path, ...],
+    environment: str | None,
+    changed_since: str | None,
+    require_secrets: bool,
+) -> Any:
+    """Open the repository, pick the environment, load and select; print warnings."""
+    from bojdeploy import engine
+    from bojdeploy.workspace import open_workspace
+
+    ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
+    env = ws.environment(environment, hint="pass --env")
+    prepared = engine.prepare(
+        ws, env, settings.environ, changed_since=changed_since, require_secrets=require_secrets
+    )
+    for warning in prepared.warnings:
+        ctx.obj["out"].event("warning", warning)
+    return prepared
+
+
 def _store(ctx: click.Context) -> Any:
     from bojdeploy.store import open_store
 
@@ -139,16 +161,11 @@ def plan(
     """Show what apply would change, without changing anything."""
     from bojdeploy import engine
     from bojdeploy.core.render import plan_to_dict, plan_to_text
-    from bojdeploy.workspace import open_workspace
 
-    out: Output = ctx.obj["out"]
     with handled(ctx):
         settings = _settings(ctx)
-        ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
-        env = ws.environment(environment, hint="pass --env")
-        prepared = engine.prepare(ws, env, settings.environ, changed_since=changed_since)
-        for warning in prepared.warnings:
-            out.event("warning", warning)
+        prepared = _prepare(ctx, settings, paths, environment, changed_since, False)
+        ws, env = prepared.workspace, prepared.environment
         with _store(ctx) as store:
             result = engine.make_plan_for(prepared, store, settings, offline=offline, prune=prune)
         if as_json:
@@ -221,18 +238,12 @@ def apply(
     """Deploy: plan against the targets, then apply in dependency order."""
     from bojdeploy import engine
     from bojdeploy.core.render import plan_to_dict, plan_to_text
-    from bojdeploy.workspace import open_workspace
 
     out: Output = ctx.obj["out"]
     with handled(ctx):
         settings = _settings(ctx)
-        ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
-        env = ws.environment(environment, hint="pass --env")
-        prepared = engine.prepare(
-            ws, env, settings.environ, changed_since=changed_since, require_secrets=not dry_run
-        )
-        for warning in prepared.warnings:
-            out.event("warning", warning)
+        prepared = _prepare(ctx, settings, paths, environment, changed_since, not dry_run)
+        env = prepared.environment
         with _store(ctx) as store:
             if dry_run:
                 result = engine.make_plan_for(prepared, store, settings, prune=prune)

@@ -91,6 +91,23 @@ def postgres_url() -> str:
     return url
 
 
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"bojdeploy_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield urlsplit(postgres_url)._replace(path=f"/{name}").geturl()
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def labelled(docker_client: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Containers and services carrying a test or bojdeploy label, by id."""
     containers, services = {}, {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -28,3 +29,18 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> CliResult:
     full_env.update(env or {})
     result = runner.invoke(main, list(args), env=full_env, catch_exceptions=False)
     return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+class Recorder:
+    """A StepLog that keeps every line."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, level: str, message: str, **metadata: Any) -> None:
+        self.lines.append((level, message, metadata))
+
+    @property
+    def text(self) -> str:
+        """Every logged message and its metadata, one per line."""
+        return "\n".join(f"{lv} {msg} {meta}" for lv, msg, meta in self.lines)

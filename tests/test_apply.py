@@ -94,22 +94,6 @@ class App:
             return [e.message for e in store.get_logs(deployment_id)]
 
 
-@pytest.fixture
-def postgres_database(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    from urllib.parse import urlsplit
-
-    import psycopg
-    from psycopg import sql
-
-    name = f"bojdeploy_a_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlsplit(postgres_url)._replace(path=f"/{name}").geturl()
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def app(
     request: pytest.FixtureRequest, tmp_path: Path, docker_client: Any, test_images: Any

@@ -116,22 +116,6 @@ def remove_prefixed(docker: Any, prefix: str) -> None:
 
 
 @pytest.fixture
-def postgres_database(postgres_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    from urllib.parse import urlsplit
-
-    import psycopg
-    from psycopg import sql
-
-    name = f"bojdeploy_s_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield urlsplit(postgres_url)._replace(path=f"/{name}").geturl()
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
 def swarm(docker_client: Any, test_images: Any) -> Any:
     """The docker client of an active Swarm manager with the test images in the registry."""
     if docker_client.info()["Swarm"]["LocalNodeState"] != "active":

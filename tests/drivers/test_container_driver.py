@@ -20,6 +20,7 @@ from bojdeploy.core.yamlsrc import Document
 from bojdeploy.drivers.base import Ownership, Work
 from bojdeploy.drivers.container import ContainerDriver, image_digest
 from bojdeploy.errors import DriverError
+from tests.helpers import Recorder
 
 RUN = uuid.uuid4().hex[:8]
 TEST_LABELS = {"io.bojdeploy.test": "true", "io.bojdeploy.test-run": RUN}
@@ -30,21 +31,6 @@ FAST_CHECK = {
     "retries": 2,
 }
 SECRET = "s3cr3t-Value-42"
-
-
-class Recorder:
-    """A StepLog that keeps every line."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __call__(self, level: str, message: str, **metadata: Any) -> None:
-        self.lines.append((level, message, metadata))
-
-    @property
-    def text(self) -> str:
-        """Every logged message and its metadata, one per line."""
-        return "\n".join(f"{lv} {msg} {meta}" for lv, msg, meta in self.lines)
 
 
 def free_port() -> int:

@@ -20,27 +20,13 @@ from bojdeploy.drivers.base import Ownership, Work
 from bojdeploy.drivers.service import ServiceDriver
 from bojdeploy.drivers.service_wait import Progress, assess, task_error
 from bojdeploy.errors import DriverError
+from tests.helpers import Recorder
 
 RUN = uuid.uuid4().hex[:8]
 PREFIX = f"bojs-{RUN}"
 SECRET = "s3rv1ce-Secret-42"
 # busybox httpd ignores SIGTERM: start-first updates do not wait 10s for each old task to stop.
 FAST_UPDATE = {"order": "start-first", "monitor": "1s"}
-
-
-class Recorder:
-    """A StepLog that keeps every line."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __call__(self, level: str, message: str, **metadata: Any) -> None:
-        self.lines.append((level, message, metadata))
-
-    @property
-    def text(self) -> str:
-        """Every logged message and its metadata, one per line."""
-        return "\n".join(f"{lv} {msg} {meta}" for lv, msg, meta in self.lines)
 
 
 def served(client: Any, name: str) -> list[str]:
