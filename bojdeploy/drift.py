@@ -60,8 +60,9 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
             f"config hash {str(live.config_hash)[:12]} != recorded {str(record.config_hash)[:12]}",
         )
     deployed = deployed_facts(store, record)
-    if live.image_id and deployed.get("image_id") and live.image_id != deployed["image_id"]:
-        return "image differs", f"runs {live.image_id[:19]}, deployed {deployed['image_id'][:19]}"
+    expected = deployed.get("image_id") or deployed.get("image")
+    if live.image_id and expected and live.image_id != expected:
+        return "image differs", f"runs {live.image_id}, deployed {expected}"
     return "in sync", ""
 
 

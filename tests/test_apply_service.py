@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -292,6 +293,13 @@ def test_rollback_and_status(app: SwarmApp) -> None:
     assert back.code == 0, back.out + back.err
     assert app.served() == ["version 1"]
     assert app.cli("status", "--env", "test").code == 0
+    subprocess.run(
+        ["docker", "service", "update", "--detach", "--image", f"{REGISTRY}/web:2", app.name],
+        check=True,
+        capture_output=True,
+    )
+    swapped = app.cli("status", "--env", "test")
+    assert swapped.code == 1 and "image differs" in swapped.out
     app.docker.api.remove_service(app.name)
     drift = app.cli("status", "--env", "test")
     assert drift.code == 1 and "missing" in drift.out and app.name in drift.out

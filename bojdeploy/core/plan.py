@@ -66,7 +66,7 @@ class Observed:
     id: str | None = None
     manifest: str | None = None
     source: str = "target"
-    image_id: str | None = None  # containers: the image the container runs (drift detection)
+    image_id: str | None = None  # the image that runs: container image id, service pinned image
 
 
 @dataclass(frozen=True)
@@ -308,13 +308,18 @@ def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | 
     if want.kind != "vm":
         return _step(Action.UPDATE, want, obs, changes, reason)
     fields = {field_name(change.path) for change in changes}
+    on_change = want.spec.get("on_change", "reboot")
     if "template" in fields:
+        if on_change == "refuse":
+            conflicts.append(
+                f"{_what(want)}: changing the template needs a new VM and on_change is refuse"
+            )
+            return None
         return _step(Action.REPLACE, want, obs, changes, "template changed")
     halting = [f for f in VM_HALT_FIELDS if f in fields]
     # Offline the power state is unknown: assume running, the case that needs a halt.
     if not halting or (obs.state or "running").lower() == "halted":
         return _step(Action.UPDATE, want, obs, changes, reason)
-    on_change = want.spec.get("on_change", "reboot")
     needs = f"changing {', '.join(halting)} needs the VM halted"
     if on_change == "refuse":
         conflicts.append(f"{_what(want)}: {needs} and on_change is refuse")

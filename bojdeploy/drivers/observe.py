@@ -86,5 +86,7 @@ def observe_services(client: Any) -> list[Observed]:
     for item in items:
         spec = item.get("Spec") or {}
         labels = spec.get("Labels") or {}
-        out.append(observed_from_labels("service", spec.get("Name", ""), labels, None, item["ID"]))
+        image = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
+        name, ident = spec.get("Name", ""), item["ID"]
+        out.append(observed_from_labels("service", name, labels, None, ident, image))
     return out
