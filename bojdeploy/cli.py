@@ -23,11 +23,12 @@ class Output:
     def __init__(self, fmt: str, verbose: int):
         self.fmt = fmt
         self.verbose = verbose
+        self._json: Any = _json_logger() if fmt == "json" else None
 
     def event(self, level: str, message: str, **fields: Any) -> None:
         """One diagnostic line (a problem, a warning, progress)."""
-        if self.fmt == "json":
-            click.echo(json.dumps({"level": level, "message": message, **fields}), err=True)
+        if self._json is not None:
+            self._json.msg(message, level=level, **fields)
         elif level == "info":
             click.echo(message, err=True)
         else:
@@ -40,6 +41,20 @@ class Output:
             self.event(level, str(p), file=p.file, line=p.line, key=p.path)
         n = len([p for p in error.problems if not p.warning])
         self.event("error", f"{n} problem{'s' if n != 1 else ''} found; nothing was deployed")
+
+
+def _json_logger() -> Any:
+    """A structlog logger writing one JSON object per line to stderr (UTC timestamps)."""
+    import structlog
+
+    return structlog.wrap_logger(
+        structlog.PrintLogger(sys.stderr),
+        processors=[
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.JSONRenderer(),
+        ],
+    )
 
 
 @contextmanager
