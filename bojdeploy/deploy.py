@@ -175,7 +175,8 @@ def _locked(run: Run, step: Step) -> Outcome:
         run.store.add_log(dep_id, level, text, meta)
         run.report(label, level, text)
 
-    log("info", f"deployment #{dep_id}: {describe_step(step)}" + (f" ({reason})" if reason else ""))
+    what = describe_step(step)
+    log("info", f"deployment #{dep_id}: {what}" + (f" ({reason})" if reason not in what else ""))
     work = _work(run, step, dep_id)
     try:
         summary = run.drivers[step.kind].apply(work, log)
