@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from bojdeploy.store.base import StateStore
 Reporter = Callable[[str, str, str], None]  # (resource, level, message)
 Observer = Callable[[str, str], list[Observed]]  # (kind, resource name) -> live observations
 LOCK_TIMEOUT = 600.0
+LEVELS = {"warning": "warn", "debug": "info", "critical": "error"}  # the store's three levels
 
 
 @dataclass
@@ -64,6 +66,12 @@ class Run:
         return all(o.status != "failed" for o in self.outcomes)
 
 
+def _say(run: Run, resource: str, level: str, message: str) -> None:
+    """Show a line; a closed terminal or pipe must never break a deployment."""
+    with contextlib.suppress(OSError):
+        run.report(resource, level, message)
+
+
 def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
     """Apply steps level by level (parallel within a level); a failure blocks its dependents."""
     failed: set[str] = set()
@@ -102,7 +110,7 @@ def _skipped(run: Run, step: Step, failed: set[str]) -> Outcome:
     dep_id = _record(run, step, "failed", reason=step.reason)
     run.store.update_deployment(dep_id, error_message=message, completed=True)
     run.store.add_log(dep_id, "error", message)
-    run.report(f"{step.kind}/{step.name}", "error", message)
+    _say(run, f"{step.kind}/{step.name}", "error", message)
     return Outcome(step.kind, step.name, step.action.value, "failed", message, dep_id, message)
 
 
@@ -116,14 +124,14 @@ def apply_step(run: Run, step: Step) -> Outcome:
             step.kind,
             step.name,
             timeout=LOCK_TIMEOUT,
-            on_wait=lambda msg: run.report(label, "info", f"waiting: {msg}"),
+            on_wait=lambda msg: _say(run, label, "info", f"waiting: {msg}"),
         ):
             for dep_id in run.store.mark_interrupted(env, step.kind, step.name):
-                run.report(label, "warn", f"deployment #{dep_id} was interrupted; marked failed")
+                _say(run, label, "warn", f"deployment #{dep_id} was interrupted; marked failed")
             return _locked(run, _recheck(run, step))
     except BojdeployError as e:
         message = run.scrub(str(e))
-        run.report(label, "error", message)
+        _say(run, label, "error", message)
         return Outcome(step.kind, step.name, step.action.value, "failed", message, error=message)
 
 
@@ -164,16 +172,17 @@ def _locked(run: Run, step: Step) -> Outcome:
         dep_id = _record(run, step, "unchanged", reason)
         run.store.add_log(dep_id, "info", "config hash unchanged on the target: nothing to do")
         run.store.update_deployment(dep_id, completed=True)
-        run.report(label, "info", "unchanged")
+        _say(run, label, "info", "unchanged")
         return Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
     dep_id = _record(run, step, "running", reason)
     started = time.monotonic()
 
     def log(level: str, message: str, **metadata: Any) -> None:
+        level = LEVELS.get(level, level)
         text = run.scrub(message)
         meta = {k: run.scrub(str(v)) for k, v in metadata.items()} or None
         run.store.add_log(dep_id, level, text, meta)
-        run.report(label, level, text)
+        _say(run, label, level, text)
 
     what = describe_step(step)
     log("info", f"deployment #{dep_id}: {what}" + (f" ({reason})" if reason not in what else ""))

@@ -252,3 +252,17 @@ def test_status_reports_a_swapped_image_and_a_missing_container(app: App) -> Non
     missing = app.cli("status", "--env", "test")
     assert missing.code == 1
     assert "missing" in missing.out
+
+
+def test_a_deploy_killed_after_the_rename_is_finished_by_the_next_run(app: App) -> None:
+    assert app.apply().code == 0
+    app.container().rename(f"{app.name}.previous")  # as if killed between rename and create
+    app.write(env="two")
+    result = app.apply()
+    assert result.code == 0, result.err
+    assert "MODE=two" in app.container().attrs["Config"]["Env"]
+    names = [c.name for c in app.docker.containers.list(all=True, filters={"name": app.name})]
+    assert names == [app.name]
+    with open_store(app.db_url) as store:
+        levels = {e.level for e in store.get_logs(app.rows()[0].id)}
+    assert "warn" in levels

@@ -131,13 +131,13 @@ class ContainerDriver:
         if current is None:
             if stale is not None:
                 log(
-                    "warning",
+                    "warn",
                     f"found {_name(stale)} without {name} (an interrupted deploy): "
                     "it is the previous container",
                 )
             return stale
         if stale is not None:
-            log("warning", f"removing {_name(stale)} left by an interrupted deploy")
+            log("warn", f"removing {_name(stale)} left by an interrupted deploy")
             self._remove(stale["Id"], _name(stale), log)
         return current
 
