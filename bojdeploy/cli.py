@@ -408,8 +408,10 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return EXIT_INVALID
-    except click.Abort:
-        click.echo("aborted", err=True)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo(
+            "interrupted; a deployment left half-way is marked failed by the next run", err=True
+        )
         return 130
     return code if isinstance(code, int) else EXIT_OK
 
