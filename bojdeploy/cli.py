@@ -252,7 +252,7 @@ def apply(
 ) -> None:
     """Deploy: plan against the targets, then apply in dependency order."""
     from bojdeploy import engine
-    from bojdeploy.core.render import plan_to_dict, plan_to_text
+    from bojdeploy.core.render import orphan_note, plan_to_dict, plan_to_text
 
     out: Output = ctx.obj["out"]
     with handled(ctx):
@@ -270,6 +270,8 @@ def apply(
             plan_, run = engine.apply(
                 prepared, store, settings, _reporter(out), prune=prune, parallel=parallel
             )
+            if plan_.orphans:
+                out.event("warning", orphan_note(plan_))
             ctx.exit(_finish(run, as_json))
 
 

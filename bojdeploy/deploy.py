@@ -167,7 +167,8 @@ def _record(run: Run, step: Step, status: str, reason: str) -> int:
 
 def _locked(run: Run, step: Step) -> Outcome:
     label = f"{step.kind}/{step.name}"
-    reason = step.reason or (step.desired.reason if step.desired else "")
+    why = [step.desired.reason if step.desired else "", step.reason]
+    reason = "; ".join(dict.fromkeys(w for w in why if w))  # why it was selected, what differs
     if step.action is Action.UNCHANGED:
         dep_id = _record(run, step, "unchanged", reason)
         run.store.add_log(dep_id, "info", "config hash unchanged on the target: nothing to do")
