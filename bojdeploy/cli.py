@@ -101,6 +101,18 @@ def _prepare(
     return prepared
 
 
+def _repo_config() -> Any:
+    """bojdeploy.yaml of the repository around the current folder (its targets), or defaults."""
+    from bojdeploy.core.config import RepoConfig, load_config
+    from bojdeploy.errors import ManifestError
+    from bojdeploy.workspace import find_root
+
+    config, problems = load_config(find_root(Path.cwd()))
+    if config is None or problems:
+        raise ManifestError(problems)
+    return config or RepoConfig()
+
+
 def _store(ctx: click.Context) -> Any:
     from bojdeploy.store import open_store
 
@@ -307,6 +319,7 @@ def rollback(
                 deployment_id=deployment_id,
                 name=name,
                 environment=environment,
+                config=_repo_config(),
             )
             ctx.exit(_finish(run, as_json))
 
@@ -323,7 +336,7 @@ def status(ctx: click.Context, environment: str | None, as_json: bool) -> None:
     with handled(ctx):
         settings = _settings(ctx)
         with _store(ctx) as store:
-            items = drift_report(store, settings, environment)
+            items = drift_report(store, settings, environment, _repo_config())
         if as_json:
             click.echo(json.dumps([i.to_dict() for i in items], indent=2))
         else:

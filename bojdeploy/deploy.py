@@ -80,6 +80,7 @@ def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
         for step in level:
             if step not in ready:
                 run.outcomes.append(_skipped(run, step, failed))
+                failed.add(step.name)  # and so on down the chain
         with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
             for outcome in pool.map(lambda s: apply_step(run, s), ready):
                 run.outcomes.append(outcome)

@@ -22,7 +22,7 @@ class DriftItem:
     name: str
     resource_name: str
     deployment_id: int
-    state: str  # in sync | missing | stopped | config differs | image differs
+    state: str  # in sync | missing | stopped | running (meant halted) | config or image differs
     detail: str = ""
 
     @property
@@ -52,8 +52,9 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
     """How one recorded resource compares with its live observation."""
     if live is None or not live.managed:
         return "missing", "not found on the target"
-    if live.state is not None and live.state not in ("running", "Running"):
-        return "stopped", f"state is {live.state}"
+    wanted = str(((record.config or {}).get("spec") or {}).get("power", "running"))
+    if live.state is not None and live.state.lower() != wanted:
+        return "stopped" if wanted == "running" else "running", f"state is {live.state}"
     if live.config_hash != record.config_hash:
         return (
             "config differs",
@@ -66,7 +67,9 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
     return "in sync", ""
 
 
-def drift_report(store: StateStore, settings: Settings, environment: str | None) -> list[DriftItem]:
+def drift_report(
+    store: StateStore, settings: Settings, environment: str | None, config: RepoConfig
+) -> list[DriftItem]:
     """Compare every recorded resource of the environment(s) with the targets."""
     envs = (
         [environment]
@@ -78,7 +81,7 @@ def drift_report(store: StateStore, settings: Settings, environment: str | None)
         records = [r for r in store.latest_states(env) if not (r.config or {}).get("deleted")]
         if not records:
             continue
-        targets = Targets(env, settings, RepoConfig())
+        targets = Targets(env, settings, config)
         try:
             live = targets.observe({r.deployment_type for r in records})
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bojdeploy.core.config import RepoConfig
-from bojdeploy.core.loader import manifest_from_record
+from bojdeploy.core.loader import LoadedManifest, manifest_from_record
 from bojdeploy.core.plan import Desired, make_plan
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.deploy import Reporter, Run, apply_plan
@@ -48,6 +48,7 @@ def rollback(
     deployment_id: int | None = None,
     name: str | None = None,
     environment: str | None = None,
+    config: RepoConfig | None = None,
 ) -> Run:
     """Redeploy a recorded config; the new row's rollback_from names the source deployment."""
     record = find_target(store, deployment_id, name, environment)
@@ -72,7 +73,23 @@ def rollback(
         manifest=manifest.file,
         reason=f"rollback to the config of deployment #{record.id}",
     )
-    targets = Targets(record.environment, settings, RepoConfig())
+    targets = Targets(record.environment, settings, config or RepoConfig())
+    try:
+        return _redeploy(store, targets, record, manifest, desired, values, key, report)
+    finally:
+        targets.close()
+
+
+def _redeploy(
+    store: StateStore,
+    targets: Targets,
+    record: Deployment,
+    manifest: LoadedManifest,
+    desired: Desired,
+    values: dict[str, str],
+    key: bytes,
+    report: Reporter,
+) -> Run:
     observed = targets.observe({manifest.kind})
     plan = make_plan([desired], observed, environment=record.environment, full_scope=False)
     commit = record.git_commit or ""
@@ -89,8 +106,5 @@ def rollback(
         rollback_from=record.id,
         parallel=1,
     )
-    try:
-        apply_plan(run, plan)
-    finally:
-        targets.close()
+    apply_plan(run, plan)
     return run

@@ -135,11 +135,14 @@ def test_changed_since_applies_only_what_changed(repo: Repo) -> None:
 def test_a_failed_dependency_blocks_its_dependents(repo: Repo) -> None:
     repo.write("db", image="unhealthy:1", health=True)
     repo.write("app", depends_on=("db",))
+    repo.write("web", depends_on=("app",))
     repo.write("other")
     result = repo.apply()
     assert result.code == 1
     assert repo.rows("db")[0].status == "failed"
     app = repo.rows("app")[0]
     assert app.status == "failed" and "dependency" in (app.error_message or "")
-    assert repo.name("app") not in repo.running()
+    web = repo.rows("web")[0]
+    assert web.status == "failed" and "dependency" in (web.error_message or "")
+    assert {repo.name("app"), repo.name("web")}.isdisjoint(repo.running())
     assert repo.rows("other")[0].status == "completed"

@@ -396,6 +396,9 @@ def _xenstore_keys(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+CLOUD_INIT_KEYS = ("datasource", "role", "environment", "user-data")
+
+
 class VMSpec(Strict):
     """spec of a VM (XenServer / XCP-ng)."""
 
@@ -408,6 +411,21 @@ class VMSpec(Strict):
     power: Literal["running", "halted"] = "running"
     wait: VMWait = Field(default_factory=VMWait)
     on_change: Literal["reboot", "recreate", "refuse"] = "reboot"
+
+    @model_validator(mode="after")
+    def _no_key_collisions(self) -> VMSpec:
+        params = self.cloud_init.params if self.cloud_init else {}
+        taken = set(CLOUD_INIT_KEYS) & set(params)
+        if taken:
+            raise ValueError(
+                f"cloud_init.params cannot set {', '.join(sorted(taken))}: bojdeploy writes "
+                "vm-data/cloud-init/{datasource,role,environment,user-data} itself"
+            )
+        generated = {f"vm-data/cloud-init/{k}" for k in (*CLOUD_INIT_KEYS, *params)}
+        clash = sorted(generated & set(self.xenstore))
+        if clash:
+            raise ValueError(f"xenstore keys {', '.join(clash)} are written from cloud_init")
+        return self
 
 
 class _Manifest(Strict):

@@ -24,7 +24,6 @@ HASH_KEY = OWNER_PREFIX + "config-hash"
 # The xenstore keys bojdeploy wrote last time, so keys dropped from a manifest are removed.
 XENSTORE_KEYS = OWNER_PREFIX + "xenstore-keys"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-RESERVED_PARAMS = ("datasource", "role", "environment", "user-data")
 
 
 @dataclass(frozen=True)
@@ -106,32 +105,19 @@ def xenstore_data(
 ) -> dict[str, str]:
     """vm-data/cloud-init/{datasource,role,environment,user-data}, params, then custom keys."""
     ci = spec.cloud_init
-    entries: list[tuple[str, str | None, str]] = [
-        ("datasource", ci.datasource if ci else None, "spec.cloud_init.datasource"),
-        ("role", ci.role if ci else None, "spec.cloud_init.role"),
-        ("environment", environment, "the environment"),
-        ("user-data", user_data, "spec.cloud_init.user_data"),
-    ]
-    data: dict[str, str] = {}
-    origin: dict[str, str] = {}
-    for key, value, where in entries:
-        if value is not None:
-            data[CLOUD_INIT + key] = value
-            origin[CLOUD_INIT + key] = where
+    entries = {
+        "datasource": ci.datasource if ci else None,
+        "role": ci.role if ci else None,
+        "environment": environment,
+        "user-data": user_data,
+    }
+    # Validation refuses params and xenstore keys that collide with these.
+    data = {CLOUD_INIT + key: value for key, value in entries.items() if value is not None}
     for key, value in (ci.params if ci else {}).items():
-        _put(data, origin, CLOUD_INIT + key, value, f"spec.cloud_init.params.{key}")
-    for key, value in spec.xenstore.items():
-        _put(data, origin, key, value, f"spec.xenstore[{key!r}]")
+        data[CLOUD_INIT + key] = value
+    data.update(spec.xenstore)
     check_sizes(name, data)
     return data
-
-
-def _put(data: dict[str, str], origin: dict[str, str], key: str, value: str, where: str) -> None:
-    """Add one key, refusing to let two manifest fields write the same xenstore key."""
-    if key in data:
-        raise DriverError(f"{where} writes xenstore key {key}, already written by {origin[key]}")
-    data[key] = value
-    origin[key] = where
 
 
 def check_sizes(name: str, data: Mapping[str, str]) -> None:
