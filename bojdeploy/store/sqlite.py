@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,19 @@ from bojdeploy.store.locks import default_holder, file_lock, target_name
 from bojdeploy.store.sql import Query, SqlStore
 
 BUSY_TIMEOUT = 30.0
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; SQLite answers 'locked' at once (no busy wait) while another run does."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class SqliteStore(SqlStore):
@@ -31,7 +45,7 @@ class SqliteStore(SqlStore):
             self._conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self._conn)
             self._conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as e:
             raise ConnectError(f"cannot open the SQLite database {path}: {e}") from e
