@@ -24,7 +24,7 @@ class Action(StrEnum):
 
 
 REASON_CONFIG_CHANGED = "config changed"
-REASON_SECRET_CHANGED = "a secret or an included file changed"
+REASON_SECRET_CHANGED = "a secret, an included file or metadata.labels changed"
 REASON_DELETED = "manifest deleted"
 
 # Changing these fields of a running VM needs it halted; `on_change` decides how.
