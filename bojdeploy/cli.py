@@ -163,6 +163,8 @@ def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         report = validate_workspace(ws, dict(os.environ))
         for warning in report.warnings:
             out.event("warning", str(warning))
+        if not report.files:
+            out.event("warning", ws.nothing_found())
         if report.errors:
             raise ManifestError(report.errors)
         click.echo(report.summary())

@@ -33,6 +33,11 @@ class Workspace:
         found = set(discover(self.root, self.config.manifests))
         return sorted(found | set(self.explicit or ()))
 
+    def nothing_found(self) -> str:
+        """The warning when no manifest is in scope: where bojdeploy looked."""
+        where = ", ".join(self.config.manifests) if self.explicit is None else "the given paths"
+        return f"no manifests found in {self.root} (looked for {where})"
+
     def environment(self, requested: str | None, hint: str = "name it explicitly") -> str:
         """The environment to work on: --env, else the one the branch maps to."""
         envs = self.config.environments

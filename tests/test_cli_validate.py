@@ -93,3 +93,10 @@ def test_environment_specific_template_error_names_the_environment(tmp_path: Pat
     assert result.code == 2
     assert "deploy/web.yml:6: spec.ports[0]: template error: undefined value" in result.err
     assert "(environment staging)" in result.err
+
+
+def test_a_repository_without_manifests_says_where_it_looked(tmp_path: Path) -> None:
+    result = run_cli("validate", str(tmp_path))
+    assert result.code == 0
+    assert "warning: no manifests found in" in result.err
+    assert "deploy/**/*.yml" in result.err
