@@ -163,7 +163,7 @@ def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         report = validate_workspace(ws, dict(os.environ))
         for warning in report.warnings:
             out.event("warning", str(warning))
-        if not report.files:
+        if not ws.manifest_files():
             out.event("warning", ws.nothing_found())
         if report.errors:
             raise ManifestError(report.errors)

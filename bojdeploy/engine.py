@@ -35,7 +35,7 @@ class Prepared:
         """Human warnings (missing secrets for a plan, fallbacks of change detection)."""
         chosen = set(self.selection.paths())
         out = [str(p) for p in self.result.warnings if p.file in chosen]
-        if not self.result.manifests:
+        if not self.workspace.manifest_files():
             out.append(self.workspace.nothing_found())
         if self.selection.note:
             out.append(self.selection.note)

@@ -100,3 +100,13 @@ def test_a_repository_without_manifests_says_where_it_looked(tmp_path: Path) -> 
     assert result.code == 0
     assert "warning: no manifests found in" in result.err
     assert "deploy/**/*.yml" in result.err
+
+
+def test_a_bare_port_number_is_a_container_port(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "web.yml").write_text(
+        "apiVersion: bojdeploy/v1\nkind: Container\nmetadata: {name: web}\n"
+        "spec: {image: 'web:1', ports: [80, '127.0.0.1:8080:80']}\n"
+    )
+    result = run_cli("validate", str(tmp_path))
+    assert (result.code, result.err) == (0, "")

@@ -103,7 +103,16 @@ def check_volume(vol: str) -> str:
     return vol
 
 
-PortStr = Annotated[str, AfterValidator(check_port)]
+def _port_number(value: Any) -> Any:
+    """`ports: [80]` means "80": a bare number is a container port."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+PortStr = Annotated[
+    str,
+    BeforeValidator(_port_number, json_schema_input_type=str | int),
+    AfterValidator(check_port),
+]
 VolumeStr = Annotated[str, AfterValidator(check_volume)]
 
 
