@@ -50,6 +50,8 @@ def observe_containers(client: Any) -> list[Observed]:
         labels = item.get("Labels") or {}
         if "com.docker.swarm.task.id" in labels:
             continue  # a Swarm task: observed through its service
+        if names[0].endswith(".previous") and labels.get(LABEL + "managed") == "true":
+            continue  # the container driver's swap in progress (or left by a crash): its own
         state, ident, image = item.get("State"), item["Id"], item.get("ImageID")
         out.append(observed_from_labels("container", names[0], labels, state, ident, image))
     return out
