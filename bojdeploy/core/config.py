@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from bojdeploy.core.manifest import Strict
+from bojdeploy.core.fields import Strict
 from bojdeploy.core.yamlsrc import Document, parse_documents, validate
 from bojdeploy.errors import Problem
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from bojdeploy.core.manifest import KINDS, MODELS, Manifest
+from bojdeploy.core.fields import KINDS
+from bojdeploy.core.manifest import MODELS, Manifest
 from bojdeploy.core.secrets import (
     MARKER_RE,
     hashed,

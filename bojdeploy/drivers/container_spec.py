@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bojdeploy.core.manifest import PORT_RE, ContainerManifest, ContainerSpec
+from bojdeploy.core.fields import PORT_RE
+from bojdeploy.core.manifest import ContainerManifest, ContainerSpec
 from bojdeploy.core.secrets import reveal
 from bojdeploy.errors import DriverError
 

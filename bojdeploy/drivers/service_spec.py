@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from docker import types
 
+from bojdeploy.core.fields import Healthcheck
 from bojdeploy.core.manifest import (
-    Healthcheck,
     Limits,
     RestartPolicy,
     RollbackPolicy,
