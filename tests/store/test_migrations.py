@@ -77,10 +77,10 @@ def test_schema_matches_the_design(store: StateStore, store_url: str) -> None:
     }
 
 
-def test_ids_are_serial_on_postgres(postgres_url: str) -> None:
-    open_store(postgres_url).close()
+def test_ids_are_serial_on_postgres(postgres_database: str) -> None:
+    open_store(postgres_database).close()
     defaults = raw_rows(
-        postgres_url,
+        postgres_database,
         "SELECT table_name, column_default FROM information_schema.columns"
         " WHERE column_name = 'id' AND table_name LIKE 'deployment%' ORDER BY table_name",
     )
@@ -139,8 +139,8 @@ def test_unreachable_postgres_is_a_fast_connect_error_without_the_password() -> 
     assert time.monotonic() - started < 10
 
 
-def test_wrong_postgres_password_is_a_connect_error(postgres_server: str) -> None:
-    server = urlsplit(postgres_server)
+def test_wrong_postgres_password_is_a_connect_error(postgres_url: str) -> None:
+    server = urlsplit(postgres_url)
     wrong = f"{server.username}:wrong-password@{server.hostname}:{server.port or 5432}"
     url = server._replace(netloc=wrong).geturl()
     with pytest.raises(ConnectError, match="password authentication failed") as caught:
