@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bojdeploy.core.changes import FileChange, Selected, Selection, select_all
+from bojdeploy.core.changes import FileChange, Selected, Selection
 from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
 from bojdeploy.core.loader import discover, expand_paths
 from bojdeploy.core.template import RenderContext
@@ -86,7 +86,7 @@ class Workspace:
                 tuple(Selected(p, "named on the command line") for p in named), (), False
             )
         if not changed_since:
-            return dataclasses.replace(select_all(files, "every manifest in scope"), note="")
+            return Selection(tuple(Selected(p, "every manifest in scope") for p in files), (), True)
         if self.git is None:
             raise UsageError(f"--changed-since needs a git checkout; {self.root} is not one")
         return self._changed(result, files, changed_since, fallback)
