@@ -103,6 +103,7 @@ def desired_state(prepared: Prepared, key: bytes, environ: Mapping[str, str]) ->
                 manifest=m.file,
                 reason=prepared.selection.reason_for(m.file) or "",
                 depends_on=tuple(m.manifest.metadata.depends_on),
+                missing_secrets=tuple(sorted(m.secret_names - set(secret_values(m, environ)))),
             )
         )
     return out

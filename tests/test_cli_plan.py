@@ -159,3 +159,15 @@ def test_online_plan_with_unreachable_docker_exits_3(repo: Path, db_url: str) ->
 def test_settings_are_read_from_the_environment() -> None:
     settings = Settings.from_env({"BOJDEPLOY_DATABASE_URL": "sqlite:///x", "DOCKER_HOST": "y"})
     assert (settings.database_url, settings.docker_host) == ("sqlite:///x", "y")
+
+
+def test_plan_without_a_secret_does_not_claim_a_change(repo: Path, db_url: str) -> None:
+    record_current_state(repo, db_url, SECRETS)
+    result = plan(repo, db_url, env={"API_TOKEN": SECRETS["API_TOKEN"]})
+    assert result.code == 0, result.err
+    web = next(line for line in result.out.splitlines() if " web " in line)
+    assert web.strip().startswith("= unchanged")
+    assert "secret WEB_SESSION_KEY not available to this run" in web
+    assert (
+        "warning: deploy/web.yml:14: spec.env.SESSION_KEY: secret 'WEB_SESSION_KEY'" in result.err
+    )

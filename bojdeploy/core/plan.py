@@ -24,6 +24,7 @@ class Action(StrEnum):
 
 
 REASON_CONFIG_CHANGED = "config changed"
+REASON_UNCHANGED = "config hash matches"
 REASON_SECRET_CHANGED = "a secret, an included file or metadata.labels changed"
 REASON_DELETED = "manifest deleted"
 
@@ -49,6 +50,7 @@ class Desired:
     manifest: str
     reason: str = ""
     depends_on: tuple[str, ...] = ()
+    missing_secrets: tuple[str, ...] = ()  # not available to this run (a fork's pull request)
 
 
 @dataclass(frozen=True)
@@ -293,13 +295,17 @@ def _same_config_step(want: Desired, obs: Observed) -> Step:
         if obs.state.lower() != power:
             change = FieldChange("power", obs.state.lower(), power)
             return _step(Action.UPDATE, want, obs, (change,), f"VM is {obs.state.lower()}")
-    return _step(Action.UNCHANGED, want, obs, (), "config hash matches")
+    return _step(Action.UNCHANGED, want, obs, (), REASON_UNCHANGED)
 
 
 def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | None:
     """Different hashes: replace a container, update a service, update or replace a VM."""
     changes = diff_specs(obs.spec, want.spec) if obs.spec is not None else []
     reason = REASON_CONFIG_CHANGED
+    if not changes and want.missing_secrets and obs.spec is not None:
+        names = ", ".join(want.missing_secrets)
+        why = f"secret {names} not available to this run: a change to it cannot be seen"
+        return _step(Action.UNCHANGED, want, obs, [], why)
     if not changes:
         changes = [FieldChange("config_hash", obs.config_hash, want.config_hash)]
         reason = REASON_SECRET_CHANGED if obs.spec is not None else "config hash differs"

@@ -9,6 +9,7 @@ from typing import Any
 
 from bojdeploy.core.plan import (
     REASON_CONFIG_CHANGED,
+    REASON_UNCHANGED,
     Action,
     FieldChange,
     Observed,
@@ -140,7 +141,9 @@ def format_value(value: Any, limit: int = MAX_VALUE) -> str:
 
 def _shown_reason(step: Step) -> str:
     """The reason worth printing: none for creates and no-ops, none when the diff says it all."""
-    if step.action in (Action.CREATE, Action.UNCHANGED) or step.reason == REASON_CONFIG_CHANGED:
+    if step.action is Action.UNCHANGED:
+        return "" if step.reason == REASON_UNCHANGED else step.reason
+    if step.action is Action.CREATE or step.reason == REASON_CONFIG_CHANGED:
         return ""
     return step.reason
 

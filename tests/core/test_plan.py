@@ -36,6 +36,7 @@ def _desired(raw: dict[str, Any], environment: str) -> Desired:
         config_hash=raw["config_hash"],
         spec=raw.get("spec", {}),
         manifest=raw.get("manifest", f"deploy/{raw['name']}.yml"),
+        missing_secrets=tuple(raw.get("missing_secrets", ())),
     )
 
 
