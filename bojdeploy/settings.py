@@ -16,6 +16,7 @@ class Settings:
     xen_url: str | None = None
     xen_username: str | None = None
     xen_password: str | None = None
+    xen_verify: bool = True  # False accepts a self-signed certificate (BOJDEPLOY_XEN_VERIFY=false)
     gitea_url: str | None = None
     gitea_token: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -36,4 +37,5 @@ class Settings:
             "gitea_token": env.get("BOJDEPLOY_GITEA_TOKEN"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(environ=env, **values)
+        verify = env.get("BOJDEPLOY_XEN_VERIFY", "true").strip().lower() not in ("false", "0", "no")
+        return cls(environ=env, xen_verify=verify, **values)

@@ -171,3 +171,8 @@ def test_plan_without_a_secret_does_not_claim_a_change(repo: Path, db_url: str) 
     assert (
         "warning: deploy/web.yml:14: spec.env.SESSION_KEY: secret 'WEB_SESSION_KEY'" in result.err
     )
+
+
+def test_xen_certificate_checks_can_be_turned_off() -> None:
+    assert Settings.from_env({}).xen_verify is True
+    assert Settings.from_env({"BOJDEPLOY_XEN_VERIFY": "false"}).xen_verify is False

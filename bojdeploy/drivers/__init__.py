@@ -47,7 +47,10 @@ class Targets:
                 from bojdeploy.drivers.vm import connect_xen
 
                 self._xen = connect_xen(
-                    self.xen_url, self.xen_username or "root", self.settings.xen_password or ""
+                    self.xen_url,
+                    self.xen_username or "root",
+                    self.settings.xen_password or "",
+                    verify=self.settings.xen_verify,
                 )
             return self._xen
 

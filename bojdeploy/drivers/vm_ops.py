@@ -45,8 +45,8 @@ OBSERVE_WHERE = (
 class _Session(XenAPI.Session):  # type: ignore[misc]
     """A XenAPI session that parallel steps can share: one request on the wire at a time."""
 
-    def __init__(self, uri: str):
-        super().__init__(uri)
+    def __init__(self, uri: str, ignore_ssl: bool = False):
+        super().__init__(uri, ignore_ssl=ignore_ssl)
         self._lock = threading.RLock()
 
     def xenapi_request(self, methodname: str, params: tuple[Any, ...]) -> Any:
@@ -55,10 +55,13 @@ class _Session(XenAPI.Session):  # type: ignore[misc]
             return super().xenapi_request(methodname, params)
 
 
-def connect_xen(url: str, username: str, password: str) -> Any:
-    """Log in to the pool at `url`; ConnectError (before anything changed) if that fails."""
+def connect_xen(url: str, username: str, password: str, *, verify: bool = True) -> Any:
+    """Log in to the pool at `url`; ConnectError (before anything changed) if that fails.
+
+    verify=False accepts the self-signed certificate a XenServer host has out of the box.
+    """
     try:
-        session = _Session(url)
+        session = _Session(url, ignore_ssl=not verify)
         session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
     except XenAPI.Failure as e:
         raise ConnectError(f"cannot log in to Xen at {url}: {failure_text(e.details)}") from e
