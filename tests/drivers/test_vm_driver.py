@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -277,6 +278,17 @@ def test_wrong_credentials() -> None:
 def test_unreachable() -> None:
     with pytest.raises(ConnectError, match="cannot reach Xen"):
         connect_xen("http://127.0.0.1:9", "root", "pw")
+
+
+def test_a_pool_that_stops_answering_fails_the_call_instead_of_hanging(sim: Any) -> None:
+    session = connect_xen(sim.url, "root", "pw", timeout=0.5)
+    sim.slow("VM.get_all_records_where", 3)
+    started = time.monotonic()
+    with pytest.raises(ConnectError, match="timed out"):
+        observe_vms(session)
+    assert time.monotonic() - started < 2.5
+    sim.slow("VM.get_all_records_where", 0)
+    disconnect_xen(session)
 
 
 def test_an_unowned_vm_is_never_touched(session: Any, pool: Pool, sim: Any) -> None:
