@@ -92,18 +92,20 @@ def desired_state(prepared: Prepared, key: bytes, environ: Mapping[str, str]) ->
     """The selected manifests as Desired values (redacted spec, keyed config hash)."""
     out = []
     for m in prepared.selected:
+        redacted, values = m.redacted(), secret_values(m, environ)
         out.append(
             Desired(
                 kind=m.kind,
                 name=m.name,
                 environment=m.environment,
                 resource_name=m.resource_name,
-                config_hash=m.config_hash(secret_values(m, environ), key),
-                spec=m.redacted()["spec"],
+                config_hash=m.config_hash(values, key),
+                spec=redacted["spec"],
+                labels=redacted["metadata"]["labels"],
                 manifest=m.file,
                 reason=prepared.selection.reason_for(m.file) or "",
                 depends_on=tuple(m.manifest.metadata.depends_on),
-                missing_secrets=tuple(sorted(m.secret_names - set(secret_values(m, environ)))),
+                missing_secrets=tuple(sorted(m.secret_names - set(values))),
             )
         )
     return out
@@ -129,6 +131,7 @@ def observed_from_records(store: StateStore, environment: str) -> list[Observed]
             environment=r.environment,
             config_hash=r.config_hash,
             spec=(r.config or {}).get("spec"),
+            labels=((r.config or {}).get("metadata") or {}).get("labels", {}),
             id=str(r.id),
             manifest=r.manifest,
             source="record",
@@ -147,7 +150,7 @@ def with_recorded_specs(
     for obs in observed:
         rec = by_key.get((obs.kind, obs.resource_name))
         if rec is not None and obs.spec is None and rec.config_hash == obs.config_hash:
-            obs = dataclasses.replace(obs, spec=rec.spec)
+            obs = dataclasses.replace(obs, spec=rec.spec, labels=rec.labels)
         out.append(obs)
     return out
 

@@ -70,6 +70,7 @@ def rollback(
         resource_name=manifest.resource_name,
         config_hash=manifest.config_hash(values, key),
         spec=manifest.redacted()["spec"],
+        labels=manifest.redacted()["metadata"]["labels"],
         manifest=manifest.file,
         reason=f"rollback to the config of deployment #{record.id}",
     )

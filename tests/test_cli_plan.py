@@ -104,7 +104,7 @@ def test_changed_secret_is_detected_but_never_shown(repo: Path, db_url: str) -> 
     changed = {**SECRETS, "WEB_SESSION_KEY": "session-key-value-2"}
     result = plan(repo, db_url, env=changed)
     assert "-/+ replace" in result.out and "web" in result.out
-    assert "a secret, an included file or metadata.labels changed" in result.out
+    assert "a secret or an included file changed" in result.out
     for value in [*SECRETS.values(), *changed.values()]:
         assert value not in result.out + result.err
 

@@ -6,7 +6,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +25,7 @@ class Action(StrEnum):
 
 REASON_CONFIG_CHANGED = "config changed"
 REASON_UNCHANGED = "config hash matches"
-REASON_SECRET_CHANGED = "a secret, an included file or metadata.labels changed"
+REASON_SECRET_CHANGED = "a secret or an included file changed"
 REASON_DELETED = "manifest deleted"
 
 # Changing these fields of a running VM needs it halted; `on_change` decides how.
@@ -51,6 +51,7 @@ class Desired:
     reason: str = ""
     depends_on: tuple[str, ...] = ()
     missing_secrets: tuple[str, ...] = ()  # not available to this run (a fork's pull request)
+    labels: Mapping[str, str] = field(default_factory=dict)  # metadata.labels
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Observed:
     manifest: str | None = None
     source: str = "target"
     image_id: str | None = None  # the image that runs: container image id, service pinned image
+    labels: Mapping[str, str] | None = None  # recorded metadata.labels, with the recorded spec
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,8 @@ def _same_config_step(want: Desired, obs: Observed) -> Step:
 def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | None:
     """Different hashes: replace a container, update a service, update or replace a VM."""
     changes = diff_specs(obs.spec, want.spec) if obs.spec is not None else []
+    if obs.labels is not None:
+        changes += diff_specs(obs.labels, want.labels, prefix="metadata.labels")
     reason = REASON_CONFIG_CHANGED
     if not changes and want.missing_secrets and obs.spec is not None:
         names = ", ".join(want.missing_secrets)

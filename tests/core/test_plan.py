@@ -37,6 +37,7 @@ def _desired(raw: dict[str, Any], environment: str) -> Desired:
         spec=raw.get("spec", {}),
         manifest=raw.get("manifest", f"deploy/{raw['name']}.yml"),
         missing_secrets=tuple(raw.get("missing_secrets", ())),
+        labels=raw.get("labels", {}),
     )
 
 
@@ -51,6 +52,7 @@ def _observed(raw: dict[str, Any], environment: str) -> Observed:
         spec=raw.get("spec"),
         state=raw.get("state"),
         id=raw.get("id"),
+        labels=raw.get("labels"),
     )
 
 
