@@ -16,7 +16,8 @@ BROKEN = [
     "deploy/bad-size.yml:8: spec.memory: invalid size '2 gigs'",
     "deploy/duplicate.yml:11: metadata.name: duplicate Container name 'dup'",
     "deploy/missing-image.yml:5: spec.image: required key is missing",
-    "deploy/template-error.yml:7: template error: undefined value: no key 'replica_count'",
+    "deploy/template-error.yml:7: spec.replicas: template error: undefined value: no key "
+    "'replica_count'",
     "deploy/unknown-dep.yml:5: metadata.depends_on[0]: unknown manifest 'dupp'",
     "deploy/cycle.yml:5: metadata.depends_on: dependency cycle: cycle-a -> cycle-b -> cycle-a",
     "deploy/policy.yml:9: spec.volumes[1]: policy: mounting the Docker socket",
@@ -110,3 +111,14 @@ def test_a_bare_port_number_is_a_container_port(tmp_path: Path) -> None:
     )
     result = run_cli("validate", str(tmp_path))
     assert (result.code, result.err) == (0, "")
+
+
+def test_a_template_error_in_a_nested_block_names_its_key(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "api.yml").write_text(
+        "apiVersion: bojdeploy/v1\nkind: Service\nmetadata:\n  name: api\nspec:\n"
+        "  image: api:1\n  update:\n    parallelism: {{ vars.nope }}\n"
+    )
+    result = run_cli("validate", str(tmp_path))
+    assert result.code == 2
+    assert "deploy/api.yml:8: spec.update.parallelism: template error" in result.err

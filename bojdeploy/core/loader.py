@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -153,11 +154,29 @@ def _key_at_line(text: str, rel: str, line: int | None) -> str:
     best: tuple[str | int, ...] = ()
     for doc in parse_documents(text, rel):
         if isinstance(doc, Problem):
-            return ""
+            return _key_by_indentation(text.splitlines(), line)
         for path, at in doc.lines.items():
             if at == line and len(path) > len(best):
                 best = path
     return format_path(best)
+
+
+_KEY_LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z0-9_./-]+)\s*:")
+
+
+def _key_by_indentation(lines: list[str], line: int) -> str:
+    """The key path of `line` from indentation alone (a template made the file invalid YAML)."""
+    if not 0 < line <= len(lines) or not (m := _KEY_LINE.match(lines[line - 1])):
+        return ""
+    path, indent = [m.group(2)], len(m.group(1))
+    for text in reversed(lines[: line - 1]):
+        if text.startswith("---"):
+            break
+        outer = _KEY_LINE.match(text)
+        if outer and len(outer.group(1)) < indent and text.rstrip().endswith(":"):
+            path.insert(0, outer.group(2))
+            indent = len(outer.group(1))
+    return ".".join(path)
 
 
 def _excluded_everywhere(text: str, environment: str) -> bool:
