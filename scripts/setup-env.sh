@@ -154,7 +154,7 @@ start_postgres() {
     local state=running
     pg_lsclusters -h | grep -q '^15 *main ' || quiet pg_createcluster 15 main
     if ! pg_ctlcluster 15 main status >/dev/null 2>&1; then
-        quiet pg_ctlcluster 15 main start # waits until it accepts connections
+        quiet pg_ctlcluster 15 main start 9>&- # waits until it accepts connections; must not inherit the lock
         state=started
     fi
     pg_isready -q -h "$PG_HOST" -p "$PG_PORT" ||
@@ -234,6 +234,26 @@ make_venv() {
     echo "venv: installed .[dev] into .venv"
 }
 
+# lock_holders: pids other than this script that hold the set-up lock as fd 9 (a daemon that
+# inherited it would make every later run wait for it).
+lock_holders() {
+    local f pid out=()
+    for f in /proc/[0-9]*/fd/9; do
+        pid=${f#/proc/}
+        pid=${pid%%/*}
+        [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ] && continue
+        [ "$(readlink "$f" 2>/dev/null)" = "$LOCK" ] && out+=("$pid")
+    done
+    echo "${out[*]}"
+}
+
+check_lock() {
+    local holders
+    holders=$(lock_holders)
+    [ -z "$holders" ] ||
+        fail "processes $holders inherited $LOCK; later runs would wait for them (stop them, rerun)"
+}
+
 install_packages
 start_dockerd
 init_swarm
@@ -241,3 +261,4 @@ start_registry
 start_postgres
 push_test_images
 make_venv
+check_lock

@@ -71,6 +71,12 @@ class Observed:
     source: str = "target"
     image_id: str | None = None  # the image that runs: container image id, service pinned image
     labels: Mapping[str, str] | None = None  # recorded metadata.labels, with the recorded spec
+    deployment_id: int | None = None  # the deployment that made it (io.bojdeploy.deployment-id)
+    repository: str | None = None  # the repository that owns it (io.bojdeploy.repository)
+    # Why the deployment that made it is not confirmed (interrupted, health pending, Swarm still
+    # updating, a swap or clone left half-done); None when confirmed or unknown. The config hash
+    # alone never means "done": an unfinished resource is finished or rolled back by the next run.
+    unfinished: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,7 +295,9 @@ def _step(
 
 
 def _same_config_step(want: Desired, obs: Observed) -> Step:
-    """Equal hashes: unchanged, unless the resource is not in the state the spec asks for."""
+    """Equal hashes: unchanged, unless unfinished or not in the state the spec asks for."""
+    if obs.unfinished:
+        return _step(Action.UPDATE, want, obs, (), f"unfinished: {obs.unfinished}")
     if want.kind == "container" and obs.state is not None and obs.state != "running":
         return _step(Action.REPLACE, want, obs, (), f"container is {obs.state}")
     if want.kind == "vm" and obs.state is not None:

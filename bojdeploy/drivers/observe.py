@@ -31,7 +31,17 @@ def observed_from_labels(
         id=ident,
         manifest=labels.get(LABEL + "manifest") if managed else None,
         image_id=image_id,
+        deployment_id=_int(labels.get(LABEL + "deployment-id")) if managed else None,
+        repository=labels.get(LABEL + "repository") if managed else None,
     )
+
+
+def _int(value: str | None) -> int | None:
+    """A label's integer value, or None when missing or malformed."""
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def observe_containers(client: Any) -> list[Observed]:

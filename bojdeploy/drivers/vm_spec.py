@@ -330,4 +330,14 @@ def observed_vm(record: Mapping[str, Any]) -> Observed:
         state=str(record["power_state"]),
         id=str(record["uuid"]),
         manifest=other.get(OWNER_PREFIX + "manifest") if managed else None,
+        deployment_id=_int(other.get(OWNER_PREFIX + "deployment-id")) if managed else None,
+        repository=other.get(OWNER_PREFIX + "repository") if managed else None,
     )
+
+
+def _int(value: Any) -> int | None:
+    """An other_config integer value, or None when missing or malformed."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -375,6 +375,8 @@ def test_observed_vm_from_ownership_keys() -> None:
         state="Running",
         id="u1",
         manifest="deploy/web.yml",
+        deployment_id=int(OWNER_KEYS["bojdeploy.deployment-id"]),
+        repository=OWNER_KEYS["bojdeploy.repository"],
     )
     stranger = {
         "uuid": "u2",
