@@ -1,0 +1,1 @@
+"""Fault tests: bojdeploy killed or cut off mid-deployment; the next run must finish or undo."""
