@@ -130,6 +130,12 @@ class Repo:
         assert result.code == (1 if any(i["drifted"] for i in items) else 0), result.err
         return items
 
+    def plan(self) -> dict[str, Any]:
+        result = self.cli("plan", "--env", "test", "--json", str(self.root))
+        assert result.code == 0, result.err  # never "2 resources with this name exist"
+        plan: dict[str, Any] = json.loads(result.out)
+        return plan
+
     def rows(self) -> list[Any]:
         with open_store(self.db_url) as store:
             return store.list_deployments(name="web", limit=100)
@@ -191,6 +197,8 @@ def _kill(repo: Repo, kill: Kill) -> None:
     assert killed.killed, f"the run ended before the kill:\n{killed.text}"
     if kill.settle:
         sim.settle()
+        (step,) = repo.plan()["steps"]
+        assert step["action"] != "unchanged" or kill.then == CONFIRMED, step
 
 
 def _converges(repo: Repo, pool: Pool, kill: Kill, vcpus: int, memory: int, vdis: int) -> None:
