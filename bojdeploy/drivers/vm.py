@@ -88,6 +88,10 @@ class VMDriver:
         current = ops.read_hardware(self.api, vm, record)
         wanted = wanted_hardware(config, current, networks)
         changes = hardware_changes(current, wanted)
+        previous = resume.previous_of(record)
+        if previous is not None:
+            log("info", f"VM {config.name}: finishing the interrupted reboot")
+            return self._reboot(vm, record, config, (current, wanted), previous, log, facts)
         if changes and record["power_state"] != "Halted":
             needs = f"VM {config.name}: changing {', '.join(changes)} needs the VM halted"
             if config.on_change == "refuse":
@@ -96,8 +100,8 @@ class VMDriver:
                 log("info", f"{needs}: recreating it (spec.on_change: recreate)")
                 return self._replace(vm, record, config, environment, log, facts)
             log("info", f"{needs}: rebooting it (spec.on_change: reboot)")
-            self._mark(vm, config)
-            return self._reboot(vm, record, config, (current, wanted), log, facts)
+            before = (current, resume.owner_keys_of(record["other_config"]))
+            return self._reboot(vm, record, config, (current, wanted), before, log, facts)
         self._mark(vm, config)
         ops.apply_hardware(self.api, vm, current, wanted, log)
         if ops.write_xenstore(self.api, vm, record, config.xenstore):
@@ -114,19 +118,26 @@ class VMDriver:
         record: dict[str, Any],
         config: VMConfig,
         hardware: tuple[Hardware, Hardware],
+        previous: tuple[Hardware, dict[str, str]],
         log: StepLog,
         facts: dict[str, Any],
     ) -> str:
-        """Shut down, change, start; a failure restores the previous hardware and restarts."""
+        """Shut down, change, start; a failure puts `previous` (settings, keys) back, restarts.
+
+        `previous` is recorded on the VM first, so a run that finds the reboot interrupted
+        finishes it, or undoes it if finishing fails: never leaves the VM halted.
+        """
         current, wanted = hardware
-        ops.shutdown(self.api, vm, config.name, log)
+        self._mark(vm, config, resume.saved(*previous))
+        if record["power_state"] != "Halted" and hardware_changes(current, wanted):
+            ops.shutdown(self.api, vm, config.name, log)
         try:
             ops.apply_hardware(self.api, vm, current, wanted, log)
             ops.write_xenstore(self.api, vm, record, config.xenstore)
             build.finish(self.api, vm, config, wanted, log, facts)
         except BojdeployError as e:
-            self._restore(vm, (current, record["other_config"]), config, e, log)
-        changed = ", ".join(hardware_changes(current, wanted))
+            self._restore(vm, previous, config, e, log)
+        changed = ", ".join(hardware_changes(previous[0], wanted))
         return f"rebooted VM {config.name} to change {changed}"
 
     def _restore(
@@ -151,7 +162,8 @@ class VMDriver:
             ops.apply_hardware(self.api, vm, current, previous[0], log)
             ops.start(self.api, vm, name, config.wait_start, log)
             with xen_errors(f"cannot put the previous ownership keys back on VM {name}"):
-                self.api.VM.set_other_config(vm, previous[1])
+                other = self.api.VM.get_other_config(vm)
+                self.api.VM.set_other_config(vm, resume.with_owner_keys(other, previous[1]))
         except BojdeployError as e:
             raise DriverError(
                 f"{error}\nRESTORE FAILED: {e}\nVM {name} may be halted with partly changed "
@@ -215,14 +227,15 @@ class VMDriver:
         ops.destroy_vm(self.api, found[0], name, log)
         return f"destroyed VM {name} and its disks"
 
-    def _mark(self, vm: str, config: VMConfig) -> None:
+    def _mark(self, vm: str, config: VMConfig, extra: dict[str, str] | None = None) -> None:
         """The new ownership keys and the update marker, which the confirmation removes.
 
         The new config hash goes on at once (status says the VM is changing, and a run that
         finds it unfinished finishes it); the xenstore key list only once xenstore is written.
         """
         keys = {k: v for k, v in config.other_config.items() if k != XENSTORE_KEYS}
-        resume.mark(self.api, vm, {**keys, **resume.marker("update", config.other_config)})
+        marker = resume.marker("update", config.other_config)
+        resume.mark(self.api, vm, {**keys, **marker, **(extra or {})})
 
     def _owned(self, step: Step, log: StepLog) -> tuple[str, dict[str, Any]] | None:
         """The step's VM and record (None if gone); DriverError unless bojdeploy owns it here.

@@ -11,7 +11,7 @@ import XenAPI
 
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.vm_resume import UNFINISHED_KEY, observed_vms
+from bojdeploy.drivers.vm_resume import TRANSIENT_KEYS, observed_vms
 from bojdeploy.drivers.vm_spec import (
     Hardware,
     VIFWant,
@@ -177,7 +177,7 @@ def write_other_config(api: Any, vm: str, keys: Mapping[str, str]) -> None:
     """Confirm: set the ownership `keys` in other_config and drop the unfinished marker."""
     with xen_errors("cannot set the ownership keys in other_config"):
         current = api.VM.get_other_config(vm)
-        new = {k: v for k, v in {**current, **keys}.items() if k != UNFINISHED_KEY}
+        new = {k: v for k, v in {**current, **keys}.items() if k not in TRANSIENT_KEYS}
         if new != current:
             api.VM.set_other_config(vm, new)
 

@@ -10,17 +10,21 @@ named `<name>.creating` or a marked VM (or still a template) named `<name>`, bot
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.vm_spec import OWNER_PREFIX, is_owned, observed_vm
+from bojdeploy.drivers.vm_spec import OWNER_PREFIX, Hardware, is_owned, observed_vm
 from bojdeploy.drivers.vm_wait import xen_errors
 from bojdeploy.errors import DriverError
 
 UNFINISHED_KEY = OWNER_PREFIX + "unfinished"
+# What a reboot changes from (hardware, ownership keys): put back if finishing it fails.
+PREVIOUS_KEY = OWNER_PREFIX + "previous"
+TRANSIENT_KEYS = (UNFINISHED_KEY, PREVIOUS_KEY)  # removed by the confirmation
 CREATING_SUFFIX = ".creating"
 PREVIOUS_SUFFIX = ".previous"
 IDLE_SECONDS = 900.0  # an operation of a killed run (a disk copy) may take this long
@@ -32,6 +36,46 @@ def marker(action: str, other_config: Mapping[str, str]) -> dict[str, str]:
     """The marker key for `action` ("create", "update") of the deployment in `other_config`."""
     deployment = other_config.get(OWNER_PREFIX + "deployment-id", "?")
     return {UNFINISHED_KEY: f"{action} #{deployment}"}
+
+
+def owner_keys_of(other_config: Mapping[str, str]) -> dict[str, str]:
+    """The bojdeploy.* keys of an other_config, without the transient ones."""
+    return {
+        k: v
+        for k, v in other_config.items()
+        if k.startswith(OWNER_PREFIX) and k not in TRANSIENT_KEYS
+    }
+
+
+def with_owner_keys(other_config: Mapping[str, str], keys: Mapping[str, str]) -> dict[str, str]:
+    """`other_config` with its bojdeploy.* keys replaced by `keys` (Xen's own keys kept)."""
+    kept = {k: v for k, v in other_config.items() if not k.startswith(OWNER_PREFIX)}
+    return {**kept, **keys}
+
+
+def saved(hardware: Hardware, other_config: Mapping[str, str]) -> dict[str, str]:
+    """The PREVIOUS_KEY entry recording what a reboot changes from."""
+    data = {"hardware": dataclasses.asdict(hardware), "keys": owner_keys_of(other_config)}
+    return {PREVIOUS_KEY: json.dumps(data, sort_keys=True)}
+
+
+def previous_of(record: Mapping[str, Any]) -> tuple[Hardware, dict[str, str]] | None:
+    """What an interrupted reboot changed from, as `saved` recorded it; None if nothing is."""
+    text = (record.get("other_config") or {}).get(PREVIOUS_KEY)
+    try:
+        data = json.loads(text) if text else None
+        if not isinstance(data, dict):
+            return None
+        hw, keys = data["hardware"], data["keys"]
+        hardware = Hardware(
+            vcpus_max=int(hw["vcpus_max"]),
+            vcpus_at_startup=int(hw["vcpus_at_startup"]),
+            memory=tuple(int(m) for m in hw["memory"]),  # type: ignore[arg-type]
+            vifs=tuple((str(net), str(mac)) for net, mac in hw["vifs"]),
+        )
+        return hardware, {str(k): str(v) for k, v in keys.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # written by hand or by another version: finish without an undo
 
 
 def interrupted_create(record: Mapping[str, Any]) -> bool:

@@ -251,3 +251,30 @@ def test_kill_during_update_with_reboot(tmp_path: Path, sim: XapiSimulator, wher
         assert item["state"] != "in sync", item
     _converges(repo, pool, UPDATE_KILLS[where], 4, 2 * GIB, vdis + 1)
     assert pool.objects()[0]["uuid"] == before["uuid"]  # the same VM, rebooted
+
+
+@pytest.mark.parametrize("where", ["clean-shutdown", "memory"])
+def test_a_reboot_that_cannot_be_finished_is_undone(
+    tmp_path: Path, sim: XapiSimulator, where: str
+) -> None:
+    """Killed mid-reboot, then the VM cannot start with the new settings: the next run puts the
+    previous ones back and starts it; the VM is never left halted."""
+    repo, pool = Repo(tmp_path / "repo", sim), Pool(sim)
+    repo.write(vcpus=2, memory="1GiB")
+    assert repo.apply().code == 0
+    (before,) = pool.objects()
+    repo.write(vcpus=4, memory="2GiB")
+    _kill(repo, UPDATE_KILLS[where])
+    sim.fail_next("VM.start", "HOST_NOT_ENOUGH_FREE_MEMORY", 64 * GIB, GIB)
+    result = repo.apply()
+    assert result.code == 1
+    assert "the previous VCPUs, memory and VIFs were restored and VM web started" in result.err
+    (vm,) = pool.objects()
+    assert (vm["power_state"], vm["VCPUs_max"], vm["memory_static_max"]) == ("Running", 2, GIB)
+    assert vm["other_config"] == before["other_config"]  # confirmed as the previous deployment
+    assert repo.rows()[0].status == "failed"
+    (item,) = repo.status()
+    assert item["state"] == "in sync", item  # it runs what the last completed deployment made
+    _converges(
+        repo, pool, Kill("", r"rebooting it \(spec.on_change: reboot\)"), 4, 2 * GIB, pool.vdis()
+    )
