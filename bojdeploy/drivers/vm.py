@@ -221,7 +221,8 @@ class VMDriver:
         """Power off and destroy the owned VM and its disks."""
         found = self._owned(step, log)
         name = step.resource_name
-        build.clear_leftovers(self.api, name, step.environment, CREATING_SUFFIX, log)
+        for suffix in (CREATING_SUFFIX, PREVIOUS_SUFFIX):
+            build.clear_leftovers(self.api, name, step.environment, suffix, log)
         if found is None:
             return f"VM {name} is already gone"
         ops.destroy_vm(self.api, found[0], name, log)

@@ -98,8 +98,9 @@ def why_unfinished(record: Mapping[str, Any]) -> str | None:
 def leftover_of(record: Mapping[str, Any]) -> str | None:
     """The VM name a halted `<name>.creating` or owned `<name>.previous` was left for, else None.
 
-    A `.creating` object is ours when it carries our keys, or none at all and is a clone of a
-    template (a clone killed before it was marked); a default template or a snapshot never is.
+    An owned one must say so (bojdeploy.name is `<name>`: a VM whose own manifest name ends so
+    is no leftover). A `.creating` one without any bojdeploy key is ours when it is a clone of a
+    template (killed before it was marked); a default template or a snapshot never is.
     """
     name = str(record.get("name_label", ""))
     other = record.get("other_config") or {}
@@ -109,25 +110,38 @@ def leftover_of(record: Mapping[str, Any]) -> str | None:
         and not record.get("is_a_snapshot")
         and not record.get("is_control_domain")
     )
-    if not plain:
+    base, suffix = _split(name)
+    if not plain or base is None:
         return None
+    if is_owned(other):
+        ours = other.get(OWNER_PREFIX + "name") == base
+        return (
+            base
+            if ours and (suffix == CREATING_SUFFIX or not record.get("is_a_template"))
+            else None
+        )
     unkeyed_clone = (
         bool(record.get("is_a_template"))
         and "base_template_name" in other
         and not any(k.startswith(OWNER_PREFIX) for k in other)
     )
-    if name.endswith(CREATING_SUFFIX) and (is_owned(other) or unkeyed_clone):
-        return name.removesuffix(CREATING_SUFFIX)
-    if name.endswith(PREVIOUS_SUFFIX) and is_owned(other) and not record.get("is_a_template"):
-        return name.removesuffix(PREVIOUS_SUFFIX)
-    return None
+    return base if suffix == CREATING_SUFFIX and unkeyed_clone else None
+
+
+def _split(name: str) -> tuple[str | None, str]:
+    """(`<name>`, suffix) of a `<name>.creating` or `<name>.previous`; (None, "") otherwise."""
+    for suffix in (CREATING_SUFFIX, PREVIOUS_SUFFIX):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name.removesuffix(suffix), suffix
+    return None, ""
 
 
 def observed_vms(records: Iterable[Mapping[str, Any]]) -> list[Observed]:
     """Observed VMs: VMs and owned templates (interrupted creates), each with why it is unfinished.
 
-    A `<name>.creating` leftover is not a resource of its own (it never blocks a plan); like a
-    `<name>.previous` VM, it makes `<name>` unfinished so the next run removes it.
+    A leftover (`<name>.creating`, `<name>.previous`) is not a resource of its own: it never
+    blocks a plan nor shows as an orphan; it makes `<name>` unfinished, so the next run of
+    `<name>` removes it.
     """
     leftovers: dict[str, list[str]] = {}
     kept = []
@@ -135,9 +149,7 @@ def observed_vms(records: Iterable[Mapping[str, Any]]) -> list[Observed]:
         base = leftover_of(record)
         if base is not None:
             leftovers.setdefault(base, []).append(str(record["name_label"]))
-        creating = base is not None and str(record["name_label"]).endswith(CREATING_SUFFIX)
-        owned_template = is_owned(record.get("other_config") or {})
-        if not creating and (not record.get("is_a_template") or owned_template):
+        elif not record.get("is_a_template") or is_owned(record.get("other_config") or {}):
             kept.append(record)
     observed = []
     for record in kept:

@@ -54,6 +54,8 @@ UNKEYED_CLONE = {"base_template_name": "Debian Bookworm 12", "mac_seed": "x"}
         (vm("web.creating", power_state="Running", other_config=OWNED), None),
         (vm("web.creating", is_a_template=True, is_default_template=True), None),
         (vm("web", other_config=OWNED), None),
+        (vm("web.creating", other_config={**OWNED, "bojdeploy.name": "web.creating"}), None),
+        (vm(".creating", is_a_template=True, other_config=UNKEYED_CLONE), None),
     ],
 )
 def test_leftover_of(record: dict[str, Any], base: str | None) -> None:
@@ -80,6 +82,7 @@ def test_observation_counts_one_resource_per_name() -> None:
         vm("db.creating", is_a_template=True, other_config=UNKEYED_CLONE),
         vm("Debian Bookworm 12", is_a_template=True, is_default_template=True),
         vm("theirs", is_a_template=True, other_config={"mac_seed": "x"}),
+        vm("app.previous", other_config={**OWNED, "bojdeploy.name": "app"}),
     ]
     found = {o.resource_name: o for o in observed_vms(records)}
     assert sorted(found) == ["db", "web"]

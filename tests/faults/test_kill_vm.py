@@ -90,6 +90,10 @@ UPDATE_KILLS = {
     "ip-wait": Kill(r"waiting for a guest IP", RESUME, ip_delay=2.0),
     "confirm": Kill(r"guest IP \S+ after", CONFIRMED, ("VM.set_other_config",)),
 }
+RECREATE_KILLS = {
+    "clone": Kill(r"set aside as web\.previous", LEFTOVER, ("VM.clone",)),
+    "start": Kill(START, ADOPT.replace("#1", "#2"), ("VM.start",)),
+}
 
 
 class Repo:
@@ -101,13 +105,14 @@ class Repo:
         (root / "deploy").mkdir(parents=True)
         (root / "bojdeploy.yaml").write_text("environments:\n  test: {branches: ['*']}\n")
 
-    def write(self, vcpus: int, memory: str) -> None:
+    def write(self, vcpus: int, memory: str, on_change: str = "reboot") -> None:
         (self.root / "deploy" / "web.yml").write_text(
             "apiVersion: bojdeploy/v1\nkind: VM\nmetadata: {name: web}\nspec:\n"
             f"  template: {TEMPLATE}\n  vcpus: {vcpus}\n  memory: {memory}\n"
             f"  networks: [{{network: {NETWORK}}}]\n"
             f"  xenstore: {{vm-data/role: web, vm-data/size: '{vcpus}'}}\n"
             "  wait: {start: 20s, ip: 10s}\n"
+            f"  on_change: {on_change}\n"
         )
 
     @property
@@ -278,3 +283,21 @@ def test_a_reboot_that_cannot_be_finished_is_undone(
     _converges(
         repo, pool, Kill("", r"rebooting it \(spec.on_change: reboot\)"), 4, 2 * GIB, pool.vdis()
     )
+
+
+@pytest.mark.parametrize("where", list(RECREATE_KILLS))
+def test_kill_during_recreate(tmp_path: Path, sim: XapiSimulator, where: str) -> None:
+    """on_change: recreate, killed once the VM is set aside as web.previous: the next run
+    makes the new VM and removes the previous one (a leftover never shows as an orphan)."""
+    repo, pool = Repo(tmp_path / "repo", sim), Pool(sim)
+    vdis = pool.vdis()
+    repo.write(vcpus=2, memory="1GiB", on_change="recreate")
+    assert repo.apply().code == 0
+    (before,) = pool.objects()
+    repo.write(vcpus=4, memory="2GiB", on_change="recreate")
+    _kill(repo, RECREATE_KILLS[where])
+    assert repo.plan()["orphans"] == []
+    (item,) = repo.status()
+    assert item["state"] != "in sync", item
+    _converges(repo, pool, RECREATE_KILLS[where], 4, 2 * GIB, vdis + 1)
+    assert pool.objects()[0]["uuid"] != before["uuid"]
