@@ -8,6 +8,7 @@ call (a slowed call keeps running after its client died, as a xapi task does).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ TEMPLATE = "Debian Bookworm 12"
 HOLD = 0.8  # seconds a slowed call holds the VM: the kill lands inside it
 LAND = 0.3  # seconds from the progress line to the kill: the held call has been sent
 IP_DELAY = 0.2
+# A kill during the confirmation leaves a VM that is done on the pool: only its deployment row
+# tells it was not confirmed. The engine's record-based confirmation finishes it (completed).
+RECORD_CONFIRMATION = importlib.util.find_spec("bojdeploy.confirm") is not None
 TALLY = {"tried": 0, "held": 0}
 
 
@@ -231,7 +235,18 @@ def _converges(repo: Repo, pool: Pool, kill: Kill, vcpus: int, memory: int, vdis
     TALLY["held"] += 1
 
 
-@pytest.mark.parametrize("where", list(CREATE_KILLS))
+def _cases(kills: dict[str, Kill]) -> list[Any]:
+    """The kill points, the confirmation ones marked as waiting for the record-based check."""
+    pending = pytest.mark.xfail(
+        not RECORD_CONFIRMATION, reason="needs the record-based confirmation", strict=True
+    )
+    return [
+        pytest.param(where, marks=pending) if kill.then == CONFIRMED else where
+        for where, kill in kills.items()
+    ]
+
+
+@pytest.mark.parametrize("where", _cases(CREATE_KILLS))
 def test_kill_during_create(tmp_path: Path, sim: XapiSimulator, where: str) -> None:
     repo, pool = Repo(tmp_path / "repo", sim), Pool(sim)
     vdis = pool.vdis()
@@ -242,7 +257,7 @@ def test_kill_during_create(tmp_path: Path, sim: XapiSimulator, where: str) -> N
     _converges(repo, pool, CREATE_KILLS[where], 2, GIB, vdis + 1)
 
 
-@pytest.mark.parametrize("where", list(UPDATE_KILLS))
+@pytest.mark.parametrize("where", _cases(UPDATE_KILLS))
 def test_kill_during_update_with_reboot(tmp_path: Path, sim: XapiSimulator, where: str) -> None:
     repo, pool = Repo(tmp_path / "repo", sim), Pool(sim)
     vdis = pool.vdis()
