@@ -19,6 +19,9 @@ from bojdeploy.drivers.vm_wait import run_async, wait_for_ip, xen_errors
 from bojdeploy.errors import BojdeployError, DriverError
 
 CLONE_SECONDS = 900.0  # clone and provision copy disks on SRs without copy-on-write
+# A task that timed out may still run after its cancel; if it outlasts this, the marked VM is
+# left for the next run to finish or remove.
+DISCARD_WAIT_SECONDS = 120.0
 
 
 def create(
@@ -146,7 +149,7 @@ def discard(api: Any, vm: str, name: str, error: Exception, log: StepLog) -> NoR
     cause = str(error) if isinstance(error, BojdeployError) else f"{type(error).__name__}: {error}"
     log("error", f"{cause.partition(chr(10))[0]}; destroying the half-built VM {name}")
     try:
-        resume.wait_idle(api, vm, f"VM {name}", log)
+        resume.wait_idle(api, vm, f"VM {name}", log, timeout=DISCARD_WAIT_SECONDS)
         ops.destroy_vm(api, vm, name, log)
     except BojdeployError as e:
         raise DriverError(

@@ -33,8 +33,12 @@ from bojdeploy.drivers.vm_wait import NULL_REF, failure_text, run_async, xen_err
 from bojdeploy.errors import ConnectError, DriverError
 
 SHUTDOWN_SECONDS = 120.0
-# Templates too: an owned one is an interrupted create, a `<name>.creating` one a leftover.
-OBSERVE_WHERE = 'field "is_a_snapshot" = "false" and field "is_control_domain" = "false"'
+# Templates too (an owned one is an interrupted create, a `<name>.creating` one a leftover),
+# but not the pool's many default templates: no clone is one.
+OBSERVE_WHERE = (
+    'field "is_a_snapshot" = "false" and field "is_control_domain" = "false" '
+    'and field "is_default_template" = "false"'
+)
 
 
 def observe_vms(session: Any) -> list[Observed]:
