@@ -139,6 +139,7 @@ def test_clones_of_one_template_run_side_by_side(
     tasks = [xapi.Async.VM.clone(debian, f"web-{i}") for i in range(2)]
     time.sleep(0.05)
     assert sorted(xapi.VM.get_current_operations(debian).values()) == ["clone", "clone"]
+    assert sorted(xapi.VM.get_allowed_operations(debian)) == ["clone", "copy"]
     assert [wait_for(xapi, task) for task in tasks] == ["success", "success"]
 
 

@@ -123,8 +123,15 @@ def tick(store: Store) -> None:
             del store.guest_due[ref]
             _report_guest(store, ref)
     for vm in store.objects["VM"].values():
-        busy = bool(vm["current_operations"])
-        vm["allowed_operations"] = [op for op in POWER_STATES if not busy and _permits(vm, op)]
+        running = set(vm["current_operations"].values())
+        vm["allowed_operations"] = [
+            op for op in POWER_STATES if _permits(vm, op) and _concurrent(op, running)
+        ]
+
+
+def _concurrent(op: str, running: set[str]) -> bool:
+    """Whether `op` may start while `running` operations are in progress."""
+    return not running or (op in LONG_COPIES and running <= set(LONG_COPIES))
 
 
 def hold(store: Store, ref: str, op: str, holder: str) -> None:
@@ -135,8 +142,7 @@ def hold(store: Store, ref: str, op: str, holder: str) -> None:
     vm = store.record("VM", ref)
     _check_power(vm, ref, op)
     operations = vm["current_operations"]
-    copying = op in LONG_COPIES and all(o in LONG_COPIES for o in operations.values())
-    if operations and not copying:
+    if not _concurrent(op, set(operations.values())):
         task, running = next(iter(operations.items()))
         raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", ref, running, task)
     operations[holder] = op
