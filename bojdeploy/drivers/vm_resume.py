@@ -91,8 +91,8 @@ def why_unfinished(record: Mapping[str, Any]) -> str | None:
         return None
     doing = other.get(UNFINISHED_KEY)
     if record.get("is_a_template"):
-        return f"{doing or 'a create'} was interrupted before the VM was provisioned"
-    return f"{doing} was interrupted" if doing else None
+        return f"{doing or 'a create'} did not finish: the VM was never provisioned"
+    return f"{doing} did not finish" if doing else None
 
 
 def leftover_of(record: Mapping[str, Any]) -> str | None:

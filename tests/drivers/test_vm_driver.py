@@ -380,8 +380,8 @@ def test_a_half_made_vm_is_one_unfinished_resource_and_is_finished(
     vm = half_made(session, pool, provisioned=provisioned)
     (obs,) = [o for o in observe_vms(session) if o.resource_name == "web"]
     assert obs.managed and obs.unfinished is not None
-    assert obs.unfinished.startswith("create #1 was interrupted")
-    assert ("before the VM was provisioned" in obs.unfinished) is not provisioned
+    assert obs.unfinished.startswith("create #1 did not finish")
+    assert ("never provisioned" in obs.unfinished) is not provisioned
     job = work(session, vm_spec())
     assert job.step.action is Action.UPDATE and job.step.reason.startswith("unfinished: create #1")
     log = Recorder()

@@ -64,11 +64,11 @@ def test_leftover_of(record: dict[str, Any], base: str | None) -> None:
 
 def test_why_unfinished() -> None:
     marked = {**OWNED, "bojdeploy.unfinished": "update #7"}
-    assert why_unfinished(vm("web", other_config=marked)) == "update #7 was interrupted"
+    assert why_unfinished(vm("web", other_config=marked)) == "update #7 did not finish"
     template = vm(
         "web", is_a_template=True, other_config={**OWNED, "bojdeploy.unfinished": "create #3"}
     )
-    assert why_unfinished(template) == "create #3 was interrupted before the VM was provisioned"
+    assert why_unfinished(template) == "create #3 did not finish: the VM was never provisioned"
     assert why_unfinished(vm("web", other_config=OWNED)) is None
     stranger = vm("web", other_config={"bojdeploy.unfinished": "update #1"})
     assert why_unfinished(stranger) is None
@@ -86,7 +86,7 @@ def test_observation_counts_one_resource_per_name() -> None:
     ]
     found = {o.resource_name: o for o in observed_vms(records)}
     assert sorted(found) == ["db", "web"]
-    assert found["web"].unfinished == "create #3 was interrupted before the VM was provisioned"
+    assert found["web"].unfinished == "create #3 did not finish: the VM was never provisioned"
     assert found["db"].unfinished == "db.creating left by an interrupted deployment"
 
 

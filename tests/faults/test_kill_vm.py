@@ -48,8 +48,8 @@ class Kill:
 
 
 LEFTOVER = r"removing web\.creating, left by an interrupted deployment"
-ADOPT = r"create #1 was interrupted.*; finishing that create"
-RESUME = r"update #2 was interrupted; finishing it"
+ADOPT = r"create #1 did not finish.*; finishing that create"
+RESUME = r"update #2 did not finish; finishing it"
 CONFIRMED = r"deployment #\d was interrupted"  # the target is done; only the record is not
 CLONE, START = r"cloning template .* as VM web \.\.\.$", r"starting VM web \.\.\.$"
 CREATE_KILLS = {
@@ -58,7 +58,7 @@ CREATE_KILLS = {
     "before-mark": Kill(r"as VM web: done", LEFTOVER, ("VM.get_other_config",)),
     "mark": Kill(r"as VM web: done", LEFTOVER, ("VM.set_other_config",)),
     "rename": Kill(
-        r"as VM web: done", r"before the VM was provisioned; finishing", ("VM.set_name_label",)
+        r"as VM web: done", r"the VM was never provisioned; finishing", ("VM.set_name_label",)
     ),
     "provision": Kill(r"provisioning VM web \.\.\.$", ADOPT, ("VM.provision",)),
     "provision-unsettled": Kill(
