@@ -65,6 +65,10 @@ class VMDriver:
                 f"VM {config.name} is no longer on the pool; apply again to create it"
             )
         vm, record = found
+        if resume.interrupted_destroy(record):
+            log("info", f"VM {config.name} was being destroyed: finishing that, then creating it")
+            ops.destroy_vm(self.api, vm, config.name, log)
+            return build.create(self.api, config, step.environment, log, facts)
         if resume.interrupted_create(record):
             return build.adopt(self.api, vm, record, config, step.environment, log, facts)
         build.clear_leftovers(self.api, config.name, step.environment, CREATING_SUFFIX, log)

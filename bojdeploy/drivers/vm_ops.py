@@ -11,7 +11,7 @@ import XenAPI
 
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.vm_resume import TRANSIENT_KEYS, observed_vms
+from bojdeploy.drivers.vm_resume import DESTROYING, TRANSIENT_KEYS, UNFINISHED_KEY, observed_vms
 from bojdeploy.drivers.vm_spec import (
     Hardware,
     VIFWant,
@@ -227,17 +227,24 @@ def power_state(api: Any, vm: str, name: str) -> str:
 
 
 def destroy_vm(api: Any, vm: str, name: str, log: StepLog) -> None:
-    """Power off and destroy the VM and its disks (VDIs of Disk VBDs; CD images stay)."""
+    """Power off and destroy the VM and its disks (VDIs of Disk VBDs; CD images stay).
+
+    An owned VM is marked first and its disks go before it: a run killed meanwhile leaves a
+    marked VM the next run destroys, never disks nothing points to.
+    """
     with xen_errors(f"cannot read VM {name} before destroying it"):
         power = api.VM.get_power_state(vm)
+        other = api.VM.get_other_config(vm)
         vbds = [api.VBD.get_record(vbd) for vbd in api.VM.get_VBDs(vm)]
+        if is_owned(other) and other.get(UNFINISHED_KEY) != DESTROYING:
+            api.VM.set_other_config(vm, {**other, UNFINISHED_KEY: DESTROYING})
     if power != "Halted":
         hard_shutdown(api, vm, name, log)
     disks = [vbd["VDI"] for vbd in vbds if vbd["type"] == "Disk" and vbd["VDI"] != NULL_REF]
     with xen_errors(f"cannot destroy VM {name}"):
-        api.VM.destroy(vm)
         for vdi in disks:
             api.VDI.destroy(vdi)
+        api.VM.destroy(vm)
     log("info", f"destroyed VM {name} and its {len(disks)} disk(s)")
 
 

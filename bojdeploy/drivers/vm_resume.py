@@ -25,6 +25,7 @@ UNFINISHED_KEY = OWNER_PREFIX + "unfinished"
 # What a reboot changes from (hardware, ownership keys): put back if finishing it fails.
 PREVIOUS_KEY = OWNER_PREFIX + "previous"
 TRANSIENT_KEYS = (UNFINISHED_KEY, PREVIOUS_KEY)  # removed by the confirmation
+DESTROYING = "destroy"  # the marker of a VM being destroyed (its disks may be gone already)
 CREATING_SUFFIX = ".creating"
 PREVIOUS_SUFFIX = ".previous"
 IDLE_SECONDS = 900.0  # an operation of a killed run (a disk copy) may take this long
@@ -76,6 +77,11 @@ def previous_of(record: Mapping[str, Any]) -> tuple[Hardware, dict[str, str]] | 
         return hardware, {str(k): str(v) for k, v in keys.items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None  # written by hand or by another version: finish without an undo
+
+
+def interrupted_destroy(record: Mapping[str, Any]) -> bool:
+    """Whether an owned VM was being destroyed (it may have lost its disks): finish that."""
+    return (record.get("other_config") or {}).get(UNFINISHED_KEY) == DESTROYING
 
 
 def interrupted_create(record: Mapping[str, Any]) -> bool:

@@ -107,7 +107,9 @@ class Repo:
         self.root, self.sim = root, sim
         self.db_url = f"sqlite:///{root / 'state.db'}"
         (root / "deploy").mkdir(parents=True)
-        (root / "bojdeploy.yaml").write_text("environments:\n  test: {branches: ['*']}\n")
+        (root / "bojdeploy.yaml").write_text(
+            "environments:\n  test: {branches: ['*']}\npolicy: {allow_vm_destroy: true}\n"
+        )
 
     def write(self, vcpus: int, memory: str, on_change: str = "reboot") -> None:
         (self.root / "deploy" / "web.yml").write_text(
@@ -130,8 +132,8 @@ class Repo:
     def cli(self, *args: str) -> CliResult:
         return run_cli(*args, env=self.env)
 
-    def apply(self) -> CliResult:
-        return self.cli("apply", "--env", "test", str(self.root))
+    def apply(self, *extra: str) -> CliResult:
+        return self.cli("apply", "--env", "test", *extra, str(self.root))
 
     def status(self) -> list[dict[str, Any]]:
         result = self.cli("status", "--env", "test", "--json")
@@ -182,7 +184,7 @@ def sim() -> Iterator[XapiSimulator]:
         yield simulator
 
 
-def _kill(repo: Repo, kill: Kill) -> None:
+def _kill(repo: Repo, kill: Kill, *extra: str) -> None:
     """Run apply in a child and SIGKILL it inside the held call; then lift the faults."""
     sim = repo.sim
     sim.state.ip_delay = kill.ip_delay
@@ -193,7 +195,7 @@ def _kill(repo: Repo, kill: Kill) -> None:
     TALLY["tried"] += 1
     try:
         killed = kill_when(
-            ["apply", "--env", "test", str(repo.root)],
+            ["apply", "--env", "test", *extra, str(repo.root)],
             kill.pattern,
             cwd=repo.root,
             env=repo.env,
@@ -206,6 +208,7 @@ def _kill(repo: Repo, kill: Kill) -> None:
     assert killed.killed, f"the run ended before the kill:\n{killed.text}"
     if kill.settle:
         sim.settle()
+    if kill.settle and not extra:
         (step,) = repo.plan()["steps"]
         assert step["action"] != "unchanged" or kill.then == CONFIRMED, step
 
@@ -316,3 +319,34 @@ def test_kill_during_recreate(tmp_path: Path, sim: XapiSimulator, where: str) ->
     assert item["state"] != "in sync", item
     _converges(repo, pool, RECREATE_KILLS[where], 4, 2 * GIB, vdis + 1)
     assert pool.objects()[0]["uuid"] != before["uuid"]
+
+
+DELETE_KILLS = {
+    "power-off": Kill(r"powering off VM web \.\.\.$", "", ("VM.hard_shutdown",)),
+    "disks": Kill(r"powering off VM web: done", "", ("VDI.destroy",)),
+}
+
+
+@pytest.mark.parametrize("where", list(DELETE_KILLS))
+@pytest.mark.parametrize("then", ["prune", "redeploy"])
+def test_kill_during_delete(tmp_path: Path, sim: XapiSimulator, where: str, then: str) -> None:
+    """Killed while pruning a VM: the next prune destroys what is left, disks included; or, if
+    the manifest came back, the half-destroyed VM is destroyed and made anew."""
+    repo, pool = Repo(tmp_path / "repo", sim), Pool(sim)
+    vdis = pool.vdis()
+    repo.write(vcpus=2, memory="1GiB")
+    assert repo.apply().code == 0
+    manifest = repo.root / "deploy" / "web.yml"
+    text = manifest.read_text()
+    manifest.unlink()
+    _kill(repo, DELETE_KILLS[where], "--prune")
+    if then == "prune":
+        result = repo.apply("--prune")
+        assert result.code == 0, result.err
+        assert pool.objects() == [] and pool.vdis() == vdis
+        assert repo.plan()["steps"] == []
+        TALLY["held"] += 1
+        return
+    manifest.write_text(text)
+    was = r"was being destroyed: finishing that, then creating it"
+    _converges(repo, pool, Kill("", was), 2, GIB, vdis + 1)
