@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,12 @@ class Repo:
         (root / "bojdeploy.yaml").write_text(
             "environments:\n  test: {branches: ['*']}\npolicy: {allow_vm_destroy: true}\n"
         )
+        # a checkout whose repository is known (prune deletes only this repository's resources)
+        for args in (
+            ["init", "-q"],
+            ["remote", "add", "origin", "https://git.example/org/app.git"],
+        ):
+            subprocess.run(["git", *args], cwd=root, check=True)
 
     def write(self, vcpus: int, memory: str, on_change: str = "reboot") -> None:
         (self.root / "deploy" / "web.yml").write_text(
