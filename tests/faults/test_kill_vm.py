@@ -115,6 +115,8 @@ class Repo:
         for args in (
             ["init", "-q"],
             ["remote", "add", "origin", "https://git.example/org/app.git"],
+            ["add", "bojdeploy.yaml"],
+            ["-c", "user.name=t", "-c", "user.email=t@example", "commit", "-qm", "config"],
         ):
             subprocess.run(["git", *args], cwd=root, check=True)
 
