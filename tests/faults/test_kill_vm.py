@@ -73,7 +73,7 @@ CREATE_KILLS = {
     "vifs": Kill(r"memory limits set to", ADOPT, ("VIF.create",)),
     "start": Kill(START, ADOPT, ("VM.start",)),
     "start-unsettled": Kill(START, r"waiting for start of VM web", ("VM.start",), settle=False),
-    "ip-wait": Kill(r"waiting for a guest IP", ADOPT, ip_delay=2.0),
+    "ip-wait": Kill(r"waiting for a guest IP", ADOPT, ip_delay=1.0),
     "confirm": Kill(r"guest IP \S+ after", CONFIRMED, ("VM.set_other_config",)),
 }
 UPDATE_KILLS = {
@@ -92,7 +92,7 @@ UPDATE_KILLS = {
     "memory": Kill(r"VCPUs set to", RESUME, ("VM.set_memory_limits",)),
     "start": Kill(START, RESUME, ("VM.start",)),
     "start-unsettled": Kill(START, r"waiting for start of VM web", ("VM.start",), settle=False),
-    "ip-wait": Kill(r"waiting for a guest IP", RESUME, ip_delay=2.0),
+    "ip-wait": Kill(r"waiting for a guest IP", RESUME, ip_delay=1.0),
     "confirm": Kill(r"guest IP \S+ after", CONFIRMED, ("VM.set_other_config",)),
 }
 RECREATE_KILLS = {
