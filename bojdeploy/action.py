@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,10 +22,12 @@ from bojdeploy.action_io import (
 )
 from bojdeploy.action_status import (
     Statuses,
+    deployments_output,
     describe_plan,
     describe_run,
     not_pruned,
     outcomes_markdown,
+    report_error,
     run_link,
 )
 from bojdeploy.core.config import CONFIG_FILE
@@ -34,11 +35,8 @@ from bojdeploy.core.render import plan_to_markdown, plan_to_text
 from bojdeploy.deploy import Outcome
 from bojdeploy.errors import (
     EXIT_FAILED,
-    EXIT_INVALID,
     EXIT_OK,
-    BojdeployError,
     ForgeError,
-    ManifestError,
     UsageError,
 )
 from bojdeploy.forge.gitea import GiteaClient
@@ -161,16 +159,7 @@ class ActionRun:
         failed = any(o.status == "failed" for o in outcomes)
         changed = any(o.status == "completed" for o in outcomes)
         self.result = "failure" if failed else "success" if changed else "unchanged"
-        self.deployments = [
-            {
-                "id": o.deployment_id,
-                "name": o.name,
-                "kind": o.kind,
-                "action": o.action,
-                "status": o.status,
-            }
-            for o in outcomes
-        ]
+        self.deployments = deployments_output(outcomes)
         title = f"bojdeploy: {env}" + (f" at {self.ctx.sha[:7]}" if self.ctx.sha else "")
         write_summary(self.env, outcomes_markdown(title, outcomes, overall))
         return EXIT_FAILED if failed else EXIT_OK
@@ -253,13 +242,9 @@ class ActionRun:
 
     def _run_link(self) -> str | None:
         """The run's web page for statuses (asks Gitea its version once per run)."""
-        base = f"{self.ctx.server_url}/{self.ctx.repository}"
         if self.link is None and self.client is not None and self.ctx.repository:
-            run_id, number = (
-                self.env.get("GITHUB_RUN_ID", ""),
-                self.env.get("GITHUB_RUN_NUMBER", ""),
-            )
-            self.link = run_link(self.client, base, run_id, number, self.console)
+            base = f"{self.ctx.server_url}/{self.ctx.repository}"
+            self.link = run_link(self.client, base, self.env, self.console)
         return self.link
 
     def _store(self) -> StateStore:
@@ -283,28 +268,6 @@ class ActionRun:
             self.console.warning(f"could not post the plan comment: {e}")
 
 
-def report_error(console: Console, run: ActionRun | None, error: Exception, debug: bool) -> int:
-    """Print an error, set the statuses it leaves open, and return the exit code."""
-    if debug or not isinstance(error, BojdeployError):
-        console.line(traceback.format_exc())
-    if isinstance(error, ManifestError):
-        for p in error.problems:
-            (console.warning if p.warning else console.error)(str(p))
-        n = sum(not p.warning for p in error.problems)
-        message = f"{n} problem{'s' * (n != 1)} in the manifests; nothing deployed"
-        code = EXIT_INVALID
-    elif isinstance(error, BojdeployError):
-        message, code = str(error), error.exit_code
-        console.error(message)
-    else:
-        message, code = f"internal error: {type(error).__name__}: {error}", EXIT_FAILED
-        console.error(message)
-    planning = run is not None and run.planning and code == EXIT_INVALID
-    if run is not None:
-        run.statuses.abort("failure" if code == EXIT_FAILED or planning else "error", message)
-    return code
-
-
 def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> int:
     """Run the action with act_runner's environment; the exit code (0, 1, 2 or 3)."""
     env = dict(os.environ if environ is None else environ)
@@ -316,7 +279,9 @@ def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None)
         run = ActionRun(ActionContext.from_env(env), console)
         return run.run()
     except Exception as e:  # noqa: BLE001 - every failure must end as statuses and an exit code
-        return report_error(console, run, e, debug=env.get("RUNNER_DEBUG") == "1")
+        debug = env.get("RUNNER_DEBUG") == "1"
+        statuses = run.statuses if run is not None else None
+        return report_error(console, statuses, run is not None and run.planning, e, debug)
     finally:
         console.end_group()
         outputs = {
@@ -326,12 +291,4 @@ def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None)
         write_outputs(env, outputs)
         if run is not None and run.client is not None:
             run.client.close()
-        _give_back(console, Path(env.get("GITHUB_WORKSPACE") or "."), started)
-
-
-def _give_back(console: Console, workspace: Path, started: float) -> None:
-    """Leave the workspace to its owner: what the run wrote there as root is chowned back."""
-    try:
-        give_back(workspace, started - 2)  # slack for coarse file timestamps
-    except OSError as e:
-        console.warning(f"could not give the files written in {workspace} back to its owner: {e}")
+        give_back(console, Path(env.get("GITHUB_WORKSPACE") or "."), started)

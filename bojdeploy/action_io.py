@@ -233,7 +233,15 @@ def write_summary(environ: Mapping[str, str], markdown: str) -> None:
             f.write(markdown.rstrip() + "\n")
 
 
-def give_back(root: Path, since: float) -> int:
+def give_back(console: Console, workspace: Path, started: float) -> None:
+    """Leave the workspace to its owner: what the run wrote there as root is chowned back."""
+    try:
+        chown_new(workspace, started - 2)  # slack for coarse file timestamps
+    except OSError as e:
+        console.warning(f"could not give the files written in {workspace} back to its owner: {e}")
+
+
+def chown_new(root: Path, since: float) -> int:
     """Give paths under `root` that this process made or rewrote since `since` to root's owner.
 
     A runner that uses host folders as workspaces runs the action container as root, so git

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bojdeploy.action_io import Console
 from bojdeploy.core.plan import Action, Observed, Plan
 from bojdeploy.deploy import Outcome
-from bojdeploy.errors import ForgeError
+from bojdeploy.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    BojdeployError,
+    ForgeError,
+    ManifestError,
+)
 from bojdeploy.forge.gitea import GiteaClient
 
 MAX_DESCRIPTION = 140
@@ -85,6 +93,12 @@ def describe_plan(plan: Plan) -> str:
     return shorten(text)
 
 
+def deployments_output(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The `deployments` output: id, name, kind, action (a deletion is `delete`) and status."""
+    keys = ("deployment_id", "name", "kind", "action", "status")
+    return [{k.removeprefix("deployment_"): getattr(o, k) for k in keys} for o in outcomes]
+
+
 def result_word(outcome: Outcome) -> str:
     """The result column: completed, deleted, unchanged or failed."""
     if outcome.status == "completed" and outcome.action == "delete":
@@ -92,11 +106,12 @@ def result_word(outcome: Outcome) -> str:
     return outcome.status
 
 
-def run_link(client: GiteaClient, base: str, run_id: str, run_number: str, console: Console) -> str:
+def run_link(client: GiteaClient, base: str, env: Mapping[str, str], console: Console) -> str:
     """The web page of this run; `base` is {server}/{owner}/{repo}.
 
-    Gitea up to 1.25 addresses a run by its number within the repository, 1.26 on by its id;
-    when Gitea's version cannot be told, the repository's Actions page (never a wrong run).
+    Gitea up to 1.25 addresses a run by its number within the repository (GITHUB_RUN_NUMBER),
+    1.26 on by its id (GITHUB_RUN_ID); when Gitea's version cannot be told, the repository's
+    Actions page (rather than a link that may lead to another run).
     """
     try:
         version = client.version()
@@ -104,9 +119,9 @@ def run_link(client: GiteaClient, base: str, run_id: str, run_number: str, conso
         console.line(f"cannot tell Gitea's version ({e}): status links lead to {base}/actions")
         return f"{base}/actions"
     by_id = runs_by_id(version)
-    run = run_id if by_id else run_number if by_id is False else ""
+    run = "" if by_id is None else env.get("GITHUB_RUN_ID" if by_id else "GITHUB_RUN_NUMBER", "")
     if not run:
-        console.line(f"cannot link Gitea {version}'s run page: status links lead to {base}/actions")
+        console.line(f"cannot link a run of Gitea {version}: status links lead to {base}/actions")
         return f"{base}/actions"
     return f"{base}/actions/runs/{run}"
 
@@ -207,3 +222,27 @@ class Statuses:
         for name in list(self.open):
             self.set(state, f"not deployed: {message}", name)
         self.set(state, message)
+
+
+def report_error(
+    console: Console, statuses: Statuses | None, planning: bool, error: Exception, debug: bool
+) -> int:
+    """Print an error, set the statuses it leaves open, and return the exit code."""
+    if debug or not isinstance(error, BojdeployError):
+        console.line(traceback.format_exc())
+    if isinstance(error, ManifestError):
+        for p in error.problems:
+            (console.warning if p.warning else console.error)(str(p))
+        n = sum(not p.warning for p in error.problems)
+        message = f"{n} problem{'s' * (n != 1)} in the manifests; nothing deployed"
+        code = EXIT_INVALID
+    elif isinstance(error, BojdeployError):
+        message, code = str(error), error.exit_code
+        console.error(message)
+    else:
+        message, code = f"internal error: {type(error).__name__}: {error}", EXIT_FAILED
+        console.error(message)
+    if statuses is not None:
+        failed = code == EXIT_FAILED or (planning and code == EXIT_INVALID)
+        statuses.abort("failure" if failed else "error", message)
+    return code

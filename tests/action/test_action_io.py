@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,26 @@ from bojdeploy.action_status import (
 from bojdeploy.core.plan import Action, Observed, Plan, Step
 from bojdeploy.deploy import Outcome
 from bojdeploy.errors import UsageError
-from tests.action import action_defaults, read_outputs
+from tests.action import ROOT, action_defaults, read_outputs
 
 
 def test_defaults_match_action_yml() -> None:
     assert action_defaults() == INPUT_DEFAULTS
+    assert INPUT_DEFAULTS["token"] == "${{ github.token }}"
+
+
+def test_no_doc_suggests_a_secret_name_gitea_refuses() -> None:
+    # Gitea refuses secret names starting with GITEA_ or GITHUB_
+    files = ["README.md", "action.yml", "docs/gitea-action.md", "examples/.gitea/workflows"]
+    texts = [
+        p.read_text()
+        for f in files
+        for p in ([ROOT / f] if (ROOT / f).is_file() else sorted((ROOT / f).glob("*.y*ml")))
+    ]
+    assert len(texts) >= 4
+    for text in texts:
+        assert not re.search(r"secrets\.(GITEA|GITHUB)_", text, re.I)
+    assert any("secrets.DEPLOY_TOKEN" in text for text in texts)
 
 
 @pytest.mark.parametrize(

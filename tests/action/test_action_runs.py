@@ -187,3 +187,24 @@ def test_a_host_folder_workspace_is_left_to_its_owner(tmp_path: Path, gitea: Fak
     assert (workspace / ".bojdeploy-state.db").exists()
     assert owned_by_root(workspace) == []
     assert {(p.stat().st_uid, p.stat().st_gid) for p in workspace.rglob("*")} == {(1000, 1000)}
+
+
+def test_outside_act_runner_the_token_default_is_no_token(
+    repo: DeployRepo, gitea: FakeGitea
+) -> None:
+    sha = broken_push(repo)
+    runner = repo.root.parent / "runner"
+    env = act_environment(
+        repo.root,
+        runner,
+        gitea,
+        "push",
+        push_event(ZERO, sha),
+        sha=sha,
+        ref="refs/heads/main",
+        inputs={},
+    )
+    del env["INPUT_TOKEN"]  # act_runner would have set it to the run's token
+    out = io.StringIO()
+    assert main(env, out) == 2
+    assert "::warning::no token input" in out.getvalue() and gitea.calls == []
