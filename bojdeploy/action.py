@@ -46,6 +46,7 @@ from bojdeploy.store.base import StateStore
 from bojdeploy.workspace import Compare, Workspace, open_workspace
 
 ENV_HINT = "set the environment input (or the dispatch's environment)"
+PRUNE_HINT = "set the prune input or bojdeploy.yaml's prune to delete what was left"
 
 
 class ActionRun:
@@ -151,9 +152,7 @@ class ActionRun:
         self.console.end_group()
         self.console.line(outcome_lines(outcomes))
         if note:
-            self.console.warning(
-                f"{note} (set prune to delete what was left)" if "prune is off" in note else note
-            )
+            self.console.warning(note + (f" ({PRUNE_HINT})" if "(prune is off)" in note else ""))
         overall = describe_run(outcomes, seconds, note)
         self.statuses.finish(outcomes, overall)
         failed = any(o.status == "failed" for o in outcomes)

@@ -260,7 +260,10 @@ def chown_new(root: Path, since: float) -> int:
     for folder, dirs, files in os.walk(root):  # never follows symlinks
         for name in (*dirs, *files):
             path = os.path.join(folder, name)
-            st = os.lstat(path)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # removed meanwhile (a git lock file)
+                continue
             if st.st_uid == me and st.st_ctime >= since and (st.st_uid, st.st_gid) != want:
                 os.lchown(path, *want)
                 changed += 1

@@ -73,7 +73,7 @@ def not_pruned(orphans: Sequence[Observed], deleted: int, outcomes: Sequence[Out
     if orphans:
         names = ", ".join(f"{o.kind} {o.name or o.resource_name}" for o in orphans)
         return f"{head}; not pruned (prune is off): {names} still run{'s' * (len(orphans) == 1)}"
-    if deleted and not any(o.action == "delete" for o in outcomes):
+    if deleted and not outcomes:  # (a moved manifest is an added one too: never this case)
         return f"{head}; nothing of {'it' if deleted == 1 else 'them'} was running"
     return ""
 

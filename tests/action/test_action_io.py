@@ -208,6 +208,8 @@ def test_what_prune_left_is_described() -> None:
     assert not_pruned([], 1, []) == "1 manifest deleted; nothing of it was running"
     deleted = Outcome("container", "web", "delete", "completed", "deleted", 4)
     assert not_pruned([], 1, [deleted]) == ""  # pruned: the outcome tells it
+    moved = Outcome("container", "web", "update", "completed", "updated", 5)
+    assert not_pruned([], 1, [moved]) == ""  # moved to another file: still managed
     assert not_pruned([], 0, []) == ""
     note = not_pruned([web], 1, [])
     assert describe_run([], 0.2, note) == note
