@@ -89,19 +89,16 @@ class ActionRun:
         self.statuses.pending([m.name for m in prepared.selected], f"deploying to {env}")
         started = time.monotonic()
         log = GroupedLog(self.console)
-        with self._store() as store:
-            try:
-                the_plan, run = engine.apply(
-                    prepared,
-                    watch(store, log),
-                    self.settings,
-                    log,
-                    prune=self.ctx.prune(),
-                    parallel=self.ctx.parallel(),
-                    force=force,
-                )
-            finally:
-                log.close()
+        with self._store() as store, log:
+            the_plan, run = engine.apply(
+                prepared,
+                watch(store, log),
+                self.settings,
+                log,
+                prune=self.ctx.prune(),
+                parallel=self.ctx.parallel(),
+                force=force,
+            )
         note = not_pruned(the_plan.orphans, len(prepared.selection.deleted), run.outcomes)
         return self._finish(env, run.outcomes, time.monotonic() - started, note)
 

@@ -100,7 +100,8 @@ class GroupedLog:
     waits show progress. Lines of resources running beside it are held, and shown as whole groups
     once the live one is done; then the next unfinished resource becomes live. A resource is done
     when its deployment is recorded as completed (`finished`, see `WatchedStore`) or when the
-    thread that ran it reports another resource.
+    thread that ran it reports another resource. Lines about the run rather than a resource
+    (labels without `kind/`, such as the state store's) are shown at once.
     """
 
     GRACE = 0.3  # seconds: lines logged just after the completion record still join the group
@@ -116,6 +117,9 @@ class GroupedLog:
 
     def __call__(self, resource: str, level: str, message: str) -> None:
         with self.lock:
+            if "/" not in resource:  # about the run, not one resource: shown at once, held never
+                self.console.write(level, message)
+                return
             previous = self.by_thread.get(threading.get_ident())
             self.by_thread[threading.get_ident()] = resource
             if previous is not None and previous != resource:
@@ -128,6 +132,12 @@ class GroupedLog:
                 self.console.write(level, message)
             else:
                 self.held.setdefault(resource, []).append((level, message))
+
+    def __enter__(self) -> GroupedLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def finished(self, resource: str) -> None:
         """The resource's deployment is recorded as done; its group closes shortly after."""

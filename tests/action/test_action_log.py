@@ -72,6 +72,24 @@ def test_the_live_group_shows_progress_and_the_others_wait_whole() -> None:
     assert groups(out.getvalue())[1] == ("container/b", ["b: created", "b: running"])
 
 
+def test_lines_about_the_run_are_shown_at_once() -> None:
+    out = io.StringIO()
+    log = GroupedLog(Console(out))
+    log("records", "warn", "database unreachable; 2 records waiting")  # no group open: plain
+    log("container/a", "info", "a1")
+    other = threading.Thread(target=log, args=("records", "info", "database reachable again"))
+    other.start()
+    other.join()
+    log.close()
+    assert out.getvalue().splitlines() == [
+        "::warning::database unreachable; 2 records waiting",
+        "::group::container/a",
+        "a1",
+        "database reachable again",
+        "::endgroup::",
+    ]
+
+
 class Store:
     """Just enough of a state store for WatchedStore."""
 
