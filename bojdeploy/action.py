@@ -174,7 +174,7 @@ class ActionRun:
         )
         self.console.notice(message)
         write_summary(self.env, f"### bojdeploy: nothing to do\n\n{message}\n")
-        self.result = "skipped"
+        self.result = "unchanged"  # nothing to do is not a change
         return None
 
     def _prepare(self, ws: Workspace, env: str, *, strict: bool) -> engine.Prepared:

@@ -126,7 +126,7 @@ def test_a_push_to_a_branch_without_environment_is_a_notice(
     assert "::notice::branch 'feature/x' maps to no environment in bojdeploy.yaml" in out
     assert "::error::" not in out
     assert gitea.statuses == {}
-    assert outputs == {"result": "skipped", "deployments": "[]"}
+    assert outputs == {"result": "unchanged", "deployments": "[]"}
     assert "maps to no environment" in summary
 
 
@@ -141,7 +141,7 @@ def test_a_pull_request_into_a_branch_without_environment_is_a_notice(
     )
     assert code == 0, out
     assert "::notice::branch 'experiments' maps to no environment" in out
-    assert gitea.statuses == {} and outputs["result"] == "skipped"
+    assert gitea.statuses == {} and outputs["result"] == "unchanged"
 
 
 def test_a_manual_run_on_a_branch_without_environment_still_fails(
