@@ -1,5 +1,6 @@
-"""SIGKILL `bojdeploy apply` of a VM inside each XenAPI call of a create and of an update with
-reboot; the next apply converges at once, and the pool, `status` and the records tell the truth.
+"""SIGKILL `bojdeploy apply` of a VM inside each XenAPI call of a create, an update with reboot,
+a recreate and a prune; the next apply converges at once, and the pool, `status` and the records
+tell the truth. Run with -s to see the count of kills tried and held.
 
 The simulator runs in this process; the killed apply runs in a child (tests/faults/harness.py)
 and is killed when its progress line for a step appears, while the simulator holds that step's
