@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from bojdeploy.core.fields import KINDS
 from bojdeploy.core.manifest import MODELS, Manifest
 from bojdeploy.core.secrets import (
@@ -26,11 +24,19 @@ from bojdeploy.core.secrets import (
 from bojdeploy.core.template import (
     RenderContext,
     Renderer,
+    RepoFileError,
     TemplateProblem,
     confine,
     read_repo_file,
 )
-from bojdeploy.core.yamlsrc import Document, format_path, parse_documents, validate
+from bojdeploy.core.yamlsrc import (
+    Document,
+    control_character,
+    format_path,
+    parse_documents,
+    validate,
+    value_problems,
+)
 from bojdeploy.errors import Problem
 
 
@@ -121,7 +127,10 @@ def expand_paths(root: Path, paths: Iterable[Path]) -> list[str]:
     out: set[str] = set()
     base = root.resolve()
     for given in paths:
-        path = given.resolve()
+        try:
+            path = given.resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise ValueError(f"{given} cannot be resolved: a symlink loop or a bad path") from e
         if not path.is_relative_to(base):
             raise ValueError(f"{given} is outside the repository {root}")
         if path.is_dir():
@@ -136,13 +145,16 @@ def expand_paths(root: Path, paths: Iterable[Path]) -> list[str]:
 
 def _raw_environments(text: str) -> list[list[str] | None] | None:
     """metadata.environments of each document of an unrendered file, when it parses as YAML."""
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError:
+    docs = list(parse_documents(text, ""))
+    if any(isinstance(d, Problem) for d in docs):
         return None
     out: list[list[str] | None] = []
     for d in docs:
-        envs = d.get("metadata", {}).get("environments") if isinstance(d, dict) else None
+        data = d.data if isinstance(d, Document) else None
+        if data is None:
+            continue
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        envs = meta.get("environments") if isinstance(meta, dict) else None
         out.append(envs if isinstance(envs, list) else None)
     return out
 
@@ -190,15 +202,21 @@ def load_file(
     """Render, parse and validate every document of one manifest file for one environment."""
     try:
         text = read_repo_file(root, rel)
-    except ValueError as e:
-        return [], [Problem(rel, None, "", str(e))]
+    except RepoFileError as e:
+        return [], [Problem(rel, e.line or 1, "", str(e))]
+    found = control_character(text)
+    if found is not None:
+        line, name = found
+        key = _key_by_indentation(text.splitlines(), line)
+        return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
     renderer = Renderer(root, ctx)
     try:
         rendered = renderer.render(rel, text)
     except TemplateProblem as e:
         if _excluded_everywhere(text, ctx.environment):
             return [], []
-        return [], [Problem(rel, e.line, _key_at_line(text, rel, e.line), str(e))]
+        key = _key_at_line(text, rel, e.line)
+        return [], [Problem(rel, e.line or 1, key, str(e))]
     loaded: list[LoadedManifest] = []
     problems: list[Problem] = []
     for item in parse_documents(rendered.text, rel):
@@ -235,6 +253,9 @@ def _load_document(
 ) -> tuple[LoadedManifest | None, list[Problem]]:
     data = doc.data
     problems = [Problem(rel, line, format_path(p), "duplicate key") for p, line in doc.duplicates]
+    bad_values = value_problems(doc, rel)
+    if bad_values:
+        return None, problems + bad_values
     if not isinstance(data, dict):
         return None, [*problems, Problem(rel, doc.line, "", "expected a mapping (a manifest)")]
     kind = data.get("kind")
@@ -281,7 +302,7 @@ def _read_files(
         except ValueError as e:
             problems.append(Problem(*where, str(e)))
         except TemplateProblem as e:
-            problems.append(Problem(rel, e.line, "", str(e)))
+            problems.append(Problem(rel, e.line or 1, "", str(e)))
     return files, problems
 
 

@@ -163,19 +163,43 @@ def check_policy(manifests: Sequence[LoadedManifest], policy: Policy) -> list[Pr
                     "privileged containers are not allowed (policy.allow_privileged)",
                 )
             )
-        if getattr(spec, "network_mode", None) == "host" and not policy.allow_host_network:
-            problems.append(
-                _policy(
-                    m,
-                    ("spec", "network_mode"),
-                    "host networking is not allowed (policy.allow_host_network)",
-                )
-            )
+        if not policy.allow_host_network:
+            problems += _network_refusals(m)
         for i, vol in enumerate(getattr(spec, "volumes", []) or []):
             message = host_path_refusal(vol.split(":")[0], policy.allowed_host_paths)
             if message:
                 problems.append(_policy(m, ("spec", "volumes", i), message))
     return problems
+
+
+def _network_refusals(m: LoadedManifest) -> list[Problem]:
+    """Host networking, or another container's network namespace, through any key."""
+    spec = m.manifest.spec
+    problems = []
+    mode = getattr(spec, "network_mode", None)
+    if mode is not None:
+        message = network_refusal(mode)
+        if message:
+            problems.append(_policy(m, ("spec", "network_mode"), message))
+    if m.kind in ("container", "service"):
+        for i, name in enumerate(getattr(spec, "networks", []) or []):
+            message = network_refusal(name)
+            if message:
+                problems.append(_policy(m, ("spec", "networks", i), message))
+    return problems
+
+
+def network_refusal(mode: str) -> str | None:
+    """Why a network mode or network name needs policy.allow_host_network, or None."""
+    canonical = mode.strip().lower()
+    if canonical == "host":
+        return "host networking is not allowed (policy.allow_host_network)"
+    if ":" in canonical:
+        return (
+            f"network {mode!r} shares another container's network namespace; "
+            "not allowed (policy.allow_host_network)"
+        )
+    return None
 
 
 def host_path_refusal(source: str, allowed: Sequence[str]) -> str | None:
