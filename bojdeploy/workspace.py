@@ -14,6 +14,7 @@ from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
 from bojdeploy.errors import BojdeployError, ManifestError, UsageError
 from bojdeploy.gitrepo import GitInfo, GitRepo
+from bojdeploy.hostpaths import docker_host_for, resolved_path_problems
 
 Compare = Callable[[str, str], list[FileChange] | None]  # forge compare API: (before, after)
 
@@ -71,9 +72,13 @@ class Workspace:
     ) -> LoadResult:
         """Load and validate every manifest of `environment`."""
         ctx = self.render_context(environment, environ)
-        return load_manifests(
+        result = load_manifests(
             self.root, self.manifest_files(), ctx, self.config, require_secrets=require_secrets
         )
+        docker_host = docker_host_for(self.config, environment, environ)
+        allowed = self.config.policy.allowed_host_paths
+        result.problems += resolved_path_problems(result.manifests, allowed, docker_host)
+        return result
 
     def select(
         self, result: LoadResult, changed_since: str | None, fallback: Compare | None = None

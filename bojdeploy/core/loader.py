@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,6 +32,7 @@ from bojdeploy.core.yamlsrc import (
     Document,
     control_character,
     format_path,
+    key_by_indentation,
     parse_documents,
     validate,
     value_problems,
@@ -166,29 +166,11 @@ def _key_at_line(text: str, rel: str, line: int | None) -> str:
     best: tuple[str | int, ...] = ()
     for doc in parse_documents(text, rel):
         if isinstance(doc, Problem):
-            return _key_by_indentation(text.splitlines(), line)
+            return key_by_indentation(text, line)
         for path, at in doc.lines.items():
             if at == line and len(path) > len(best):
                 best = path
     return format_path(best)
-
-
-_KEY_LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z0-9_./-]+)\s*:")
-
-
-def _key_by_indentation(lines: list[str], line: int) -> str:
-    """The key path of `line` from indentation alone (a template made the file invalid YAML)."""
-    if not 0 < line <= len(lines) or not (m := _KEY_LINE.match(lines[line - 1])):
-        return ""
-    path, indent = [m.group(2)], len(m.group(1))
-    for text in reversed(lines[: line - 1]):
-        if text.startswith("---"):
-            break
-        outer = _KEY_LINE.match(text)
-        if outer and len(outer.group(1)) < indent and text.rstrip().endswith(":"):
-            path.insert(0, outer.group(2))
-            indent = len(outer.group(1))
-    return ".".join(path)
 
 
 def _excluded_everywhere(text: str, environment: str) -> bool:
@@ -207,7 +189,7 @@ def load_file(
     found = control_character(text)
     if found is not None:
         line, name = found
-        key = _key_by_indentation(text.splitlines(), line)
+        key = key_by_indentation(text, line)
         return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
     renderer = Renderer(root, ctx)
     try:

@@ -68,6 +68,25 @@ def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
             _index(item, (*path, i), doc)
 
 
+_KEY_LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z0-9_./-]+)\s*:")
+
+
+def key_by_indentation(text: str, line: int) -> str:
+    """The key path of `line` from indentation alone (for text that is not valid YAML)."""
+    lines = text.split("\n")
+    if not 0 < line <= len(lines) or not (m := _KEY_LINE.match(lines[line - 1])):
+        return ""
+    path, indent = [m.group(2)], len(m.group(1))
+    for text in reversed(lines[: line - 1]):
+        if text.startswith("---"):
+            break
+        outer = _KEY_LINE.match(text)
+        if outer and len(outer.group(1)) < indent and text.rstrip().endswith(":"):
+            path.insert(0, outer.group(2))
+            indent = len(outer.group(1))
+    return ".".join(path)
+
+
 def control_character(text: str) -> tuple[int, str] | None:
     """The line and name of the first control character in `text` (YAML refuses them)."""
     match = CONTROL_RE.search(text)
@@ -104,6 +123,12 @@ def _check_graph(root: yaml.Node) -> None:
             continue
         if key in sizes:
             continue
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and len(node.value) > 100
+            and node.tag.endswith(":int")
+        ):
+            raise _TooLarge("a number with more than 100 digits", node.start_mark.line + 1)
         on_path.add(key)
         stack.append((node, True))
         for child in children:
@@ -148,15 +173,16 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = mark.line + 1 if mark else line
-        yield Problem(file, at, "", f"invalid YAML: {e.problem or e}")
+        yield Problem(file, at, key_by_indentation(text, at), f"invalid YAML: {e.problem or e}")
     except yaml.YAMLError as e:  # a ReaderError has a position, not a mark
         position = getattr(e, "position", None)
         at = text.count("\n", 0, position) + 1 if isinstance(position, int) else line
-        yield Problem(file, at, "", f"invalid YAML: {getattr(e, 'reason', None) or e}")
+        message = f"invalid YAML: {getattr(e, 'reason', None) or e}"
+        yield Problem(file, at, key_by_indentation(text, at), message)
     except _TooLarge as e:
-        yield Problem(file, e.line, "", f"invalid YAML: {e}")
+        yield Problem(file, e.line, key_by_indentation(text, e.line), f"invalid YAML: {e}")
     except (ValueError, OverflowError, RecursionError) as e:  # a value Python cannot build
-        yield Problem(file, line, "", f"invalid YAML: {e}")
+        yield Problem(file, line, key_by_indentation(text, line), f"invalid YAML: {e}")
     finally:
         loader.dispose()
 
