@@ -44,6 +44,18 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+def _number(value: Any) -> Any:
+    """Neither a boolean nor a NaN or infinity spelled as a string ("nan", "inf")."""
+    value = _no_bool(value)
+    if isinstance(value, str):
+        try:
+            _finite(float(value))
+        except ValueError as e:
+            if "finite" in str(e):
+                raise
+    return value
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{value} is not accepted: use a finite number")
@@ -58,7 +70,7 @@ def _non_empty(value: str) -> str:
 
 Int = Annotated[int, BeforeValidator(_no_bool, json_schema_input_type=int)]
 Number = Annotated[
-    float, BeforeValidator(_no_bool, json_schema_input_type=float), AfterValidator(_finite)
+    float, BeforeValidator(_number, json_schema_input_type=float), AfterValidator(_finite)
 ]
 NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 

@@ -254,7 +254,7 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Path_) -> str:
         hint = ""
         if owner is not None:
             names = [f.alias or n for n, f in owner.model_fields.items()]
-            close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(loc[-1]) if loc else "", names, n=1, cutoff=0.6)
             if close:
                 hint = f" (did you mean '{close[0]}'?)"
             else:
@@ -270,16 +270,26 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Path_) -> str:
     return msg
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> Path_:
-    """Drop pydantic's union/function tags so the path is the user's key path."""
+def _has(data: Any, part: Any) -> bool:
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> Path_:
+    """Keep the parts of pydantic's error location that are keys of the user's data; drop
+    pydantic's union and validator tags (a user's key may itself contain '[')."""
     out: list[str | int] = []
+    current = data
     for part in loc:
-        if isinstance(part, int):
+        if _has(current, part):
             out.append(part)
+            current = current[part]
         elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
-            continue
-        else:
-            out.append(part)
+            continue  # a tag such as 'function-after[...]' or 'list[str]'
+        elif isinstance(current, dict | list):
+            out.append(part)  # a missing key: 'required key is missing' names it
+            current = None
     return tuple(out)
 
 
@@ -293,7 +303,7 @@ def validate(
         problems: list[Problem] = []
         seen: set[tuple[Path_, str]] = set()
         for err in e.errors():
-            loc = _clean_loc(err["loc"])
+            loc = _clean_loc(err["loc"], data)
             msg = _message(dict(err), model, loc)
             if (loc, msg) in seen:
                 continue
