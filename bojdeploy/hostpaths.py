@@ -48,5 +48,7 @@ def _resolved_refusal(source: str, allowed: Sequence[str]) -> str | None:
     real = os.path.realpath(source)  # follows every symlink that exists; loops stay as they are
     if real == posixpath.normpath(source):
         return None
-    refusal = host_path_refusal(real, allowed)
+    # Allowed paths are resolved too: allowing /var/run/docker.sock allows /run/docker.sock.
+    resolved = [*allowed, *(os.path.realpath(a) for a in allowed if a.startswith("/"))]
+    refusal = host_path_refusal(real, resolved)
     return f"{source} is a symlink to {real}: {refusal}" if refusal else None
