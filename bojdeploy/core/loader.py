@@ -11,6 +11,7 @@ from typing import Any
 
 from bojdeploy.core.fields import KINDS
 from bojdeploy.core.manifest import MODELS, Manifest
+from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.secrets import (
     MARKER_RE,
     hashed,
@@ -38,6 +39,9 @@ from bojdeploy.core.yamlsrc import (
     value_problems,
 )
 from bojdeploy.errors import Problem
+
+MAX_DOCUMENTS = 1000  # YAML documents in one manifest file
+MAX_PROBLEMS = 50  # problems reported for one file
 
 
 @dataclass
@@ -179,7 +183,12 @@ def _excluded_everywhere(text: str, environment: str) -> bool:
 
 
 def load_file(
-    root: Path, rel: str, ctx: RenderContext, *, require_secrets: bool
+    root: Path,
+    rel: str,
+    ctx: RenderContext,
+    *,
+    require_secrets: bool,
+    budget: Budget | None = None,
 ) -> tuple[list[LoadedManifest], list[Problem]]:
     """Render, parse and validate every document of one manifest file for one environment."""
     try:
@@ -191,7 +200,7 @@ def load_file(
         line, name = found
         key = key_by_indentation(text, line)
         return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
-    renderer = Renderer(root, ctx)
+    renderer = Renderer(root, ctx, budget)
     try:
         rendered = renderer.render(rel, text)
     except TemplateProblem as e:
@@ -201,7 +210,14 @@ def load_file(
         return [], [Problem(rel, e.line or 1, key, str(e))]
     loaded: list[LoadedManifest] = []
     problems: list[Problem] = []
-    for item in parse_documents(rendered.text, rel):
+    if budget is not None:
+        budget.total_work += len(text)  # reading and parsing count against the environment's work
+    for count, item in enumerate(parse_documents(rendered.text, rel)):
+        if count >= MAX_DOCUMENTS:
+            problems.append(
+                Problem(rel, item.line or 1, "", f"more than {MAX_DOCUMENTS} documents")
+            )
+            break
         if isinstance(item, Problem):
             problems.append(item)
             continue
@@ -227,7 +243,16 @@ def load_file(
             continue
         problems += _secret_problems(result, ctx.environ, require_secrets)
         loaded.append(result)
-    return loaded, problems
+    return loaded, _at_most(problems, MAX_PROBLEMS)
+
+
+def _at_most(problems: list[Problem], limit: int) -> list[Problem]:
+    """The first `limit` problems of a file and one line saying how many more there are."""
+    if len(problems) <= limit:
+        return problems
+    first = problems[limit]
+    more = f"... and {len(problems) - limit} more problems in this file"
+    return [*problems[:limit], Problem(first.file, first.line, "", more)]
 
 
 def _load_document(

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 
 from bojdeploy.core.files import RepoFileError, confine, read_repo_file
-from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, TemplateLimit
+from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, Budget, TemplateLimit
 from bojdeploy.core.secrets import SECRET_NAME_RE, marker
 
 __all__ = [
@@ -55,11 +55,12 @@ class Rendered:
 class Renderer:
     """Renders repository files with one context."""
 
-    def __init__(self, root: Path, ctx: RenderContext):
+    def __init__(self, root: Path, ctx: RenderContext, budget: Budget | None = None):
         self.root = root
         self.ctx = ctx
         # No loader: {% include %} would bypass include()'s confinement and change tracking.
         self.env = BoundedSandbox(
+            budget,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from bojdeploy.core.config import Policy, RepoConfig
 from bojdeploy.core.loader import LoadedManifest, load_file
+from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.yamlsrc import format_path
 from bojdeploy.errors import Problem
 
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+MAX_FILES = 5000  # manifest files in one environment
 
 
 @dataclass
@@ -46,8 +48,16 @@ def load_manifests(
 ) -> LoadResult:
     """Load, validate and cross-check the manifest files for one environment."""
     result = LoadResult(ctx.environment)
-    for rel in files:
-        loaded, problems = load_file(root, rel, ctx, require_secrets=require_secrets)
+    budget = Budget()  # shared: many files must not multiply what one file may do
+    for n, rel in enumerate(files):
+        why = budget.exhausted or (
+            f"more than {MAX_FILES} manifest files" if n >= MAX_FILES else ""
+        )
+        if why:
+            message = f"not loaded: {why} ({len(files) - n} files left unchecked)"
+            result.problems.append(Problem(rel, 1, "", message))
+            break
+        loaded, problems = load_file(root, rel, ctx, require_secrets=require_secrets, budget=budget)
         result.manifests += loaded
         result.problems += problems
     result.problems += check_unique(result.manifests)

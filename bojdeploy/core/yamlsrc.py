@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,16 +10,21 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bojdeploy.core.yamlguard import (
+    CONTROL_RE,
+    TooLarge,
+    bad_value,
+    check_graph,
+    control_character,
+    key_by_indentation,
+)
 from bojdeploy.errors import Problem
+
+__all__ = ["Document", "control_character", "format_path", "key_by_indentation", "validate"]
 
 Path_ = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it: several times faster on every run.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-MAX_NODES = 100_000  # values in one document once aliases are expanded (billion laughs)
-MAX_DEPTH = 64  # nesting of mappings and sequences
-# What YAML refuses in a file, and what bojdeploy refuses in any value (tab, LF, CR are fine).
-CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass
@@ -68,86 +71,6 @@ def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
             _index(item, (*path, i), doc)
 
 
-_KEY_LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z0-9_./-]+)\s*:")
-
-
-def key_by_indentation(text: str, line: int) -> str:
-    """The key path of `line` from indentation alone (for text that is not valid YAML)."""
-    lines = text.split("\n")
-    if not 0 < line <= len(lines) or not (m := _KEY_LINE.match(lines[line - 1])):
-        return ""
-    path, indent = [m.group(2)], len(m.group(1))
-    for text in reversed(lines[: line - 1]):
-        if text.startswith("---"):
-            break
-        outer = _KEY_LINE.match(text)
-        if outer and len(outer.group(1)) < indent and text.rstrip().endswith(":"):
-            path.insert(0, outer.group(2))
-            indent = len(outer.group(1))
-    return ".".join(path)
-
-
-def control_character(text: str) -> tuple[int, str] | None:
-    """The line and name of the first control character in `text` (YAML refuses them)."""
-    match = CONTROL_RE.search(text)
-    if match is None:
-        return None
-    return text.count("\n", 0, match.start()) + 1, f"U+{ord(match.group()):04X}"
-
-
-class _TooLarge(Exception):
-    def __init__(self, message: str, line: int):
-        super().__init__(message)
-        self.line = line
-
-
-def _check_graph(root: yaml.Node) -> None:
-    """Refuse recursive aliases, deep nesting and alias expansion past MAX_NODES, in O(nodes)."""
-    sizes: dict[int, int] = {}
-    depths: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        children = _children(node)
-        if done:
-            on_path.discard(key)
-            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
-            depths[key] = 1 + max((depths[id(c)] for c in children), default=0)
-            line = node.start_mark.line + 1
-            if sizes[key] > MAX_NODES:
-                raise _TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
-            if depths[key] > MAX_DEPTH:
-                raise _TooLarge(f"nested deeper than {MAX_DEPTH} levels", line)
-            continue
-        if key in sizes:
-            continue
-        if (
-            isinstance(node, yaml.ScalarNode)
-            and len(node.value) > 100
-            and node.tag.endswith(":int")
-        ):
-            raise _TooLarge("a number with more than 100 digits", node.start_mark.line + 1)
-        on_path.add(key)
-        stack.append((node, True))
-        for child in children:
-            if id(child) in on_path:
-                raise _TooLarge(
-                    "recursive alias (a value that contains itself)", child.start_mark.line + 1
-                )
-            if id(child) not in sizes:
-                stack.append((child, False))
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
 def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
     """Yield each YAML document of `text` with its line index, or a Problem for a syntax error."""
     found = control_character(text)
@@ -164,7 +87,7 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            _check_graph(node)
+            check_graph(node)
             data = loader.construct_document(node)
             doc = Document(data=data, line=line)
             _index(node, (), doc)
@@ -179,7 +102,7 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
         at = text.count("\n", 0, position) + 1 if isinstance(position, int) else line
         message = f"invalid YAML: {getattr(e, 'reason', None) or e}"
         yield Problem(file, at, key_by_indentation(text, at), message)
-    except _TooLarge as e:
+    except TooLarge as e:
         yield Problem(file, e.line, key_by_indentation(text, e.line), f"invalid YAML: {e}")
     except (ValueError, OverflowError, RecursionError) as e:  # a value Python cannot build
         yield Problem(file, line, key_by_indentation(text, line), f"invalid YAML: {e}")
@@ -193,7 +116,7 @@ def value_problems(doc: Document, file: str) -> list[Problem]:
     stack: list[tuple[Path_, Any]] = [((), doc.data)]
     while stack:
         path, value = stack.pop()
-        message = _bad_value(value)
+        message = bad_value(value)
         if message:
             problems.append(Problem(file, doc.line_of(path), format_path(path), message))
         if isinstance(value, dict):
@@ -208,16 +131,6 @@ def value_problems(doc: Document, file: str) -> list[Problem]:
         elif isinstance(value, list):
             stack.extend(((*path, i), item) for i, item in enumerate(value))
     return sorted(problems)
-
-
-def _bad_value(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if isinstance(value, str) and (match := CONTROL_RE.search(value)):
-        return f"control character U+{ord(match.group()):04X} is not allowed"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{value} is not accepted: use a finite number"
-    return None
 
 
 def _model_at(model: type[BaseModel], loc: Path_) -> type[BaseModel] | None:

@@ -93,6 +93,25 @@ def test_hostile_case_is_refused_with_file_and_line(case: Path, tmp_path: Path) 
     assert peak < PEAK_BYTES, f"{case.name} used {peak / 2**20:.0f} MiB"
 
 
+def test_many_files_share_one_work_budget(tmp_path: Path) -> None:
+    """Many files each just under the per-file limit do not add up to unbounded work."""
+    repo = tmp_path / "repo"
+    (repo / "deploy").mkdir(parents=True)
+    (repo / "bojdeploy.yaml").write_text(CONFIG)
+    loop = "{% for i in range(10000) %}{% for j in range(19) %}{% endfor %}{% endfor %}"
+    for i in range(40):
+        (repo / "deploy" / f"m{i:02}.yml").write_text(
+            f"apiVersion: bojdeploy/v1\nkind: Container\nmetadata: {{name: m{i}}}\n"
+            f'spec: {{image: busybox, user: "{loop}"}}\n'
+        )
+    started = time.monotonic()
+    result = run_cli("validate", str(repo))
+    assert time.monotonic() - started < 3 * SECONDS
+    assert result.code == 2
+    assert "templates run more than 2000000 blocks in all" in result.err
+    assert "not loaded: templates of this environment do more work than allowed" in result.err
+
+
 # --- fuzzing the loader in-process -----------------------------------------------------------
 
 HOSTILE_VALUES = st.sampled_from(
