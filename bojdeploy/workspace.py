@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bojdeploy.core.changes import FileChange, Selected, Selection
 from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
 from bojdeploy.core.loader import discover, expand_paths
+from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
 from bojdeploy.errors import BojdeployError, ManifestError, UsageError
@@ -28,6 +29,7 @@ class Workspace:
     git: GitRepo | None
     info: GitInfo
     explicit: list[str] | None = None  # files named on the command line (None: discovery)
+    budget: Budget = field(default_factory=Budget)  # template work of every load of this run
 
     def manifest_files(self) -> list[str]:
         """Every manifest file: discovered ones plus any named explicitly."""
@@ -72,8 +74,9 @@ class Workspace:
     ) -> LoadResult:
         """Load and validate every manifest of `environment`."""
         ctx = self.render_context(environment, environ)
+        files = self.manifest_files()
         result = load_manifests(
-            self.root, self.manifest_files(), ctx, self.config, require_secrets=require_secrets
+            self.root, files, ctx, self.config, require_secrets=require_secrets, budget=self.budget
         )
         docker_host = docker_host_for(self.config, environment, environ)
         allowed = self.config.policy.allowed_host_paths

@@ -18,6 +18,7 @@ CONFIG_FILE = "bojdeploy.yaml"
 DEFAULT_MANIFESTS = ["deploy/**/*.yml", "deploy/**/*.yaml"]
 # Environment names go into the database (VARCHAR(50)), labels and container names.
 ENVIRONMENT_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,48}[a-zA-Z0-9])?$")
+MAX_ENVIRONMENTS = 64  # each one is rendered and validated by `bojdeploy validate`
 DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
 # scheme://[user@]host[:port][/path]: enough to tell a usable endpoint from a mistake.
 _URL = re.compile(
@@ -128,6 +129,8 @@ class RepoConfig(Strict):
             )
         if not self.environments:
             raise ValueError("at least one environment is needed")
+        if len(self.environments) > MAX_ENVIRONMENTS:
+            raise ValueError(f"at most {MAX_ENVIRONMENTS} environments")
         return self
 
     def environment_for_branch(self, branch: str) -> str | None:

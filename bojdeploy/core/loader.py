@@ -211,7 +211,7 @@ def load_file(
     loaded: list[LoadedManifest] = []
     problems: list[Problem] = []
     if budget is not None:
-        budget.total_work += len(text)  # reading and parsing count against the environment's work
+        budget.read(rendered.text)
     for count, item in enumerate(parse_documents(rendered.text, rel)):
         if count >= MAX_DOCUMENTS:
             problems.append(

@@ -35,12 +35,12 @@ __all__ = ["MAX_STRING", "BoundedSandbox", "Budget", "TemplateLimit"]
 
 
 class Budget:
-    """Work done by templates: per render (one file) and in all (one environment's manifests)."""
+    """Work done by templates: per render (one file) and in all (every file a run loads)."""
 
     def __init__(self) -> None:
         self.total_steps = 0
         self.total_work = 0
-        self.first_started = time.monotonic()
+        self.spent = 0.0  # seconds spent rendering, summed over finished renders
         self.start()
 
     def start(self) -> None:
@@ -50,13 +50,22 @@ class Budget:
         self.depth = 0
         self.started = time.monotonic()
 
+    def stop(self) -> None:
+        """The render is over: its time counts towards the total."""
+        self.spent += time.monotonic() - self.started
+        self.started = time.monotonic()
+
+    def read(self, text: str) -> None:
+        """A file read, to be parsed: parsing YAML costs more than making a string."""
+        self.total_work += 4 * len(text)
+
     @property
     def exhausted(self) -> str | None:
-        """Why no further file should be rendered, or None."""
+        """Why no further file should be loaded, or None."""
         if self.total_steps > MAX_TOTAL_STEPS or self.total_work > MAX_TOTAL_WORK:
-            return "templates of this environment do more work than allowed in all"
-        if time.monotonic() - self.first_started > MAX_TOTAL_SECONDS:
-            return f"templates of this environment take longer than {MAX_TOTAL_SECONDS:.0f}s"
+            return "the manifests and their templates do more work than allowed in all"
+        if self.spent > MAX_TOTAL_SECONDS:
+            return f"templates take longer than {MAX_TOTAL_SECONDS:.0f}s in all"
         return None
 
     def tick(self) -> None:
@@ -89,7 +98,7 @@ class Budget:
         now = time.monotonic()
         if now - self.started > MAX_SECONDS:
             raise TemplateLimit(f"template takes longer than {MAX_SECONDS:.0f}s to render")
-        if now - self.first_started > MAX_TOTAL_SECONDS:
+        if self.spent + now - self.started > MAX_TOTAL_SECONDS:
             raise TemplateLimit(f"templates take longer than {MAX_TOTAL_SECONDS:.0f}s in all")
 
 

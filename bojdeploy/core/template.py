@@ -100,7 +100,10 @@ class Renderer:
             raise TemplateProblem("template nested too deeply", None) from e
         template.filename = rel
         template.name = rel
-        out.text = _render(template, variables, rel)
+        try:
+            out.text = _render(template, variables, rel)
+        finally:
+            self.env.budget.stop()
         return out
 
 

@@ -45,10 +45,12 @@ def load_manifests(
     config: RepoConfig,
     *,
     require_secrets: bool = False,
+    budget: Budget | None = None,
 ) -> LoadResult:
-    """Load, validate and cross-check the manifest files for one environment."""
+    """Load, validate and cross-check the manifest files for one environment; `budget` bounds
+    the work of every file (share one across environments to bound a whole run)."""
     result = LoadResult(ctx.environment)
-    budget = Budget()  # shared: many files must not multiply what one file may do
+    budget = budget or Budget()  # shared: many files must not multiply what one file may do
     for n, rel in enumerate(files):
         why = budget.exhausted or (
             f"more than {MAX_FILES} manifest files" if n >= MAX_FILES else ""
