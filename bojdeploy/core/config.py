@@ -74,6 +74,12 @@ def _environment_name(name: str) -> str:
 EnvironmentName = Annotated[str, AfterValidator(_environment_name)]
 
 
+def _few_environments(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_ENVIRONMENTS:
+        raise ValueError(f"at most {MAX_ENVIRONMENTS} environments ({len(value)} given)")
+    return value
+
+
 class EnvironmentConfig(Strict):
     """One environment: the branches that deploy to it and its template vars."""
 
@@ -112,9 +118,9 @@ class RepoConfig(Strict):
     manifests: list[Annotated[str, AfterValidator(check_manifest_glob)]] = Field(
         default_factory=lambda: list(DEFAULT_MANIFESTS)
     )
-    environments: dict[EnvironmentName, EnvironmentConfig] = Field(
-        default_factory=_default_environments
-    )
+    environments: Annotated[
+        dict[EnvironmentName, EnvironmentConfig], AfterValidator(_few_environments)
+    ] = Field(default_factory=_default_environments)
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
     prune: bool = False
@@ -129,8 +135,6 @@ class RepoConfig(Strict):
             )
         if not self.environments:
             raise ValueError("at least one environment is needed")
-        if len(self.environments) > MAX_ENVIRONMENTS:
-            raise ValueError(f"at most {MAX_ENVIRONMENTS} environments")
         return self
 
     def environment_for_branch(self, branch: str) -> str | None:

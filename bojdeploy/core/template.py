@@ -109,14 +109,18 @@ class Renderer:
 
 def _render(template: jinja2.Template, variables: dict[str, Any], rel: str) -> str:
     """Render with the output bounded; any failure of an untrusted template is a problem."""
+    size, lines, chunks = 0, 1, []
     try:
-        size, chunks = 0, []
         for chunk in template.generate(variables):
             size += len(chunk)
-            if size > MAX_STRING:
-                raise TemplateLimit(f"template output longer than {MAX_STRING} characters")
+            if size > MAX_STRING:  # the line the output had reached is close to the culprit
+                message = f"template error: template output longer than {MAX_STRING} characters"
+                raise TemplateProblem(message, lines)
+            lines += chunk.count("\n")
             chunks.append(chunk)
         return "".join(chunks)
+    except TemplateProblem:
+        raise
     except Exception as e:  # noqa: BLE001 - whatever a template does wrong is the user's error
         raise TemplateProblem(f"template error: {_message(e)}", _template_line(e, rel)) from e
 

@@ -75,9 +75,8 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
     """Yield each YAML document of `text` with its line index, or a Problem for a syntax error."""
     found = control_character(text)
     if found is not None:
-        yield Problem(
-            file, found[0], "", f"invalid YAML: control character {found[1]} is not allowed"
-        )
+        message = f"invalid YAML: control character {found[1]} is not allowed"
+        yield Problem(file, found[0], key_by_indentation(text, found[0]), message)
         return
     loader = _Loader(text)
     line = 1
