@@ -45,19 +45,13 @@ def _no_bool(value: Any) -> Any:
 
 
 def _number(value: Any) -> Any:
-    """Neither a boolean nor a NaN or infinity spelled as a string ("nan", "inf")."""
+    """Neither a boolean nor NaN or infinity (as a float or spelled "nan", "inf")."""
     value = _no_bool(value)
-    if isinstance(value, str):
-        try:
-            _finite(float(value))
-        except ValueError as e:
-            if "finite" in str(e):
-                raise
-    return value
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, str | float) else 0.0
+    except ValueError:
+        return value  # not a number at all: pydantic says so
+    if not math.isfinite(number):
         raise ValueError(f"{value} is not accepted: use a finite number")
     return value
 
@@ -68,10 +62,10 @@ def _non_empty(value: str) -> str:
     return value
 
 
-Int = Annotated[int, BeforeValidator(_no_bool, json_schema_input_type=int)]
-Number = Annotated[
-    float, BeforeValidator(_number, json_schema_input_type=float), AfterValidator(_finite)
-]
+# Bounds go before these validators inside Annotated[...] so that the JSON Schema keeps them
+# as minimum/maximum: Annotated[int, Field(ge=0, le=10), NOT_BOOL].
+NOT_BOOL = BeforeValidator(_no_bool)
+FINITE = BeforeValidator(_number)
 NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 
 
@@ -210,7 +204,7 @@ class Healthcheck(Strict):
     ]
     interval: Duration = 30.0
     timeout: Duration = 30.0
-    retries: Int = Field(3, ge=1, le=1000)
+    retries: Annotated[int, Field(ge=1, le=1000), NOT_BOOL] = 3
     start_period: Duration = 0.0
 
     @field_validator("test")

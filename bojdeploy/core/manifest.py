@@ -10,16 +10,16 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from bojdeploy.core.fields import (
     CONTAINER_NAME,
     DNS_LABEL,
+    FINITE,
     MAX_COUNT,
     MAX_CPUS,
+    NOT_BOOL,
     PORT_RE,
     RESTART_RE,
     Argv,
     Healthcheck,
-    Int,
     NetworkName,
     NonEmptyStr,
-    Number,
     PortStr,
     Strict,
     StrMap,
@@ -54,7 +54,7 @@ class ContainerResources(Strict):
     """Container limits."""
 
     memory: Size | None = None
-    cpus: Number | None = Field(None, gt=0, le=MAX_CPUS)
+    cpus: Annotated[float, Field(gt=0, le=MAX_CPUS), FINITE] | None = None
 
 
 class ContainerSpec(Strict):
@@ -110,8 +110,8 @@ class ContainerSpec(Strict):
 class ServicePort(Strict):
     """A published Swarm port."""
 
-    published: Int | None = Field(None, ge=1, le=65535)
-    target: Int = Field(ge=1, le=65535)
+    published: Annotated[int, Field(ge=1, le=65535), NOT_BOOL] | None = None
+    target: Annotated[int, Field(ge=1, le=65535), NOT_BOOL]
     protocol: Literal["tcp", "udp", "sctp"] = "tcp"
     mode: Literal["ingress", "host"] = "ingress"
 
@@ -145,36 +145,36 @@ class Placement(Strict):
 
     constraints: list[str] = Field(default_factory=list)
     preferences: list[Spread] = Field(default_factory=list)
-    max_replicas: Int | None = Field(None, ge=0, le=MAX_COUNT)
+    max_replicas: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] | None = None
 
 
 class UpdatePolicy(Strict):
     """Swarm update_config (and rollback_config)."""
 
-    parallelism: Int = Field(1, ge=0, le=MAX_COUNT)
+    parallelism: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] = 1
     delay: Duration = 0.0
     failure_action: Literal["continue", "pause", "rollback"] = "rollback"
     monitor: Duration = 5.0
     order: Literal["start-first", "stop-first"] = "stop-first"
-    max_failure_ratio: Number = Field(0.0, ge=0, le=1)
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1), FINITE] = 0.0
 
 
 class RollbackPolicy(Strict):
     """Swarm rollback_config."""
 
-    parallelism: Int = Field(1, ge=0, le=MAX_COUNT)
+    parallelism: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] = 1
     delay: Duration = 0.0
     failure_action: Literal["continue", "pause"] = "pause"
     monitor: Duration = 5.0
     order: Literal["start-first", "stop-first"] = "stop-first"
-    max_failure_ratio: Number = Field(0.0, ge=0, le=1)
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1), FINITE] = 0.0
 
 
 class RestartPolicy(Strict):
     """Swarm restart_policy."""
 
     condition: Literal["none", "on-failure", "any"] = "any"
-    max_attempts: Int | None = Field(None, ge=0, le=1_000_000)
+    max_attempts: Annotated[int, Field(ge=0, le=1_000_000), NOT_BOOL] | None = None
     delay: Duration = 5.0
     window: Duration | None = None
 
@@ -182,7 +182,7 @@ class RestartPolicy(Strict):
 class Limits(Strict):
     """CPU and memory amounts."""
 
-    cpus: Number | None = Field(None, gt=0, le=MAX_CPUS)
+    cpus: Annotated[float, Field(gt=0, le=MAX_CPUS), FINITE] | None = None
     memory: Size | None = None
 
 
@@ -198,7 +198,7 @@ class ConfigFile(Strict):
 
     source: NonEmptyStr
     target: NonEmptyStr
-    mode: Int | None = Field(None, ge=0, le=0o7777)
+    mode: Annotated[int, Field(ge=0, le=0o7777), NOT_BOOL] | None = None
 
 
 class SecretRef(Strict):
@@ -219,7 +219,7 @@ class ServiceSpec(Strict):
     """spec of a Service (Docker Swarm)."""
 
     image: Annotated[str, AfterValidator(check_image)]
-    replicas: Int | None = Field(None, ge=0, le=MAX_COUNT)
+    replicas: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] | None = None
     mode: Literal["replicated", "global"] = "replicated"
     command: Argv | None = None
     env: StrMap = Field(default_factory=dict)
@@ -295,7 +295,7 @@ class VMSpec(Strict):
     """spec of a VM (XenServer / XCP-ng)."""
 
     template: NonEmptyStr
-    vcpus: Int = Field(1, ge=1, le=64)
+    vcpus: Annotated[int, Field(ge=1, le=64), NOT_BOOL] = 1
     memory: Size
     networks: list[VMNetwork] = Field(default_factory=list)
     cloud_init: CloudInit | None = None
