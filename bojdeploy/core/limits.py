@@ -10,6 +10,7 @@ from jinja2.sandbox import SecurityError
 
 MAX_STRING = 1 << 20  # characters in any one value a template makes, and in its whole output
 MAX_ITEMS = 100_000  # items in a list a template makes
+MAX_EXPANDED = 1 << 20  # items and characters of a value once shared references are written out
 MAX_RANGE = 10_000  # range() length
 MAX_STEPS = 200_000  # blocks entered (loop iterations, branches, macro bodies)
 MAX_WORK = 50_000_000  # characters produced, summed over the render
@@ -40,6 +41,73 @@ def size_of(value: Any) -> int:
     return 0
 
 
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def expanded_size(value: Any, limit: int = MAX_EXPANDED) -> tuple[int, int]:
+    """(size, cost): the items and characters `value` has once every shared reference is
+    written out (what str() of it would make, roughly), and the work of finding out: one pass
+    over its distinct containers. The size stops counting past `limit`; a cycle is over it."""
+    if not isinstance(value, _CONTAINERS):
+        return size_of(value), 0
+    flat = _flat_size(value)
+    if flat is not None:  # the common case, in one pass
+        return flat, len(value)
+    memo: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    cost = 0
+    while stack:
+        item, done = stack.pop()
+        key, children = id(item), _children(item)
+        cost += len(children)
+        if done:
+            open_.discard(key)
+            total = len(item) + sum(memo.get(id(c), 0) or _leaf(c) for c in children)
+            memo[key] = min(total, limit + 1)
+        elif key in open_:
+            return limit + 1, cost  # a value that contains itself
+        elif key not in memo:
+            flat = _flat_size(item)
+            if flat is not None:
+                memo[key] = min(flat, limit + 1)
+                continue
+            open_.add(key)
+            stack.append((item, True))
+            stack.extend((c, False) for c in children if _unseen(c, memo))
+    return memo[id(value)], cost
+
+
+def _flat_size(item: Any) -> int | None:
+    """The size of a container that holds no container, or None (type checks run in C)."""
+    values = _children(item)
+    kinds = set(map(type, values))
+    if any(issubclass(kind, _CONTAINERS) for kind in kinds):
+        return None
+    total = len(item) + len(values)
+    if all(issubclass(kind, str | bytes) for kind in kinds):
+        return total + sum(map(len, values))
+    if any(issubclass(kind, str | bytes) for kind in kinds):
+        total += sum(len(v) for v in values if isinstance(v, str | bytes))
+    return total
+
+
+def _children(item: Any) -> list[Any]:
+    if isinstance(item, dict):
+        return [part for pair in item.items() for part in pair]
+    return list(item)
+
+
+def _unseen(value: Any, memo: dict[int, int]) -> bool:
+    return isinstance(value, _CONTAINERS) and id(value) not in memo
+
+
+def _leaf(value: Any) -> int:
+    if isinstance(value, _CONTAINERS):
+        return 1  # an empty container (a full one is in the memo)
+    return len(value) if isinstance(value, str | bytes) else 1
+
+
 def int_bits(value: Any) -> int:
     """Bits of an integer (not a bool); 0 for anything else."""
     return value.bit_length() if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -61,6 +129,8 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
                 limit = MAX_STRING if isinstance(seq, str | bytes) else MAX_ITEMS
                 if len(seq) * max(n, 0) > limit:
                     raise TemplateLimit(f"template value too large ({len(seq)} * {n})")
+                if expanded_size(seq)[0] * max(n, 0) > MAX_EXPANDED:
+                    raise TemplateLimit(f"template value too large (nested lists * {n})")
         if int_bits(left) + int_bits(right) > MAX_INT_BITS:
             raise TemplateLimit(f"template number larger than {MAX_INT_BITS} bits")
     elif operator == "**":

@@ -8,12 +8,13 @@ from functools import wraps
 from typing import Any
 
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.nodes import Concat, Node
+from jinja2.nodes import Assign, Call, Concat, EnvironmentAttribute, Node
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bojdeploy.core.limits import (
     FILTER_CHECKS,
     MAX_CALL_DEPTH,
+    MAX_EXPANDED,
     MAX_ITEMS,
     MAX_RANGE,
     MAX_SECONDS,
@@ -28,6 +29,7 @@ from bojdeploy.core.limits import (
     bounded,
     check_binop,
     check_method,
+    expanded_size,
     size_of,
 )
 
@@ -41,6 +43,7 @@ class Budget:
         self.total_steps = 0
         self.total_work = 0
         self.spent = 0.0  # seconds spent rendering, summed over finished renders
+        self._sizes: dict[int, tuple[Any, int]] = {}
         self.start()
 
     def start(self) -> None:
@@ -52,6 +55,7 @@ class Budget:
 
     def stop(self) -> None:
         """The render is over: its time counts towards the total."""
+        self._sizes.clear()
         self.spent += time.monotonic() - self.started
         self.started = time.monotonic()
 
@@ -79,12 +83,41 @@ class Budget:
         if self.steps % 1024 == 0:
             self._clock()
 
+    def check(self, value: Any) -> Any:
+        """Refuse a value that would be huge once written out (nested shared lists)."""
+        size, cost = self._expanded(value)
+        if size > MAX_EXPANDED:
+            raise TemplateLimit(
+                f"template value too large (more than {MAX_EXPANDED} items and characters "
+                "once written out)"
+            )
+        self._work(cost)
+        return value
+
+    def _expanded(self, value: Any) -> tuple[int, int]:
+        """expanded_size, remembered for the last few large values (a loop uses one often)."""
+        if not isinstance(value, list | tuple | dict | set | frozenset) or len(value) < 64:
+            return expanded_size(value)
+        hit = self._sizes.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1], 0
+        size, cost = expanded_size(value)
+        if len(self._sizes) >= 32:
+            self._sizes.clear()
+        self._sizes[id(value)] = (value, size)  # kept alive so that its id is not reused
+        return size, cost
+
     def charge(self, value: Any) -> Any:
         """Account for a value just made; refuse it when it is too large."""
+        self.check(value)
         size = size_of(value)
         if size > (MAX_ITEMS if isinstance(value, list | tuple | dict | set) else MAX_STRING):
             unit = "items" if isinstance(value, list | tuple | dict | set) else "characters"
             raise TemplateLimit(f"template value too large ({size} {unit})")
+        self._work(size)
+        return value
+
+    def _work(self, size: int) -> None:
         self.work += size
         self.total_work += size
         if self.work > MAX_WORK:
@@ -92,7 +125,6 @@ class Budget:
         if self.total_work > MAX_TOTAL_WORK:
             raise TemplateLimit(f"templates produce more than {MAX_TOTAL_WORK} characters in all")
         self._clock()
-        return value
 
     def _clock(self) -> None:
         now = time.monotonic()
@@ -110,6 +142,12 @@ class _BoundedCodeGenerator(CodeGenerator):
         self.writeline("environment.budget.tick()")
         super().blockvisit(nodes, frame)
 
+    def visit_Assign(self, node: Assign, frame: Frame) -> None:
+        """`{% set x = value %}` (also `ns.x`) passes the value through environment.keep, a
+        call the sandbox checks: nothing huge is kept for later."""
+        keep = Call(EnvironmentAttribute("keep"), [node.node], [], None, None, lineno=node.lineno)
+        super().visit_Assign(Assign(node.target, keep, lineno=node.lineno), frame)
+
     def visit_Concat(self, node: Concat, frame: Frame) -> None:
         """`a ~ b` joins through environment.join, which refuses huge results."""
         self.write("environment.join((")
@@ -126,7 +164,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, budget: Budget | None = None, **options: Any):
-        super().__init__(**options)
+        super().__init__(finalize=self._finalize, **options)
         self.budget = budget or Budget()
         self.globals.pop("lipsum", None)
         self.globals["range"] = self._range
@@ -137,9 +175,17 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         """Fresh per-render counters for the next render (the totals go on)."""
         self.budget.start()
 
+    def keep(self, value: Any) -> Any:
+        """The value of a `set` (checked by `call` like every argument)."""
+        return value
+
+    def _finalize(self, value: Any) -> Any:
+        """Every `{{ value }}` is checked before it is turned into text."""
+        return self.budget.check(value)
+
     def join(self, parts: Iterable[Any]) -> str:
         """`~`: refuses a result past MAX_STRING before making it."""
-        texts = [str(p) for p in parts]
+        texts = [str(self.budget.check(p)) for p in parts]
         if sum(map(len, texts)) > MAX_STRING:
             raise TemplateLimit(f"template string longer than {MAX_STRING} characters")
         return self.budget.charge("".join(texts))  # type: ignore[no-any-return]
@@ -153,6 +199,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         """`*`, `**`, `+` and `%` refuse results that would be huge, before computing them."""
         check_binop(operator, left, right)
+        if operator == "%":
+            self.budget.check(right)
         return self.budget.charge(super().call_binop(context, operator, left, right))
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -165,6 +213,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         """Every call from a template: depth-limited, amplifying str methods checked."""
         args = check_method(__obj, args)
         budget = __self.budget
+        for value in (*args, *kwargs.values()):
+            budget.check(value)
         budget.depth += 1
         try:
             if budget.depth > MAX_CALL_DEPTH:
@@ -178,6 +228,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
         @wraps(func)
         def checked(*args: Any, **kwargs: Any) -> Any:
+            for value in (*args, *kwargs.values()):
+                self.budget.check(value)
             if check is not None:
                 args = check(args, kwargs)
             result = func(*args, **kwargs)
