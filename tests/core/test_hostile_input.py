@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bojdeploy.core.config import RepoConfig, parse_config
-from bojdeploy.core.template import RenderContext
+from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem
 from bojdeploy.core.validation import load_manifests
 from tests.helpers import run_cli
 
@@ -263,6 +263,38 @@ def spliced(draw: st.DrawFn, documents: list[Any]) -> str:
     return text
 
 
+ATOMS = st.sampled_from(
+    ["1", "7", "1000", "100000", "'x'", "'ab' * 1000", "[1, 2]", "range(10000)", "vars.big", "ns.v"]
+)
+OPERATORS = st.sampled_from(
+    ["*", "**", "+", "~", "%", "|join(%s)", "|center(%s)", "|replace('', %s)"]
+)
+FILTERS = ["|list", "|string", "|tojson", "|sum", "|batch(1000)|list", "|map('string')|list"]
+
+
+@st.composite
+def expressions(draw: st.DrawFn, depth: int = 3) -> str:
+    """A Jinja expression made of operators and filters that can make values large."""
+    if depth == 0 or draw(st.booleans()):
+        return draw(ATOMS)
+    left, right = draw(expressions(depth - 1)), draw(expressions(depth - 1))
+    op = draw(OPERATORS)
+    text = f"({left}){op % f'({right})'}" if "%s" in op else f"({left} {op} {right})"
+    return text + draw(st.sampled_from(["", "|length", *FILTERS]))
+
+
+@st.composite
+def templates(draw: st.DrawFn) -> str:
+    """A template that grows a namespace value in a loop, then prints an expression."""
+    step = draw(expressions())
+    loops = draw(st.integers(1, 64))
+    return (
+        "{% set ns = namespace(v=[1]) %}"
+        f"{{% for i in range({loops}) %}}{{% set ns.v = {step} %}}{{% endfor %}}"
+        f"{{{{ {draw(expressions())} }}}}"
+    )
+
+
 def assert_loads_cleanly(tmp_path: Path, manifest: str | bytes, config: RepoConfig) -> None:
     """The loader returns problems (each with a file and a line), raises nothing, stays small."""
     path = tmp_path / "deploy" / "m.yml"
@@ -297,6 +329,24 @@ def test_arbitrary_text_never_raises(tmp_path: Path, text: str) -> None:
 @given(data=st.binary(max_size=400))
 def test_arbitrary_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
     assert_loads_cleanly(tmp_path, data, RepoConfig())
+
+
+@settings(FUZZ, deadline=None)  # tracemalloc slows rendering; the time is asserted below
+@given(template=templates())
+def test_template_work_stays_bounded(tmp_path: Path, template: str) -> None:
+    """Whatever a template computes, rendering ends quickly, small, with a problem or a text."""
+    renderer = Renderer(tmp_path, RenderContext("production", {}, {"big": list(range(5000))}))
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        renderer.render("deploy/m.yml", template)
+    except TemplateProblem:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert time.monotonic() - started < 2 * SECONDS
+    assert peak < PEAK_BYTES, f"{peak / 2**20:.0f} MiB"
 
 
 @FUZZ
