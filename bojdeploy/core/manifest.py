@@ -88,6 +88,9 @@ class ContainerSpec(Strict):
     def _network_choice(self) -> ContainerSpec:
         if self.network_mode is not None and self.networks:
             raise ValueError("set network_mode or networks, not both")
+        special = [n for n in self.networks if n.lower() in ("host", "none")]
+        if special and len(self.networks) > 1:
+            raise ValueError(f"network {special[0]!r} cannot be combined with other networks")
         return self
 
     @field_validator("container_name")

@@ -78,6 +78,13 @@ def test_network_mode_that_is_no_docker_mode_is_refused(tmp_path: Path, mode: st
     assert "deploy/m.yml:6: spec.network_mode: invalid network_mode" in result.err
 
 
+def test_host_network_is_the_only_network_of_a_container(tmp_path: Path) -> None:
+    manifest = CONTAINER + "  networks: [backend, host]\n"
+    result = validate(repo_with(tmp_path, manifest, "  allow_host_network: true\n"))
+    assert result.code == 2
+    assert "spec: network 'host' cannot be combined with other networks" in result.err
+
+
 def test_network_mode_is_canonicalised(tmp_path: Path) -> None:
     repo = repo_with(tmp_path, CONTAINER + "  network_mode: HOST\n", "  allow_host_network: true\n")
     result = open_workspace([repo]).load("production", {})
