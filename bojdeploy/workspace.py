@@ -29,7 +29,8 @@ class Workspace:
     git: GitRepo | None
     info: GitInfo
     explicit: list[str] | None = None  # files named on the command line (None: discovery)
-    budget: Budget = field(default_factory=Budget)  # template work of every load of this run
+    # Template work of every load of this run: many environments must not multiply it.
+    budget: Budget = field(default_factory=Budget, repr=False, compare=False)
 
     def manifest_files(self) -> list[str]:
         """Every manifest file: discovered ones plus any named explicitly."""
@@ -74,9 +75,13 @@ class Workspace:
     ) -> LoadResult:
         """Load and validate every manifest of `environment`."""
         ctx = self.render_context(environment, environ)
-        files = self.manifest_files()
         result = load_manifests(
-            self.root, files, ctx, self.config, require_secrets=require_secrets, budget=self.budget
+            self.root,
+            self.manifest_files(),
+            ctx,
+            self.config,
+            require_secrets=require_secrets,
+            budget=self.budget,
         )
         docker_host = docker_host_for(self.config, environment, environ)
         allowed = self.config.policy.allowed_host_paths
