@@ -111,6 +111,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "has_changes": plan.has_changes,
         "steps": [_step_dict(step) for step in plan.steps],
         "orphans": [_observed_dict(o) for o in plan.orphans],
+        "unpruned": plan.unpruned or None,  # why prune left the orphans alone
     }
 
 

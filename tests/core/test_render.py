@@ -125,6 +125,7 @@ def test_plan_dict_survives_json() -> None:
         "unchanged": 1,
     }
     assert data["has_changes"] is True
+    assert data["unpruned"] is None
     assert data["steps"][1] == {
         "action": "update",
         "kind": "service",
@@ -202,6 +203,7 @@ def test_describe_a_secret_change() -> None:
 def test_orphan_note_says_why_prune_was_withheld() -> None:
     orphan = _observed("container", "old", "h9")
     kept = Plan(ENV, (), (orphan,), unpruned="this run's repository is unknown")
+    assert plan_to_dict(kept)["unpruned"] == "this run's repository is unknown"
     assert plan_to_text(kept).splitlines()[-1] == (
         "Note: 1 managed resource has no manifest (not deleted: this run's repository is "
         "unknown): container old"
