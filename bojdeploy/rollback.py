@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.loader import LoadedManifest, manifest_from_record
 from bojdeploy.core.plan import Desired, make_plan
 from bojdeploy.core.secrets import Scrubber
@@ -98,24 +97,21 @@ def rollback(
             [Problem(manifest.file, None, "", f"secret {n!r} is not set") for n in missing]
         )
     key = store.installation_key()
-    desired = Desired(
-        kind=manifest.kind,
-        name=manifest.name,
-        environment=record.environment,
-        resource_name=manifest.resource_name,
-        config_hash=manifest.config_hash(values, key),
-        spec=manifest.redacted()["spec"],
-        labels=manifest.redacted()["metadata"]["labels"],
-        manifest=manifest.file,
-        reason=f"rollback to the config of deployment #{record.id}",
-    )
     targets = Targets(record.environment, settings, config, recorded=record.config.get("target"))
     for warning in target_mismatch(record, targets, Targets(record.environment, settings, config)):
         report(f"{manifest.kind}/{manifest.name}", "warn", warning)
     try:
-        return _redeploy(
-            store, targets, record, manifest, desired, values, key, report, allow_delete, config
+        observed = targets.observe({manifest.kind})
+        plan = make_plan(
+            [_desired(record, manifest, values, key)],
+            observed,
+            environment=record.environment,
+            full_scope=False,
         )
+        check_deletes(config, record.environment, plan, allow_delete)
+        run = _run(store, targets, record, manifest, values, key, report)
+        apply_plan(run, plan)
+        return run
     finally:
         targets.close()
 
@@ -125,44 +121,53 @@ def target_mismatch(record: Deployment, used: Targets, current: Targets) -> list
     kind = record.deployment_type
     recorded = (record.config or {}).get("target")
     where, now = used.record(kind), current.record(kind)
-    text = _describe(where)
     if not recorded:
-        return [f"deployment #{record.id} recorded no target: rolling back on {text}"]
-    lines = []
+        return [f"deployment #{record.id} recorded no target: rolling back on {_describe(where)}"]
     if dict(recorded) != where:
-        lines.append(
-            f"deployment #{record.id} was made on {_describe(recorded)}; rolling back on {text} "
-            "(an explicit setting wins)"
-        )
+        return [
+            f"deployment #{record.id} was made on {_describe(recorded)}; rolling back on "
+            f"{_describe(where)} (an explicit setting wins)"
+        ]
     if now != where:
-        lines.append(
-            f"rolling back on {text}, where deployment #{record.id} was made; "
+        return [
+            f"rolling back on {_describe(where)}, where deployment #{record.id} was made; "
             f"apply would now use {_describe(now)}"
-        )
-    return lines
+        ]
+    return []
 
 
 def _describe(target: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in target.items() if v) or "the default target"
 
 
-def _redeploy(
+def _desired(
+    record: Deployment, manifest: LoadedManifest, values: dict[str, str], key: bytes
+) -> Desired:
+    redacted = manifest.redacted()
+    return Desired(
+        kind=manifest.kind,
+        name=manifest.name,
+        environment=record.environment,
+        resource_name=manifest.resource_name,
+        config_hash=manifest.config_hash(values, key),
+        spec=redacted["spec"],
+        labels=redacted["metadata"]["labels"],
+        manifest=manifest.file,
+        reason=f"rollback to the config of deployment #{record.id}",
+    )
+
+
+def _run(
     store: StateStore,
     targets: Targets,
     record: Deployment,
     manifest: LoadedManifest,
-    desired: Desired,
     values: dict[str, str],
     key: bytes,
     report: Reporter,
-    allow_delete: bool,
-    config: RepoConfig,
 ) -> Run:
-    observed = targets.observe({manifest.kind})
-    plan = make_plan([desired], observed, environment=record.environment, full_scope=False)
-    check_deletes(config, record.environment, plan, allow_delete)
     commit = record.git_commit or ""
-    run = Run(
+    return Run(
         store=store,
         drivers={manifest.kind: targets.driver(manifest.kind)},
         observe=targets.observe_one,
@@ -176,5 +181,3 @@ def _redeploy(
         parallel=1,
         target=targets.record,
     )
-    apply_plan(run, plan)
-    return run

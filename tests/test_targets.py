@@ -20,6 +20,9 @@ from bojdeploy.drivers import Targets, redact_credentials
 from bojdeploy.errors import ConnectError
 from bojdeploy.settings import Settings
 from bojdeploy.store import open_store
+from bojdeploy.testing.fake_gitea import FakeGitea
+from tests.action import TOKEN
+from tests.action.test_entrypoint import ZERO, Scenario
 from tests.helpers import run_cli
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"
@@ -257,3 +260,40 @@ def test_precedence_explicit_then_recorded_then_bojdeploy_yaml() -> None:
     }
     vm = Targets("prod", Settings(xen_url="https://xen"), config).record("vm")
     assert vm == {"xen_url": "https://xen", "xen_username": "root"}
+
+
+@pytest.fixture
+def gitea() -> Iterator[FakeGitea]:
+    fake = FakeGitea(token=TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.mark.usefixtures("test_images", "docker_cleanup")
+def test_the_action_rolls_back_on_the_repository_target(
+    tmp_path: Path, gitea: FakeGitea, docker_client: Any, relay: DockerRelay
+) -> None:
+    scenario = Scenario(tmp_path, gitea, docker_client)
+    repo = scenario.repo
+    (repo.root / "bojdeploy.yaml").write_text(
+        "environments:\n  production: {branches: [main]}\n"
+        f"targets:\n  production: {{docker_host: '{relay.url}'}}\n"
+    )
+    repo.write("web")
+    first = repo.commit("web 1")
+    assert scenario.push(ZERO, first).code == 0
+    repo.write("web", image="web:2")
+    second = repo.commit("web 2")
+    assert scenario.push(first, second).code == 0
+    assert scenario.page("web") == "version 2"
+    old = scenario.rows("web")[1].id
+
+    before = relay.connections
+    back = scenario.dispatch(second, action="rollback", deployment_id=str(old))
+    assert back.code == 0, back.out
+    assert relay.connections > before and scenario.page("web") == "version 1"
+
+    relay.close()  # the target is gone: the runner's own Docker must not stand in for it
+    gone = scenario.dispatch(second, action="rollback", deployment_id=str(old))
+    assert gone.code == 3, gone.out
+    assert f"cannot reach Docker at {relay.url}" in gone.out
