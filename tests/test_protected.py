@@ -103,6 +103,7 @@ class Repo:
             "environments:\n  prod: {branches: [main], protected: true}\n  dev: {branches: ['*']}\n"
         )
         self.git("init", "-q", "-b", "main")
+        self.git("remote", "add", "origin", "http://gitea.example/team/protected.git")
 
     def git(self, *args: str) -> None:
         subprocess.run([*GIT, "-C", str(self.root), *args], check=True, capture_output=True)
