@@ -5,6 +5,7 @@ repository's record refused. Real Docker, reached through a TCP relay to prove w
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import threading
@@ -176,6 +177,12 @@ def test_rollback_reuses_the_recorded_target_and_an_explicit_setting_wins(
     repo.write("web:2")
     assert repo.cli("apply", "--env", "test", str(repo.root)).code == 0
     first = repo.rows()[1]
+
+    repo.configure(f"unix://{SOCKET}")  # the same engine, reached another way: status says so
+    moved = repo.cli("status", "--env", "test", "--json", str(repo.root))
+    [item] = json.loads(moved.out)
+    assert (moved.code, item["state"]) == (0, "in sync"), moved.err
+    assert item["detail"] == f"deployed to {relay.url}, checked on unix://{SOCKET}"
 
     repo.configure("tcp://127.0.0.1:9")  # the repository moved to an engine that is not there
     dead = repo.cli("status", "--env", "test", str(repo.root))
