@@ -180,21 +180,21 @@ def test_rollback_by_id_and_by_name_and_drift(app: App) -> None:
     assert app.apply().code == 0
     assert http_get(app.port) == "version 2"
 
-    by_name = app.cli("rollback", "--name", app.name, "--env", "test")
+    by_name = app.cli("rollback", "--name", app.name, "--env", "test", str(app.root))
     assert by_name.code == 0, by_name.err
     assert http_get(app.port) == "version 1"
     assert "MODE=one" in app.container().attrs["Config"]["Env"]
     assert app.rows()[0].rollback_from == first_id
 
     second_id = app.rows()[1].id
-    by_id = app.cli("rollback", str(second_id))
+    by_id = app.cli("rollback", str(second_id), str(app.root))
     assert by_id.code == 0, by_id.err
     assert http_get(app.port) == "version 2"
 
-    in_sync = app.cli("status", "--env", "test")
+    in_sync = app.cli("status", "--env", "test", str(app.root))
     assert in_sync.code == 0, in_sync.out
     app.container().stop(timeout=1)
-    drift = app.cli("status", "--env", "test")
+    drift = app.cli("status", "--env", "test", str(app.root))
     assert drift.code == 1
     assert "stopped" in drift.out and app.name in drift.out
 
@@ -243,13 +243,13 @@ def test_status_reports_a_swapped_image_and_a_missing_container(app: App) -> Non
     labels = app.container().labels
     app.container().remove(force=True)
     app.docker.containers.run(f"{REGISTRY}/web:2", name=app.name, labels=labels, detach=True)
-    swapped = app.cli("status", "--env", "test", "--json")
+    swapped = app.cli("status", "--env", "test", "--json", str(app.root))
     assert swapped.code == 1
     [item] = [i for i in json.loads(swapped.out) if i["name"] == app.name]
     assert (item["state"], item["drifted"]) == ("image differs", True)
 
     app.container().remove(force=True)
-    missing = app.cli("status", "--env", "test")
+    missing = app.cli("status", "--env", "test", str(app.root))
     assert missing.code == 1
     assert "missing" in missing.out
 
@@ -292,7 +292,7 @@ def test_an_unfinished_container_outside_the_change_set_is_finished(app: App) ->
     aside = f"{app.name}.previous"
     app.container().rename(aside)  # as if killed after setting it aside, before the new one
     app.docker.containers.get(aside).stop(timeout=0)
-    assert app.cli("status", "--env", "test").code == 1
+    assert app.cli("status", "--env", "test", str(app.root)).code == 1
 
     path = app.root / "deploy" / "other.yml"
     path.write_text(path.read_text().replace("MODE: a", "MODE: b"))
@@ -317,7 +317,7 @@ def test_a_deployment_recorded_unfinished_is_finished_not_redeployed(app: App) -
         store.update_deployment(row, status="running")
     plan = app.apply("--dry-run")
     assert "unfinished: deployment" in plan.out and f"#{row} has not finished" in plan.out
-    status = app.cli("status", "--env", "test", "--json")
+    status = app.cli("status", "--env", "test", "--json", str(app.root))
     assert status.code == 1
     assert [i["state"] for i in json.loads(status.out)] == ["unfinished"]
 
@@ -329,5 +329,5 @@ def test_a_deployment_recorded_unfinished_is_finished_not_redeployed(app: App) -
     assert app.container().id == container  # waited for, not redeployed
     rows = app.rows()
     assert [r.status for r in rows[:2]] == ["completed", "failed"]
-    assert app.cli("status", "--env", "test").code == 0
+    assert app.cli("status", "--env", "test", str(app.root)).code == 0
     assert app.apply().code == 0 and app.rows()[0].status == "unchanged"
