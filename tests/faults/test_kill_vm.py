@@ -146,7 +146,7 @@ class Repo:
         return self.cli("apply", "--env", "test", *extra, str(self.root))
 
     def status(self) -> list[dict[str, Any]]:
-        result = self.cli("status", "--env", "test", "--json")
+        result = self.cli("status", "--env", "test", "--json", str(self.root))
         items: list[dict[str, Any]] = json.loads(result.out)
         assert result.code == (1 if any(i["drifted"] for i in items) else 0), result.err
         return items
