@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bojdeploy.core.plan import Observed
+from bojdeploy.drivers.docker_client import short_cause
 from bojdeploy.errors import ConnectError
 
 LABEL = "io.bojdeploy."
@@ -47,11 +48,12 @@ def _int(value: str | None) -> int | None:
 def observe_containers(client: Any) -> list[Observed]:
     """Every container on the host (managed or not: name collisions matter)."""
     from docker.errors import DockerException
+    from requests.exceptions import RequestException
 
     try:
         items = client.api.containers(all=True)
-    except DockerException as e:
-        raise ConnectError(f"cannot list containers: {e}") from e
+    except (DockerException, RequestException) as e:  # refused by the engine, or cut off from it
+        raise ConnectError(f"cannot list containers: {short_cause(e)}") from e
     out = []
     for item in items:
         names = [n.lstrip("/") for n in item.get("Names") or []]
@@ -70,13 +72,14 @@ def observe_containers(client: Any) -> list[Observed]:
 def observe_container(client: Any, name: str) -> list[Observed]:
     """The container called `name`, if any (one inspect call)."""
     from docker.errors import DockerException, NotFound
+    from requests.exceptions import RequestException
 
     try:
         item = client.api.inspect_container(name)
     except NotFound:
         return []
-    except DockerException as e:
-        raise ConnectError(f"cannot inspect container {name}: {e}") from e
+    except (DockerException, RequestException) as e:
+        raise ConnectError(f"cannot inspect container {name}: {short_cause(e)}") from e
     labels = item["Config"].get("Labels") or {}
     state = item["State"].get("Status")
     return [observed_from_labels("container", name, labels, state, item["Id"], item["Image"])]
@@ -85,6 +88,7 @@ def observe_container(client: Any, name: str) -> list[Observed]:
 def observe_services(client: Any) -> list[Observed]:
     """Every Swarm service (an engine that is not a Swarm manager has none)."""
     from docker.errors import APIError, DockerException
+    from requests.exceptions import RequestException
 
     try:
         items = client.api.services()
@@ -92,8 +96,8 @@ def observe_services(client: Any) -> list[Observed]:
         if e.response is not None and e.response.status_code == 503:
             return []
         raise ConnectError(f"cannot list services: {e}") from e
-    except DockerException as e:
-        raise ConnectError(f"cannot list services: {e}") from e
+    except (DockerException, RequestException) as e:
+        raise ConnectError(f"cannot list services: {short_cause(e)}") from e
     out = []
     for item in items:
         spec = item.get("Spec") or {}
