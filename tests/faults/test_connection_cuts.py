@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 import uuid
@@ -165,6 +166,31 @@ def test_database_cut_during_a_replace_to_a_healthy_version(
     rows = site.rows()
     assert rows[0].status == "completed"
     assert rows[1].status == "failed" and "interrupted" in (rows[1].error_message or "")
+
+
+def test_database_back_within_the_run_gets_every_record(
+    site: Site, db_proxy: tuple[Proxy, str]
+) -> None:
+    proxy, url = db_proxy
+    assert site.apply().code == 0
+    site.write("web:2")
+
+    def cut_for_a_while() -> None:
+        proxy.cut()
+        threading.Timer(1.5, proxy.restore).start()
+
+    result = kill_when(
+        site.args(url), r"renamed .* to", cwd=site.root, env={}, on_match=cut_for_a_while
+    )
+    assert result.code == 0, result.text
+    assert "database unreachable; " in result.text and "reachable again" in result.text
+    assert_converged(site, "version 2")
+    newest = site.rows()[0]
+    assert newest.status == "completed" and newest.completed_at is not None
+    with open_store(site.db_url) as store:
+        logged = [e.message for e in store.get_logs(newest.id)]
+    printed = [line.split("] ", 1)[1] for line in result.lines if line.startswith("[container/")]
+    assert logged == printed  # every line, in order, although the database was away
 
 
 def test_database_down_before_the_run(site: Site, db_proxy: tuple[Proxy, str]) -> None:
