@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bojdeploy.confirm import confirm
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers import Targets
@@ -22,7 +23,8 @@ class DriftItem:
     name: str
     resource_name: str
     deployment_id: int
-    state: str  # in sync | missing | stopped | running (meant halted) | config or image differs
+    # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs
+    state: str
     detail: str = ""
 
     @property
@@ -52,6 +54,9 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
     """How one recorded resource compares with its live observation."""
     if live is None or not live.managed:
         return "missing", "not found on the target"
+    [live] = confirm(store, record.environment, [live])
+    if live.unfinished:
+        return "unfinished", live.unfinished
     wanted = str(((record.config or {}).get("spec") or {}).get("power", "running"))
     if live.state is not None and live.state.lower() != wanted:
         return "stopped" if wanted == "running" else "running", f"state is {live.state}"

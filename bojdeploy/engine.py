@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from bojdeploy.confirm import confirm
 from bojdeploy.core.changes import Selected, Selection
 from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.plan import Desired, Observed, Plan, force_redeploy, make_plan
@@ -29,6 +30,7 @@ class Prepared:
     result: LoadResult
     selection: Selection
     selected: list[LoadedManifest]
+    narrowed: bool = False  # only manifests named explicitly
 
     @property
     def warnings(self) -> list[str]:
@@ -67,7 +69,7 @@ def prepare(
         raise ManifestError(sorted(result.errors))
     ordered = [m for level in dependency_levels(result.manifests) for m in level]
     selected = [m for m in ordered if m.file in chosen and (not names or m.name in names)]
-    return Prepared(ws, environment, result, selection, selected)
+    return Prepared(ws, environment, result, selection, selected, narrowed=bool(names))
 
 
 def narrow(
@@ -174,7 +176,35 @@ def observe(
     finally:
         if own:
             targets.close()
-    return with_recorded_specs(live, records)
+    return with_recorded_specs(confirm(store, prepared.environment, live), records)
+
+
+def unfinished_elsewhere(
+    prepared: Prepared, observed: Sequence[Observed], environ: Mapping[str, str]
+) -> list[LoadedManifest]:
+    """Manifests outside the selection whose resource is unfinished: this run finishes them too.
+
+    One whose secrets this run lacks is left alone: deploying it would drop a secret.
+    """
+    if prepared.narrowed or prepared.workspace.explicit is not None:
+        return []  # the user chose what to deploy
+    repository = prepared.workspace.info.repository
+    unfinished = {
+        (o.kind, o.resource_name)
+        for o in observed
+        if o.unfinished
+        and o.managed
+        and o.environment == prepared.environment
+        and (not o.repository or not repository or o.repository == repository)
+    }
+    chosen = {(m.kind, m.name) for m in prepared.selected}
+    return [
+        m
+        for m in prepared.result.manifests
+        if (m.kind, m.resource_name) in unfinished
+        and (m.kind, m.name) not in chosen
+        and len(secret_values(m, environ)) == len(m.secret_names)
+    ]
 
 
 def make_plan_for(
@@ -189,8 +219,9 @@ def make_plan_for(
 ) -> Plan:
     """Observe, then make the plan for the prepared manifests (force: redeploy unchanged ones)."""
     key = store.installation_key()
-    desired = desired_state(prepared, key, settings.environ)
     observed = observe(prepared, store, settings, offline=offline, targets=targets)
+    prepared.selected += unfinished_elsewhere(prepared, observed, settings.environ)
+    desired = desired_state(prepared, key, settings.environ)
     deleted_files = set(prepared.selection.deleted)
     deleted_names = {
         (o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files
@@ -255,7 +286,9 @@ def _run(
     return Run(
         store=store,
         drivers=_LazyDrivers(targets),
-        observe=lambda kind, name: with_recorded_specs(targets.observe_one(kind, name), records),
+        observe=lambda kind, name: with_recorded_specs(
+            confirm(store, prepared.environment, targets.observe_one(kind, name)), records
+        ),
         info=prepared.workspace.info,
         manifests={(m.kind, m.name): m for m in prepared.selected},
         secrets=secrets,
