@@ -66,8 +66,8 @@ class Site:
             f"spec:\n  image: {REGISTRY}/{image}\n"
             f"  ports: ['127.0.0.1:{self.port}:80']\n"
             "  labels: {io.bojdeploy.test: 'true'}\n  timeout: 20s\n  stop_timeout: 1s\n"
-            "  healthcheck: {test: [CMD, wget, -qO-, 'http://127.0.0.1/'], interval: 1s, "
-            "timeout: 1s, retries: 2, start_period: 1s}\n"
+            "  healthcheck: {test: [CMD, wget, -qO-, 'http://127.0.0.1/'], interval: 500ms, "
+            "timeout: 1s, retries: 2, start_period: 500ms}\n"
         )
 
     def args(self, db_url: str | None = None) -> list[str]:
