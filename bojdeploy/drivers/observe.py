@@ -42,6 +42,15 @@ def observed_from_labels(
     )
 
 
+def unreachable(what: str, error: Exception) -> ConnectError:
+    """Observation failed: the engine refused (its words), or it could not be reached."""
+    from docker.errors import APIError
+
+    if isinstance(error, APIError):
+        return ConnectError(f"{what}: {error.explanation or error}")
+    return ConnectError(f"{what}: cannot reach Docker: {short_cause(error)}")
+
+
 def _int(value: str | None) -> int | None:
     """A label's integer value, or None when missing or malformed."""
     try:
@@ -58,7 +67,7 @@ def observe_containers(client: Any) -> list[Observed]:
     try:
         items = client.api.containers(all=True)
     except (DockerException, RequestException) as e:  # refused by the engine, or cut off from it
-        raise ConnectError(f"cannot list containers: {short_cause(e)}") from e
+        raise unreachable("cannot list containers", e) from e
     current: dict[str, Observed] = {}
     aside: dict[str, Observed] = {}  # base name -> its managed `.previous`
     for item in items:
@@ -97,7 +106,7 @@ def _inspected(client: Any, name: str) -> Observed | None:
     except NotFound:
         return None
     except (DockerException, RequestException) as e:
-        raise ConnectError(f"cannot inspect container {name}: {short_cause(e)}") from e
+        raise unreachable(f"cannot inspect container {name}", e) from e
     if str(item.get("Name", "")).lstrip("/") != name:
         return None  # an ID prefix matched, not the name
     labels = item["Config"].get("Labels") or {}
@@ -148,7 +157,7 @@ def observe_services(client: Any) -> list[Observed]:
             return []
         raise ConnectError(f"cannot list services: {e}") from e
     except (DockerException, RequestException) as e:
-        raise ConnectError(f"cannot list services: {short_cause(e)}") from e
+        raise unreachable("cannot list services", e) from e
     out = []
     for item in items:
         spec = item.get("Spec") or {}

@@ -193,20 +193,24 @@ def test_database_back_within_the_run_gets_every_record(
     assert logged == printed  # every line, in order, although the database was away
 
 
+def run_child(site: Site, db_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        bojdeploy_command(*site.args(db_url)),
+        cwd=site.root,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_database_down_before_the_run(site: Site, db_proxy: tuple[Proxy, str]) -> None:
     proxy, url = db_proxy
     assert site.apply().code == 0
     before = site.containers()[site.name].id
     site.write("web:2")
     proxy.cut()
-    done = subprocess.run(
-        bojdeploy_command(*site.args(url)),
-        cwd=site.root,
-        env=child_env({}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_child(site, url)
     assert done.returncode == 3, done.stderr
     [line] = done.stderr.splitlines()
     shown = url.replace(":bojdeploy@", ":***@")
@@ -215,8 +219,21 @@ def test_database_down_before_the_run(site: Site, db_proxy: tuple[Proxy, str]) -
     assert {n: c.id for n, c in site.containers().items()} == {site.name: before}
 
 
+def test_docker_down_before_the_run(site: Site) -> None:
+    assert site.apply().code == 0
+    before = site.containers()[site.name].id
+    site.write("web:2")
+    with proxied("/var/run/docker.sock") as proxy:
+        proxy.cut()
+        done = run_child(site, site.db_url, DOCKER_HOST=f"tcp://{proxy.address}")
+    assert done.returncode == 3, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line == f"error: cannot reach Docker at tcp://{proxy.address}: Connection refused"
+    assert {n: c.id for n, c in site.containers().items()} == {site.name: before}
+
+
 class CutOnLock:
-    """The site's store, cut off from PostgreSQL when a step asks for its first lock."""
+    """The site's store; a proxy is cut when a step asks for its first lock (after the plan)."""
 
     def __init__(self, store: Any, proxy: Proxy):
         self.store = store
@@ -230,29 +247,33 @@ class CutOnLock:
         return self.store.lock(*args, **kwargs)
 
 
-def test_database_lost_after_the_plan_changes_nothing(
-    site: Site, db_proxy: tuple[Proxy, str]
+@pytest.mark.parametrize("lost", ["database", "Docker"])
+def test_a_system_lost_after_the_plan_changes_nothing(
+    site: Site, db_proxy: tuple[Proxy, str], lost: str
 ) -> None:
     from bojdeploy import engine
     from bojdeploy.settings import Settings
     from bojdeploy.workspace import open_workspace
 
-    proxy, url = db_proxy
+    db, url = db_proxy
     assert site.apply().code == 0
     before = site.containers()[site.name].id
     site.write("web:2")
     prepared = engine.prepare(open_workspace([site.root]), "test", {}, require_secrets=True)
     lines: list[str] = []
-    with open_store(url) as store:
+    with proxied("/var/run/docker.sock") as docker, open_store(url) as store:
+        settings = Settings.from_env({"DOCKER_HOST": f"tcp://{docker.address}"})
         _, run = engine.apply(
             prepared,
-            CutOnLock(store, proxy),  # type: ignore[arg-type]
-            Settings.from_env({}),
+            CutOnLock(store, db if lost == "database" else docker),  # type: ignore[arg-type]
+            settings,
             lambda resource, level, message: lines.append(f"{level} {message}"),
         )
     assert run.exit_code == 3, lines
     assert [o.status for o in run.outcomes] == ["failed"]
-    assert "cannot reach the database" in (run.outcomes[0].error or "")
+    assert f"cannot reach {'the database' if lost == 'database' else 'Docker'}" in (
+        run.outcomes[0].error or ""
+    )
     assert {n: c.id for n, c in site.containers().items()} == {site.name: before}
     assert [r.status for r in site.rows()] == ["completed"]
 
