@@ -32,7 +32,7 @@ Say = Callable[[str, str], None]  # (level, message)
 def unrecorded_note(kind: str, name: str, action: str, status: str, deployment_id: int) -> str:
     """The line that tells a user a deployment's record is behind what happened."""
     done = "deleted" if action == "delete" else "deployed"
-    what = {"completed": done, "unchanged": "unchanged"}.get(status, "failed")
+    what = {"completed": done, "unchanged": "unchanged", "skipped": "not run"}.get(status, "failed")
     return (
         f"{kind} {name}: {what}, but the record of deployment #{deployment_id} could not be "
         "written (database unreachable); the next run reconciles it"

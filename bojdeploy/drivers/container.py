@@ -13,6 +13,7 @@ from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
 from bojdeploy.drivers.container_image import ensure_image, image_digest, prepare_resources
 from bojdeploy.drivers.container_spec import ContainerConfig, container_config, pull_policy
 from bojdeploy.drivers.container_wait import docker_errors, wait_ready
+from bojdeploy.drivers.handover import give_back, take_over
 from bojdeploy.errors import BojdeployError, DriverError
 
 __all__ = ["ContainerDriver", "image_digest"]
@@ -47,10 +48,15 @@ class ContainerDriver:
         ensure_image(self.client, cfg.image, pull_policy(manifest.spec), self.environ, log)
         prepare_resources(self.client, cfg, log)
         previous = self._find_previous(cfg.name, manifest.spec.timeout, log)
+        ports = cfg.host_config_kwargs.get("port_bindings") or {}
+        holders = take_over(self.client, ports, work.deleting, log) if work.deleting else []
         try:
             self._switch(cfg, previous, manifest.spec.stop_timeout, manifest.spec.timeout, log)
         except BojdeployError as e:
-            self._roll_back(cfg.name, previous, e, log)
+            try:
+                self._roll_back(cfg.name, previous, e, log)
+            finally:
+                give_back(self.client, holders, log)
         self._record_facts(work, cfg)
         if previous is None:
             return f"created container {cfg.name} ({cfg.image}) in {_since(started)}"

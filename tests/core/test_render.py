@@ -28,7 +28,9 @@ def _observed(
     spec: dict[str, object] | None = None,
     state: str | None = None,
 ) -> Observed:
-    return Observed(kind, name, True, name, ENV, config_hash, spec=spec, state=state)
+    return Observed(
+        kind, name, True, name, ENV, config_hash, spec=spec, state=state, repository="team/app"
+    )
 
 
 def _small_plan() -> Plan:
@@ -52,6 +54,7 @@ def _small_plan() -> Plan:
         prune=True,
         full_scope=False,
         deleted_names={("container", "old-thing")},
+        repository="team/app",
     )
     return Plan(plan.environment, plan.steps, (observed[-1],))
 
@@ -122,6 +125,7 @@ def test_plan_dict_survives_json() -> None:
         "unchanged": 1,
     }
     assert data["has_changes"] is True
+    assert data["unpruned"] is None
     assert data["steps"][1] == {
         "action": "update",
         "kind": "service",
@@ -205,3 +209,18 @@ def test_an_unfinished_deployment_is_finished_or_undone() -> None:
     assert describe_step(step) == f"finish or undo container web (unfinished: {why})"
     assert f"~ update     container web  (deploy/web.yml)  unfinished: {why}" in plan_to_text(plan)
     assert summary_line(plan).startswith("Plan: 0 to create, 1 to update")
+
+
+def test_orphan_note_says_why_prune_was_withheld() -> None:
+    orphan = _observed("container", "old", "h9")
+    kept = Plan(ENV, (), (orphan,), unpruned="this run's repository is unknown")
+    assert plan_to_dict(kept)["unpruned"] == "this run's repository is unknown"
+    assert plan_to_text(kept).splitlines()[-1] == (
+        "Note: 1 managed resource has no manifest (not deleted: this run's repository is "
+        "unknown): container old"
+    )
+    two = Plan(ENV, (), (orphan, _observed("vm", "box", "h9")))
+    assert plan_to_text(two).splitlines()[-1] == (
+        "Note: 2 managed resources have no manifest (use --prune to delete them): "
+        "container old, vm box"
+    )
