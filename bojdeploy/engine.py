@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from bojdeploy.confirm import confirm
@@ -279,7 +279,16 @@ def apply(
             raise PlanError(
                 f"refusing to destroy VM(s) {', '.join(refused)}: set policy.allow_vm_destroy"
             )
-        run = _run(prepared, store, settings, report, targets, rollback_from, parallel, force)
+        # Where the plan saw no sign of a swap left half-done, the re-check under the lock needs
+        # no look for one: a run killed meanwhile leaves an interrupted row the records show.
+        settled = {
+            (s.kind, s.resource_name)
+            for s in the_plan.steps
+            if s.observed is not None and not s.observed.unfinished
+        }
+        observer = _recheck_observer(prepared.environment, store, targets, settled)
+        run = _run(prepared, store, settings, report, targets, observer, rollback_from, parallel)
+        run.force = force
         apply_plan(run, the_plan)
     finally:
         targets.close()
@@ -292,11 +301,10 @@ def _run(
     settings: Settings,
     report: Reporter,
     targets: Targets,
+    observer: Callable[[str, str], list[Observed]],
     rollback_from: int | None,
     parallel: int,
-    force: bool,
 ) -> Run:
-    records = observed_from_records(store, prepared.environment)
     scrub = Scrubber()
     secrets = {}
     for m in prepared.selected:
@@ -305,9 +313,7 @@ def _run(
     return Run(
         store=store,
         drivers=_LazyDrivers(targets),
-        observe=lambda kind, name: with_recorded_specs(
-            confirm(store, prepared.environment, targets.observe_one(kind, name)), records
-        ),
+        observe=observer,
         info=prepared.workspace.info,
         manifests={(m.kind, m.name): m for m in prepared.selected},
         secrets=secrets,
@@ -316,8 +322,20 @@ def _run(
         key=store.installation_key(),
         rollback_from=rollback_from,
         parallel=parallel,
-        force=force,
     )
+
+
+def _recheck_observer(
+    environment: str, store: StateStore, targets: Targets, settled: set[tuple[str, str]]
+) -> Callable[[str, str], list[Observed]]:
+    """Observe one resource under its lock, confirmed by its records, with its recorded spec."""
+    records = observed_from_records(store, environment)
+
+    def observe_one(kind: str, name: str) -> list[Observed]:
+        live = targets.observe_one(kind, name, aside=(kind, name) not in settled)
+        return with_recorded_specs(confirm(store, environment, live), records)
+
+    return observe_one
 
 
 class _LazyDrivers(dict):  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ from typing import Any
 from bojdeploy.drivers.base import LABEL_PREFIX, StepLog
 from bojdeploy.drivers.container_spec import ContainerConfig, PullPolicy, parse_image, registry_auth
 from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.errors import DriverError
 
 MANAGED = {LABEL_PREFIX + "managed": "true"}
@@ -51,10 +52,7 @@ def prepare_resources(client: Any, cfg: ContainerConfig, log: StepLog) -> None:
     """Create the networks and named volumes the container needs, if missing."""
     api = client.api
     for network in cfg.networks:
-        if not _exists(api.inspect_network, network):
-            with docker_errors(f"cannot create network {network}"):
-                api.create_network(network, driver="bridge", labels=MANAGED)
-            log("info", f"created network {network}")
+        ensure_network(api, network, log, driver="bridge", labels=MANAGED)
     for volume in cfg.volumes:
         if not _exists(api.inspect_volume, volume):
             with docker_errors(f"cannot create volume {volume}"):

@@ -86,10 +86,13 @@ def observe_containers(client: Any) -> list[Observed]:
     return [with_aside(current.get(name), aside.get(name), name) for name in current | aside]
 
 
-def observe_container(client: Any, name: str) -> list[Observed]:
-    """The container called `name`, if any, with its `.previous` as evidence (two inspects)."""
+def observe_container(client: Any, name: str, *, aside: bool = True) -> list[Observed]:
+    """The container called `name`, if any, with its `.previous` as evidence (two inspects).
+
+    aside=False looks for the `.previous` only when `name` itself is missing.
+    """
     found = _inspected(client, name)
-    previous = _inspected(client, name + PREVIOUS)
+    previous = _inspected(client, name + PREVIOUS) if aside or found is None else None
     if previous is not None and not previous.managed:
         previous = None
     if found is None and previous is None:
