@@ -284,10 +284,8 @@ def apply(
             raise PlanError(
                 f"refusing to destroy VM(s) {', '.join(refused)}: set policy.allow_vm_destroy"
             )
-        # Where the plan saw no sign of a swap left half-done, the re-check under the lock needs
-        # no look for one: a run killed meanwhile leaves an interrupted row the records show.
         settled = {
-            (s.kind, s.resource_name)
+            (s.kind, s.resource_name): s.observed.deployment_id
             for s in the_plan.steps
             if s.observed is not None and not s.observed.unfinished
         }
@@ -332,14 +330,31 @@ def _run(
 
 
 def _recheck_observer(
-    environment: str, store: StateStore, targets: Targets, settled: set[tuple[str, str]]
+    environment: str,
+    store: StateStore,
+    targets: Targets,
+    settled: Mapping[tuple[str, str], int | None],
 ) -> Callable[[str, str], list[Observed]]:
-    """Observe one resource under its lock, confirmed by its records, with its recorded spec."""
+    """Observe one resource under its lock, confirmed by its records, with its recorded spec.
+
+    `settled`: the resources the plan found finished, with the deployment that made them. Such a
+    resource needs no look for a container's `.previous` (a run killed since would have left a
+    new container or none, and an interrupted row), nor, while the same deployment's resource is
+    there, another query (a confirmed deployment stays confirmed).
+    """
     records = observed_from_records(store, environment)
 
     def observe_one(kind: str, name: str) -> list[Observed]:
         live = targets.observe_one(kind, name, aside=(kind, name) not in settled)
-        return with_recorded_specs(confirm(store, environment, live), records)
+        unchanged = all(
+            (o.kind, o.resource_name) in settled
+            and settled[(o.kind, o.resource_name)] == o.deployment_id
+            and not o.unfinished
+            for o in live
+        )
+        return with_recorded_specs(
+            live if unchanged else confirm(store, environment, live), records
+        )
 
     return observe_one
 

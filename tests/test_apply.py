@@ -292,7 +292,7 @@ def test_an_unfinished_container_outside_the_change_set_is_finished(app: App) ->
     aside = f"{app.name}.previous"
     app.container().rename(aside)  # as if killed after setting it aside, before the new one
     app.docker.containers.get(aside).stop(timeout=0)
-    assert app.cli("status", "--env", "test").code == 1
+    assert app.cli("status", "--env", "test", str(app.root)).code == 1
 
     path = app.root / "deploy" / "other.yml"
     path.write_text(path.read_text().replace("MODE: a", "MODE: b"))
@@ -317,7 +317,7 @@ def test_a_deployment_recorded_unfinished_is_finished_not_redeployed(app: App) -
         store.update_deployment(row, status="running")
     plan = app.apply("--dry-run")
     assert "unfinished: deployment" in plan.out and f"#{row} has not finished" in plan.out
-    status = app.cli("status", "--env", "test", "--json")
+    status = app.cli("status", "--env", "test", "--json", str(app.root))
     assert status.code == 1
     assert [i["state"] for i in json.loads(status.out)] == ["unfinished"]
 
@@ -329,5 +329,5 @@ def test_a_deployment_recorded_unfinished_is_finished_not_redeployed(app: App) -
     assert app.container().id == container  # waited for, not redeployed
     rows = app.rows()
     assert [r.status for r in rows[:2]] == ["completed", "failed"]
-    assert app.cli("status", "--env", "test").code == 0
+    assert app.cli("status", "--env", "test", str(app.root)).code == 0
     assert app.apply().code == 0 and app.rows()[0].status == "unchanged"

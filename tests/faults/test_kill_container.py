@@ -122,7 +122,7 @@ class Site:
         return run_cli(*self.args("apply", "--env", "test", str(self.root)))
 
     def status(self) -> dict[str, Any]:
-        result = run_cli(*self.args("status", "--env", "test", "--json"))
+        result = run_cli(*self.args("status", "--env", "test", "--json", str(self.root)))
         [item] = [i for i in json.loads(result.out) if i["name"] == self.name]
         assert result.code == (1 if item["drifted"] else 0), result.out
         return dict(item)
