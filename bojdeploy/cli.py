@@ -244,7 +244,10 @@ def _finish(run: Any, as_json: bool) -> int:
         click.echo(json.dumps([o.to_dict() for o in run.outcomes], indent=2))
     else:
         click.echo(outcome_lines(run.outcomes))
-    return 0 if run.ok else 1
+    out: Output = click.get_current_context().obj["out"]
+    for note in run.unrecorded_notes():
+        out.event("error", note)
+    return int(run.exit_code)
 
 
 @main.command()

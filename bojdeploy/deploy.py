@@ -14,8 +14,15 @@ from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, ma
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers.base import Driver, Ownership, Work
-from bojdeploy.errors import BojdeployError
+from bojdeploy.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    BojdeployError,
+    ConnectError,
+)
 from bojdeploy.gitrepo import GitInfo
+from bojdeploy.recording import Records, unrecorded_note
 from bojdeploy.store.base import StateStore
 
 Reporter = Callable[[str, str, str], None]  # (resource, level, message)
@@ -36,6 +43,7 @@ class Outcome:
     deployment_id: int | None = None
     error: str | None = None
     seconds: float = 0.0
+    unreachable: bool = False  # failed before touching its target: a system could not be reached
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (for --json and the action's outputs)."""
@@ -62,11 +70,36 @@ class Run:
     outcomes: list[Outcome] = field(default_factory=list)
     # kind -> target names this run deletes last: a create may take over their host ports
     deleting: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    records: Records = field(init=False)
+    unrecorded: dict[int, int] = field(default_factory=dict)  # deployment id -> writes lost
+
+    def __post_init__(self) -> None:
+        self.records = Records(self.store, lambda level, msg: _say(self, "records", level, msg))
 
     @property
     def ok(self) -> bool:
         """No resource failed."""
         return all(o.status != "failed" for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        """0 done; 3 nothing changed because a system was unreachable; 1 otherwise."""
+        if self.unrecorded:
+            return EXIT_FAILED
+        if self.ok:
+            return EXIT_OK
+        failed = [o for o in self.outcomes if o.status == "failed"]
+        changed = any(o.status == "completed" for o in self.outcomes)
+        unreachable = all(o.unreachable for o in failed) and not changed
+        return EXIT_UNREACHABLE if unreachable else EXIT_FAILED
+
+    def unrecorded_notes(self) -> list[str]:
+        """One line per deployment whose records could not be written."""
+        return [
+            unrecorded_note(o.kind, o.name, o.action, o.status, o.deployment_id)
+            for o in self.outcomes
+            if o.deployment_id is not None and o.deployment_id in self.unrecorded
+        ]
 
 
 def _say(run: Run, resource: str, level: str, message: str) -> None:
@@ -90,15 +123,14 @@ def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
     failed: set[str] = set()
     for level in _levels(changes):
         _apply_level(run, level, failed)
-    if not deletes:
-        return run.outcomes
     broken = [o for o in run.outcomes if o.status == "failed"]
-    if broken:
+    if deletes and broken:
         names = ", ".join(f"{o.kind} {o.name}" for o in broken)
         why = f"not deleted: {names} failed in this run, so nothing is pruned"
         run.outcomes.extend(_not_run(run, step, why) for step in deletes)
-    else:
+    elif deletes:
         _apply_level(run, deletes, failed)
+    run.unrecorded = run.records.finish()
     return run.outcomes
 
 
@@ -141,10 +173,16 @@ def _skipped(run: Run, step: Step, failed: set[str]) -> Outcome:
 def _not_run(run: Run, step: Step, message: str, status: str = "skipped") -> Outcome:
     """Record a step that was not applied (a `failed` row saying why) and report it."""
     level = "error" if status == "failed" else "warn"
-    dep_id = _record(run, step, "failed", reason=step.reason)
-    run.store.update_deployment(dep_id, error_message=message, completed=True)
-    run.store.add_log(dep_id, level, message)
-    _say(run, f"{step.kind}/{step.name}", level, message)
+    label = f"{step.kind}/{step.name}"
+    _say(run, label, level, message)
+    try:
+        dep_id: int | None = _record(run, step, "failed", reason=step.reason)
+    except BojdeployError as e:  # the target was not touched; only its record is missing
+        _say(run, label, "warn", f"not recorded: {run.scrub(str(e))}")
+        dep_id = None
+    if dep_id is not None:
+        run.records.update(dep_id, error_message=message, completed=True)
+        run.records.log(dep_id, level, message)
     return Outcome(step.kind, step.name, step.action.value, status, message, dep_id, message)
 
 
@@ -162,11 +200,23 @@ def apply_step(run: Run, step: Step) -> Outcome:
         ):
             for dep_id in run.store.mark_interrupted(env, step.kind, step.name):
                 _say(run, label, "warn", f"deployment #{dep_id} was interrupted; marked failed")
-            return _locked(run, _recheck(run, step))
-    except BojdeployError as e:
+            outcome = _locked(run, _recheck(run, step))
+            if outcome.deployment_id is not None:
+                run.records.settle(outcome.deployment_id)  # before another run may take the lock
+            return outcome
+    except BojdeployError as e:  # raised before the target was touched (_locked contains the rest)
         message = run.scrub(str(e))
         _say(run, label, "error", message)
-        return Outcome(step.kind, step.name, step.action.value, "failed", message, error=message)
+        unreachable = isinstance(e, ConnectError)
+        return Outcome(
+            step.kind,
+            step.name,
+            step.action.value,
+            "failed",
+            message,
+            error=message,
+            unreachable=unreachable,
+        )
 
 
 def _recheck(run: Run, step: Step) -> Step:
@@ -217,8 +267,8 @@ def _locked(run: Run, step: Step) -> Outcome:
     reason = "; ".join(dict.fromkeys(w for w in why if w))  # why it was selected, what differs
     if step.action is Action.UNCHANGED:
         dep_id = _record(run, step, "unchanged", reason)
-        run.store.add_log(dep_id, "info", "config hash unchanged on the target: nothing to do")
-        run.store.update_deployment(dep_id, completed=True)
+        run.records.log(dep_id, "info", "config hash unchanged on the target: nothing to do")
+        run.records.update(dep_id, completed=True)
         _say(run, label, "info", "unchanged")
         return Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
     dep_id = _record(run, step, "running", reason)
@@ -228,7 +278,7 @@ def _locked(run: Run, step: Step) -> Outcome:
         level = LEVELS.get(level, level)
         text = run.scrub(message)
         meta = {k: run.scrub(str(v)) for k, v in metadata.items()} or None
-        run.store.add_log(dep_id, level, text, meta)
+        run.records.log(dep_id, level, text, meta)  # queued: the target work never waits on it
         _say(run, label, level, text)
 
     what = describe_step(step)
@@ -245,7 +295,7 @@ def _locked(run: Run, step: Step) -> Outcome:
     config = None
     if work.facts and work.manifest is not None:
         config = _with_target(run, step.kind, {**work.manifest.record(), "deployed": work.facts})
-    run.store.update_deployment(dep_id, status="completed", config=config, completed=True)
+    run.records.update(dep_id, status="completed", config=config, completed=True)
     return Outcome(
         step.kind,
         step.name,
@@ -262,7 +312,7 @@ def _failed(
 ) -> Outcome:
     message = run.scrub(error)
     log("error", message)
-    run.store.update_deployment(dep_id, status="failed", error_message=message, completed=True)
+    run.records.update(dep_id, status="failed", error_message=message, completed=True)
     return Outcome(
         step.kind,
         step.name,

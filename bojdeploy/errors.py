@@ -86,3 +86,9 @@ class ConnectError(BojdeployError):
     """An external system (Docker, XenAPI, database, Gitea) could not be reached."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+class DatabaseUnreachable(StoreError, ConnectError):
+    """The state store's database could not be reached (refused, timed out, connection lost)."""
+
+    exit_code = EXIT_UNREACHABLE

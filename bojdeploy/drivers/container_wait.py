@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bojdeploy.drivers.base import StepLog
+from bojdeploy.drivers.docker_client import short_cause
 from bojdeploy.errors import ConnectError, DriverError
 
 POLL_SECONDS = 0.25
@@ -29,7 +30,7 @@ def docker_errors(what: str) -> Iterator[None]:
     except APIError as e:
         raise DriverError(f"{what}: {e.explanation or e}") from e
     except (DockerException, RequestException) as e:
-        raise ConnectError(f"{what}: cannot reach Docker: {e}") from e
+        raise ConnectError(f"{what}: cannot reach Docker: {short_cause(e)}") from e
 
 
 def wait_ready(client: Any, ident: str, name: str, timeout: float, log: StepLog) -> dict[str, Any]:

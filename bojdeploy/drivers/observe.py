@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from bojdeploy.core.plan import Observed
+from bojdeploy.drivers.docker_client import short_cause
 from bojdeploy.errors import ConnectError
 
 LABEL = "io.bojdeploy."
@@ -41,6 +42,15 @@ def observed_from_labels(
     )
 
 
+def unreachable(what: str, error: Exception) -> ConnectError:
+    """Observation failed: the engine refused (its words), or it could not be reached."""
+    from docker.errors import APIError
+
+    if isinstance(error, APIError):
+        return ConnectError(f"{what}: {error.explanation or error}")
+    return ConnectError(f"{what}: cannot reach Docker: {short_cause(error)}")
+
+
 def _int(value: str | None) -> int | None:
     """A label's integer value, or None when missing or malformed."""
     try:
@@ -52,11 +62,12 @@ def _int(value: str | None) -> int | None:
 def observe_containers(client: Any) -> list[Observed]:
     """Every container on the host (managed or not: name collisions matter)."""
     from docker.errors import DockerException
+    from requests.exceptions import RequestException
 
     try:
         items = client.api.containers(all=True)
-    except DockerException as e:
-        raise ConnectError(f"cannot list containers: {e}") from e
+    except (DockerException, RequestException) as e:  # refused by the engine, or cut off from it
+        raise unreachable("cannot list containers", e) from e
     current: dict[str, Observed] = {}
     aside: dict[str, Observed] = {}  # base name -> its managed `.previous`
     for item in items:
@@ -91,13 +102,14 @@ def observe_container(client: Any, name: str, *, aside: bool = True) -> list[Obs
 
 def _inspected(client: Any, name: str) -> Observed | None:
     from docker.errors import DockerException, NotFound
+    from requests.exceptions import RequestException
 
     try:
         item = client.api.inspect_container(name)
     except NotFound:
         return None
-    except DockerException as e:
-        raise ConnectError(f"cannot inspect container {name}: {e}") from e
+    except (DockerException, RequestException) as e:
+        raise unreachable(f"cannot inspect container {name}", e) from e
     if str(item.get("Name", "")).lstrip("/") != name:
         return None  # an ID prefix matched, not the name
     labels = item["Config"].get("Labels") or {}
@@ -139,6 +151,7 @@ def with_aside(current: Observed | None, previous: Observed | None, name: str) -
 def observe_services(client: Any) -> list[Observed]:
     """Every Swarm service (an engine that is not a Swarm manager has none)."""
     from docker.errors import APIError, DockerException
+    from requests.exceptions import RequestException
 
     try:
         items = client.api.services()
@@ -146,8 +159,8 @@ def observe_services(client: Any) -> list[Observed]:
         if e.response is not None and e.response.status_code == 503:
             return []
         raise ConnectError(f"cannot list services: {e}") from e
-    except DockerException as e:
-        raise ConnectError(f"cannot list services: {e}") from e
+    except (DockerException, RequestException) as e:
+        raise unreachable("cannot list services", e) from e
     out = []
     for item in items:
         spec = item.get("Spec") or {}

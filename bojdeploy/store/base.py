@@ -123,8 +123,12 @@ class StateStore(Protocol):
         config: dict[str, Any] | None = None,
         config_hash: str | None = None,
         completed: bool = False,
+        at: datetime | None = None,
     ) -> None:
-        """Change the given fields, bump updated_at, and set completed_at if completed."""
+        """Change the given fields, bump updated_at, and set completed_at if completed.
+
+        `at` is when it happened (default now): a change written late keeps its time.
+        """
         ...
 
     def get_deployment(self, deployment_id: int) -> Deployment | None:
@@ -149,8 +153,9 @@ class StateStore(Protocol):
         level: str,
         message: str,
         metadata: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """Append a log line to a deployment."""
+        """Append a log line to a deployment (`at`: when it was said, default now)."""
         ...
 
     def get_logs(self, deployment_id: int) -> list[LogEntry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,9 +10,9 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bojdeploy.errors import ConnectError, StoreError
+from bojdeploy.errors import DatabaseUnreachable, StoreError
 from bojdeploy.store.base import redact_url
 from bojdeploy.store.locks import (
     UNKNOWN_HOLDER,
@@ -24,6 +25,13 @@ from bojdeploy.store.locks import (
 from bojdeploy.store.sql import Query, SqlStore
 
 CONNECT_TIMEOUT = 5
+# A pooled connection not handed out within this many seconds is made directly instead: the pool
+# reconnects on its own schedule (backing off), a direct attempt tells at once why it cannot.
+POOL_WAIT = 1.0
+# Connection-level failures: retrying later may work. Anything else is a refusal of the SQL.
+UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+# The pool logs every failed reconnection attempt; bojdeploy says it once, as an error of its own.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 MIGRATIONS_LOCK = lock_key("bojdeploy/migrations")
 # Who holds an advisory lock: pg_locks splits a bigint key into classid (high) and objid (low).
 HOLDER = """
@@ -63,12 +71,46 @@ class PostgresStore(SqlStore):
                 autocommit=autocommit,
             )
         except psycopg.Error as e:
-            raise ConnectError(f"cannot connect to PostgreSQL at {self.shown_url}: {e}") from e
+            raise DatabaseUnreachable(self._unreachable(e)) from e
+
+    def _unreachable(self, error: psycopg.Error) -> str:
+        """One line: cannot reach the database at URL: cause."""
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        cause = lines[0].removeprefix("connection failed: ").strip()
+        return f"cannot reach the database at {self.shown_url}: {cause}"
+
+    def _error(self, error: psycopg.Error, what: str = "") -> StoreError:
+        """DatabaseUnreachable for a lost or refused connection, else StoreError."""
+        state = error.sqlstate or ""
+        connection_failed = isinstance(error, psycopg.InterfaceError) or (
+            isinstance(error, psycopg.OperationalError)
+            and (not state or state.startswith(UNREACHABLE_STATES))
+        )
+        if connection_failed:
+            return DatabaseUnreachable(self._unreachable(error))
+        return StoreError(f"{what}PostgreSQL at {self.shown_url}: {error}")
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection, or a direct one when the pool has none ready."""
+        try:
+            conn = self._pool.getconn(timeout=POOL_WAIT)
+        except PoolTimeout:
+            conn = None
+        if conn is None:
+            with self._connect(default_holder()) as direct:
+                yield direct
+            return
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
 
     @contextmanager
     def _transaction(self) -> Iterator[Query]:
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
 
                 def q(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
                     cur = conn.execute(sql.replace("?", "%s"), params or None)
@@ -76,7 +118,7 @@ class PostgresStore(SqlStore):
 
                 yield q
         except psycopg.Error as e:
-            raise StoreError(f"PostgreSQL at {self.shown_url}: {e}") from e
+            raise self._error(e) from e
 
     def _lock_migrations(self, q: Query) -> None:
         q("SELECT pg_advisory_xact_lock(?)", (MIGRATIONS_LOCK,))
@@ -114,7 +156,7 @@ class PostgresStore(SqlStore):
                 try:
                     return conn.execute(sql, params).fetchone()
                 except psycopg.Error as e:
-                    raise StoreError(f"lock {target} at {self.shown_url}: {e}") from e
+                    raise self._error(e, f"lock {target}: ") from e
 
             def try_acquire() -> bool:
                 return bool((fetch("SELECT pg_try_advisory_lock(%s)", key) or [False])[0])

@@ -168,11 +168,15 @@ class SqlStore(ABC):
         config: dict[str, Any] | None = None,
         config_hash: str | None = None,
         completed: bool = False,
+        at: datetime | None = None,
     ) -> None:
-        """Change the given fields, bump updated_at, and set completed_at if completed."""
+        """Change the given fields, bump updated_at, and set completed_at if completed.
+
+        `at` is when it happened (default now): a change written late keeps its time.
+        """
         if status is not None:
             check(status, STATUSES, "status")
-        now = self._ts(now_utc())
+        now = self._ts(at or now_utc())
         changes: dict[str, Any] = {
             "status": status,
             "error_message": error_message,
@@ -227,15 +231,16 @@ class SqlStore(ABC):
         level: str,
         message: str,
         metadata: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """Append a log line to a deployment."""
+        """Append a log line to a deployment (`at`: when it was said, default now)."""
         check(level, LEVELS, "log level")
         with self._transaction() as q:
             q(
                 INSERT_LOG,
                 (
                     deployment_id,
-                    self._ts(now_utc()),
+                    self._ts(at or now_utc()),
                     level,
                     message,
                     self._maybe(self._json, metadata),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ class Killed:
     killed: bool
     lines: list[str] = field(default_factory=list)
     code: int | None = None  # the exit code when it ended on its own
+    matched: bool = False  # a line matched (with on_match: the callback ran)
 
     @property
     def text(self) -> str:
@@ -51,8 +52,12 @@ def kill_when(
     env: Mapping[str, str],
     delay: float = 0.0,
     timeout: float = 120.0,
+    on_match: Callable[[], None] | None = None,
 ) -> Killed:
-    """Run bojdeploy ARGS; SIGKILL it `delay` seconds after a line matches `pattern`."""
+    """Run bojdeploy ARGS; SIGKILL it `delay` seconds after a line matches `pattern`.
+
+    With `on_match`, call it instead of killing and let the run end on its own.
+    """
     proc = subprocess.Popen(
         bojdeploy_command(*args),
         cwd=cwd,
@@ -75,15 +80,20 @@ def kill_when(
             result.code = proc.wait()
             return result
         result.lines.append(line)
-        if wanted.search(line):
+        if not result.matched and wanted.search(line):
+            result.matched = True
             time.sleep(delay)
+            if on_match is not None:
+                on_match()
+                continue
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             result.killed = True
             return result
     proc.kill()
     proc.wait(timeout=30)
-    raise AssertionError(f"no line matched {pattern!r} within {timeout}s:\n{result.text}")
+    what = "the run did not end" if result.matched else f"no line matched {pattern!r}"
+    raise AssertionError(f"{what} within {timeout}s:\n{result.text}")
 
 
 def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
