@@ -13,19 +13,24 @@ from bojdeploy.core.plan import Action, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
 from bojdeploy.drivers.container_spec import parse_image, registry_auth, registry_host
 from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.service_objects import SwarmObjects
 from bojdeploy.drivers.service_spec import (
     ServiceConfig,
-    SwarmObject,
     owner_labels,
     pinned_image,
     service_config,
     swarm_objects,
 )
-from bojdeploy.drivers.service_wait import task_ids, wait_converged
+from bojdeploy.drivers.service_wait import (
+    deployment_of,
+    rollback_end,
+    rollback_outcome,
+    task_ids,
+    wait_converged,
+)
 from bojdeploy.errors import BojdeployError, DriverError
 
 MANAGED = {LABEL_PREFIX + "managed": "true"}
-ObjectKey = tuple[str, str]  # (config | secret, name)
 
 
 class ServiceDriver:
@@ -49,22 +54,87 @@ class ServiceDriver:
         manifest, loaded, ownership = _service_work(work)
         spec = manifest.spec
         current = self._inspect(manifest.resource_name)
+        if current is not None and _interrupted(work, current, ownership.config_hash):
+            finished = self._finish(work, current, log)
+            if finished is not None:
+                return f"{finished} in {_since(started)}"
         image, digest = self._resolve(spec.image, log)
         self._ensure_networks(spec.networks, log)
-        owner = owner_labels(ownership.name, ownership.environment)
+        store = SwarmObjects(self.client, owner_labels(ownership.name, ownership.environment))
         objects = swarm_objects(manifest, loaded.files, work.secrets, work.key)
-        refs = self._ensure_objects(objects, owner, log)
+        names = {obj.name for obj in objects}
+        removed = store.sweep(names, log)
+        refs = store.ensure(objects, log)
         force = current["Spec"]["TaskTemplate"].get("ForceUpdate", 0) if current else 0
         cfg = service_config(manifest, work.secrets, ownership.labels(), image, refs, force)
         if current is None:
-            service_id = self._create(cfg, spec.timeout, owner, log)
+            service_id = self._create(cfg, spec.timeout, store, log)
         else:
-            service_id = self._update(current, cfg, spec.timeout, log)
-        self._prune(owner, {obj.name for obj in objects}, log)
+            service_id = self._update(current, cfg, spec.timeout, store, log)
+        store.prune(names, log)
         configs = [obj.name for obj in objects if obj.kind == "config"]
         work.facts.update(image=image, image_digest=digest, service_id=service_id, configs=configs)
         verb = "created" if current is None else "updated"
-        return f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}) in {_since(started)}"
+        return (
+            f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}){_removed(removed)} "
+            f"in {_since(started)}"
+        )
+
+    def _finish(self, work: Work, current: dict[str, Any], log: StepLog) -> str | None:
+        """Finish the update Swarm has not confirmed, or undo it; None: send the spec again.
+
+        Never sends the same spec again while Swarm works on it: that would make the
+        unconfirmed spec the one Swarm rolls back to.
+        """
+        manifest, _, ownership = _service_work(work)
+        name, ident = manifest.resource_name, current["ID"]
+        state = (current.get("UpdateStatus") or {}).get("State")
+        which = deployment_of(current)
+        deadline = time.monotonic() + manifest.spec.timeout
+        store = SwarmObjects(self.client, owner_labels(ownership.name, ownership.environment))
+        if state == "rollback_paused":
+            log("warn", f"Swarm paused rolling back to {which}; sending its spec again")
+            return None
+        if state == "paused":
+            self._undo_paused(current, which, deadline, store, log)
+        log("info", f"finishing the interrupted {which}: {_unfinished(work)}")
+        try:
+            if state == "rollback_started":
+                ended = rollback_end(self.client, ident, name, deadline)
+                if ended.state != "rollback_completed":
+                    raise DriverError(f"Swarm's rollback: {rollback_outcome(name, ended)}")
+            else:
+                wait_converged(self.client, ident, name, manifest.spec.timeout, log)
+        except BojdeployError as e:
+            store.sweep((), log, "unused")
+            raise DriverError(f"the interrupted {which} did not finish: {e}") from e
+        removed = store.sweep((), log)
+        work.facts.update(_facts(current))
+        done = "rolled back to" if state == "rollback_started" else "finished the interrupted"
+        return f"{done} {which} of service {name}{_removed(removed)}"
+
+    def _undo_paused(
+        self,
+        current: dict[str, Any],
+        which: str,
+        deadline: float,
+        store: SwarmObjects,
+        log: StepLog,
+    ) -> None:
+        """Roll back an update Swarm paused, as `docker service rollback` does; always raises."""
+        name, ident = current["Spec"]["Name"], current["ID"]
+        log("warn", f"Swarm paused the update to {which}; rolling it back")
+        api = self.client.api
+        with docker_errors(f"cannot roll service {name} back"):
+            url = api._url("/services/{0}/update", ident)
+            params = {"version": current["Version"]["Index"], "rollback": "previous"}
+            api._result(api._post_json(url, data=current["Spec"], params=params), True)
+        ended = rollback_end(self.client, ident, name, deadline)
+        store.sweep((), log, "unused")
+        raise DriverError(
+            f"Swarm had paused the update to {which} (update.failure_action: pause); "
+            f"bojdeploy rolled it back: {rollback_outcome(name, ended)}"
+        )
 
     def _resolve(self, image: str, log: StepLog) -> tuple[str, str]:
         """The image pinned to its registry digest, so every task runs the same bytes."""
@@ -103,49 +173,7 @@ class ServiceDriver:
                     api.create_network(network, driver="overlay", attachable=True, labels=MANAGED)
             log("info", f"created overlay network {network}")
 
-    def _owned(self, owner: Mapping[str, str]) -> dict[ObjectKey, str]:
-        """The configs and secrets labelled as this service's: (kind, name) -> ID."""
-        api = self.client.api
-        filters = {"label": [f"{k}={v}" for k, v in owner.items()]}
-        found: dict[ObjectKey, str] = {}
-        with docker_errors("cannot list Swarm configs and secrets"):
-            for kind, items in (("config", api.configs), ("secret", api.secrets)):
-                for item in items(filters=filters):
-                    found[(kind, item["Spec"]["Name"])] = item["ID"]
-        return found
-
-    def _ensure_objects(
-        self, objects: list[SwarmObject], owner: Mapping[str, str], log: StepLog
-    ) -> list[tuple[SwarmObject, str]]:
-        """Every config and secret with its ID, created when missing (names are content hashes)."""
-        existing = self._owned(owner) if objects else {}
-        refs = []
-        for obj in objects:
-            key = (obj.kind, obj.name)
-            if key not in existing:
-                create = getattr(self.client.api, f"create_{obj.kind}")
-                with docker_errors(f"cannot create {obj.kind} {_shown(*key)}"):
-                    existing[key] = create(obj.name, obj.data, labels=dict(owner))["ID"]
-                log("info", f"created {obj.kind} {_shown(*key)}")
-            refs.append((obj, existing[key]))
-        return refs
-
-    def _prune(self, owner: Mapping[str, str], keep: set[str], log: StepLog) -> None:
-        """Remove this service's configs and secrets not in `keep`; failures only warn."""
-        for (kind, name), ident in self._owned(owner).items():
-            if name in keep:
-                continue
-            try:
-                with docker_errors(f"cannot remove {kind} {_shown(kind, name)}"):
-                    getattr(self.client.api, f"remove_{kind}")(ident)
-            except BojdeployError as e:
-                log("warn", f"kept obsolete {kind}: {e}")
-                continue
-            log("info", f"removed obsolete {kind} {_shown(kind, name)}")
-
-    def _create(
-        self, cfg: ServiceConfig, timeout: float, owner: Mapping[str, str], log: StepLog
-    ) -> str:
+    def _create(self, cfg: ServiceConfig, timeout: float, store: SwarmObjects, log: StepLog) -> str:
         """Create the service and wait for it; a new service that fails is removed again."""
         with docker_errors(f"cannot create service {cfg.name}"):
             service_id = str(self.client.api.create_service(**cfg.kwargs)["ID"])
@@ -155,14 +183,22 @@ class ServiceDriver:
         except BojdeployError as e:
             log("error", f"new service {cfg.name} failed: {_first_line(e)}; removing it")
             self._remove(service_id, cfg.name, log)
-            self._prune(owner, set(), log)
+            store.prune((), log)
             raise DriverError(f"{e}\nthe new service was removed") from e
         return service_id
 
     def _update(
-        self, current: dict[str, Any], cfg: ServiceConfig, timeout: float, log: StepLog
+        self,
+        current: dict[str, Any],
+        cfg: ServiceConfig,
+        timeout: float,
+        store: SwarmObjects,
+        log: StepLog,
     ) -> str:
-        """Send the whole new spec and wait; Swarm restarts tasks only if their template changed."""
+        """Send the whole new spec and wait; Swarm restarts tasks only if their template changed.
+
+        When Swarm rolls the update back, the configs and secrets only it used are removed.
+        """
         old = task_ids(self.client, current["ID"], cfg.name)
         with docker_errors(f"cannot update service {cfg.name}"):
             result = self.client.api.update_service(
@@ -171,7 +207,11 @@ class ServiceDriver:
         for warning in (result or {}).get("Warnings") or []:
             log("warn", f"Swarm: {warning}")
         log("info", f"updated the spec of service {cfg.name} ({_replicas(cfg)}, {cfg.image})")
-        wait_converged(self.client, current["ID"], cfg.name, timeout, log, old)
+        try:
+            wait_converged(self.client, current["ID"], cfg.name, timeout, log, old)
+        except BojdeployError:
+            store.sweep((), log, "unused")
+            raise
         return str(current["ID"])
 
     def _delete(self, step: Step, log: StepLog) -> str:
@@ -181,7 +221,7 @@ class ServiceDriver:
         current = self._inspect(name)
         if current is not None:
             self._remove(current["ID"], name, log)
-        self._prune(owner_labels(step.name, step.environment), set(), log)
+        SwarmObjects(self.client, owner_labels(step.name, step.environment)).prune((), log)
         if current is None:
             return f"service {name} is already gone"
         return f"deleted service {name} in {_since(started)}"
@@ -223,9 +263,29 @@ def _since(started: float) -> str:
     return f"{time.monotonic() - started:.1f}s"
 
 
-def _shown(kind: str, name: str) -> str:
-    """An object's name for logs; a secret's without its content hash."""
-    return name.rpartition("-")[0] if kind == "secret" else name
+def _removed(removed: list[str]) -> str:
+    """'; removed leftover config x, secret y' for a summary, or nothing."""
+    return f"; removed leftover {', '.join(removed)}" if removed else ""
+
+
+def _interrupted(work: Work, current: dict[str, Any], config_hash: str) -> bool:
+    """Whether the step finishes an unconfirmed deployment of this very configuration."""
+    labels = current["Spec"].get("Labels") or {}
+    return bool(_unfinished(work)) and labels.get(LABEL_PREFIX + "config-hash") == config_hash
+
+
+def _unfinished(work: Work) -> str | None:
+    observed = work.step.observed
+    return observed.unfinished if work.step.action is Action.UPDATE and observed else None
+
+
+def _facts(current: dict[str, Any]) -> dict[str, Any]:
+    """What a finished deployment runs: the pinned image, its digest, the service and configs."""
+    container = current["Spec"]["TaskTemplate"]["ContainerSpec"]
+    image = str(container["Image"])
+    configs = [str(c.get("ConfigName")) for c in container.get("Configs") or []]
+    digest = image.partition("@")[2]
+    return {"image": image, "image_digest": digest, "service_id": current["ID"], "configs": configs}
 
 
 def _replicas(cfg: ServiceConfig) -> str:
