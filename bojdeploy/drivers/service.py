@@ -108,7 +108,7 @@ class ServiceDriver:
         except BojdeployError as e:
             store.sweep((), log, "unused")
             raise DriverError(f"the interrupted {which} did not finish: {e}") from e
-        removed = store.sweep((), log)
+        removed = store.prune(_spec_objects(current), log, "leftover")
         work.facts.update(_facts(current))
         done = "rolled back to" if state == "rollback_started" else "finished the interrupted"
         return f"{done} {which} of service {name}{_removed(removed)}"
@@ -277,6 +277,13 @@ def _interrupted(work: Work, current: dict[str, Any], config_hash: str) -> bool:
 def _unfinished(work: Work) -> str | None:
     observed = work.step.observed
     return observed.unfinished if work.step.action is Action.UPDATE and observed else None
+
+
+def _spec_objects(current: dict[str, Any]) -> set[str]:
+    """The names of the configs and secrets the service's spec uses."""
+    container = current["Spec"]["TaskTemplate"]["ContainerSpec"]
+    refs = (container.get("Configs") or []) + (container.get("Secrets") or [])
+    return {str(r.get("ConfigName") or r.get("SecretName")) for r in refs}
 
 
 def _facts(current: dict[str, Any]) -> dict[str, Any]:
