@@ -13,7 +13,8 @@ from bojdeploy.core.plan import Action, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
 from bojdeploy.drivers.container_spec import parse_image, registry_auth, registry_host
 from bojdeploy.drivers.container_wait import docker_errors
-from bojdeploy.drivers.service_objects import SwarmObjects
+from bojdeploy.drivers.service_finish import finish
+from bojdeploy.drivers.service_objects import SwarmObjects, removed_note
 from bojdeploy.drivers.service_spec import (
     ServiceConfig,
     owner_labels,
@@ -22,15 +23,13 @@ from bojdeploy.drivers.service_spec import (
     swarm_objects,
 )
 from bojdeploy.drivers.service_wait import (
-    deployment_of,
-    rollback_end,
-    rollback_outcome,
     task_ids,
     wait_converged,
 )
 from bojdeploy.errors import BojdeployError, DriverError
 
 MANAGED = {LABEL_PREFIX + "managed": "true"}
+SEND_ATTEMPTS = 3
 
 
 class ServiceDriver:
@@ -54,13 +53,14 @@ class ServiceDriver:
         manifest, loaded, ownership = _service_work(work)
         spec = manifest.spec
         current = self._inspect(manifest.resource_name)
+        store = SwarmObjects(self.client, owner_labels(ownership.name, ownership.environment))
         if current is not None and _interrupted(work, current, ownership.config_hash):
-            finished = self._finish(work, current, log)
+            finished = finish(self.client, current, store, spec.timeout, _unfinished(work), log)
             if finished is not None:
-                return f"{finished} in {_since(started)}"
+                work.facts.update(finished[1])
+                return f"{finished[0]} in {_since(started)}"
         image, digest = self._resolve(spec.image, log)
         self._ensure_networks(spec.networks, log)
-        store = SwarmObjects(self.client, owner_labels(ownership.name, ownership.environment))
         objects = swarm_objects(manifest, loaded.files, work.secrets, work.key)
         names = {obj.name for obj in objects}
         removed = store.sweep(names, log)
@@ -76,64 +76,8 @@ class ServiceDriver:
         work.facts.update(image=image, image_digest=digest, service_id=service_id, configs=configs)
         verb = "created" if current is None else "updated"
         return (
-            f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}){_removed(removed)} "
+            f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}){removed_note(removed)} "
             f"in {_since(started)}"
-        )
-
-    def _finish(self, work: Work, current: dict[str, Any], log: StepLog) -> str | None:
-        """Finish the update Swarm has not confirmed, or undo it; None: send the spec again.
-
-        Never sends the same spec again while Swarm works on it: that would make the
-        unconfirmed spec the one Swarm rolls back to.
-        """
-        manifest, _, ownership = _service_work(work)
-        name, ident = manifest.resource_name, current["ID"]
-        state = (current.get("UpdateStatus") or {}).get("State")
-        which = deployment_of(current)
-        deadline = time.monotonic() + manifest.spec.timeout
-        store = SwarmObjects(self.client, owner_labels(ownership.name, ownership.environment))
-        if state == "rollback_paused":
-            log("warn", f"Swarm paused rolling back to {which}; sending its spec again")
-            return None
-        if state == "paused":
-            self._undo_paused(current, which, deadline, store, log)
-        log("info", f"finishing the interrupted {which}: {_unfinished(work)}")
-        try:
-            if state == "rollback_started":
-                ended = rollback_end(self.client, ident, name, deadline)
-                if ended.state != "rollback_completed":
-                    raise DriverError(f"Swarm's rollback: {rollback_outcome(name, ended)}")
-            else:
-                wait_converged(self.client, ident, name, manifest.spec.timeout, log)
-        except BojdeployError as e:
-            store.sweep((), log, "unused")
-            raise DriverError(f"the interrupted {which} did not finish: {e}") from e
-        removed = store.prune(_spec_objects(current), log, "leftover")
-        work.facts.update(_facts(current))
-        done = "rolled back to" if state == "rollback_started" else "finished the interrupted"
-        return f"{done} {which} of service {name}{_removed(removed)}"
-
-    def _undo_paused(
-        self,
-        current: dict[str, Any],
-        which: str,
-        deadline: float,
-        store: SwarmObjects,
-        log: StepLog,
-    ) -> None:
-        """Roll back an update Swarm paused, as `docker service rollback` does; always raises."""
-        name, ident = current["Spec"]["Name"], current["ID"]
-        log("warn", f"Swarm paused the update to {which}; rolling it back")
-        api = self.client.api
-        with docker_errors(f"cannot roll service {name} back"):
-            url = api._url("/services/{0}/update", ident)
-            params = {"version": current["Version"]["Index"], "rollback": "previous"}
-            api._result(api._post_json(url, data=current["Spec"], params=params), True)
-        ended = rollback_end(self.client, ident, name, deadline)
-        store.sweep((), log, "unused")
-        raise DriverError(
-            f"Swarm had paused the update to {which} (update.failure_action: pause); "
-            f"bojdeploy rolled it back: {rollback_outcome(name, ended)}"
         )
 
     def _resolve(self, image: str, log: StepLog) -> tuple[str, str]:
@@ -200,10 +144,7 @@ class ServiceDriver:
         When Swarm rolls the update back, the configs and secrets only it used are removed.
         """
         old = task_ids(self.client, current["ID"], cfg.name)
-        with docker_errors(f"cannot update service {cfg.name}"):
-            result = self.client.api.update_service(
-                current["ID"], current["Version"]["Index"], **cfg.kwargs
-            )
+        result = self._send(current, cfg)
         for warning in (result or {}).get("Warnings") or []:
             log("warn", f"Swarm: {warning}")
         log("info", f"updated the spec of service {cfg.name} ({_replicas(cfg)}, {cfg.image})")
@@ -213,6 +154,20 @@ class ServiceDriver:
             store.sweep((), log, "unused")
             raise
         return str(current["ID"])
+
+    def _send(self, current: dict[str, Any], cfg: ServiceConfig) -> Any:
+        """update_service with the newest version: Swarm bumps it as its own rollout moves on."""
+        from docker.errors import APIError
+
+        for attempt in range(SEND_ATTEMPTS):
+            version = (self._inspect(cfg.name) or current)["Version"]["Index"]
+            with docker_errors(f"cannot update service {cfg.name}"):
+                try:
+                    return self.client.api.update_service(current["ID"], version, **cfg.kwargs)
+                except APIError as e:
+                    if "out of sequence" not in str(e) or attempt == SEND_ATTEMPTS - 1:
+                        raise
+        return None
 
     def _delete(self, step: Step, log: StepLog) -> str:
         """Remove the managed service, then its configs and secrets; networks stay."""
@@ -263,11 +218,6 @@ def _since(started: float) -> str:
     return f"{time.monotonic() - started:.1f}s"
 
 
-def _removed(removed: list[str]) -> str:
-    """'; removed leftover config x, secret y' for a summary, or nothing."""
-    return f"; removed leftover {', '.join(removed)}" if removed else ""
-
-
 def _interrupted(work: Work, current: dict[str, Any], config_hash: str) -> bool:
     """Whether the step finishes an unconfirmed deployment of this very configuration."""
     labels = current["Spec"].get("Labels") or {}
@@ -277,22 +227,6 @@ def _interrupted(work: Work, current: dict[str, Any], config_hash: str) -> bool:
 def _unfinished(work: Work) -> str | None:
     observed = work.step.observed
     return observed.unfinished if work.step.action is Action.UPDATE and observed else None
-
-
-def _spec_objects(current: dict[str, Any]) -> set[str]:
-    """The names of the configs and secrets the service's spec uses."""
-    container = current["Spec"]["TaskTemplate"]["ContainerSpec"]
-    refs = (container.get("Configs") or []) + (container.get("Secrets") or [])
-    return {str(r.get("ConfigName") or r.get("SecretName")) for r in refs}
-
-
-def _facts(current: dict[str, Any]) -> dict[str, Any]:
-    """What a finished deployment runs: the pinned image, its digest, the service and configs."""
-    container = current["Spec"]["TaskTemplate"]["ContainerSpec"]
-    image = str(container["Image"])
-    configs = [str(c.get("ConfigName")) for c in container.get("Configs") or []]
-    digest = image.partition("@")[2]
-    return {"image": image, "image_digest": digest, "service_id": current["ID"], "configs": configs}
 
 
 def _replicas(cfg: ServiceConfig) -> str:

@@ -82,6 +82,11 @@ class SwarmObjects:
             return []
 
 
+def removed_note(removed: list[str]) -> str:
+    """'; removed leftover config x, secret y' for a summary, or nothing."""
+    return f"; removed leftover {', '.join(removed)}" if removed else ""
+
+
 def shown(kind: str, name: str) -> str:
     """An object's name for logs; a secret's without its content hash."""
     return name.rpartition("-")[0] if kind == "secret" else name
