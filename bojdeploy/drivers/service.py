@@ -23,6 +23,7 @@ from bojdeploy.drivers.service_spec import (
     swarm_objects,
 )
 from bojdeploy.drivers.service_wait import (
+    rollback_end,
     task_ids,
     wait_converged,
 )
@@ -143,6 +144,10 @@ class ServiceDriver:
 
         When Swarm rolls the update back, the configs and secrets only it used are removed.
         """
+        if (current.get("UpdateStatus") or {}).get("State") == "rollback_started":
+            # Swarm 20.10 reports an update sent mid-rollback as completed while its tasks fail.
+            log("info", f"waiting for Swarm to finish rolling service {cfg.name} back first")
+            rollback_end(self.client, current["ID"], cfg.name, time.monotonic() + timeout)
         old = task_ids(self.client, current["ID"], cfg.name)
         result = self._send(current, cfg)
         for warning in (result or {}).get("Warnings") or []:
