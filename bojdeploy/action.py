@@ -6,23 +6,37 @@ import dataclasses
 import json
 import os
 import time
-import traceback
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from bojdeploy import engine
-from bojdeploy.action_inputs import ActionContext, known_secrets, parse_flag
-from bojdeploy.action_io import Console, GroupedLog, write_outputs, write_summary
-from bojdeploy.action_status import Statuses, describe_run, outcomes_markdown
-from bojdeploy.core.render import plan_to_markdown, plan_to_text, summary_line
+from bojdeploy.action_inputs import PR_EVENTS, ActionContext, known_secrets, parse_flag
+from bojdeploy.action_io import (
+    Console,
+    GroupedLog,
+    give_back,
+    watch,
+    write_outputs,
+    write_summary,
+)
+from bojdeploy.action_status import (
+    Statuses,
+    deployments_output,
+    describe_plan,
+    describe_run,
+    not_pruned,
+    outcomes_markdown,
+    report_error,
+    run_link,
+)
+from bojdeploy.core.config import CONFIG_FILE
+from bojdeploy.core.render import plan_to_markdown, plan_to_text
 from bojdeploy.deploy import Outcome
 from bojdeploy.errors import (
     EXIT_FAILED,
-    EXIT_INVALID,
     EXIT_OK,
-    BojdeployError,
     ForgeError,
-    ManifestError,
     UsageError,
 )
 from bojdeploy.forge.gitea import GiteaClient
@@ -32,6 +46,7 @@ from bojdeploy.store.base import StateStore
 from bojdeploy.workspace import Compare, Workspace, open_workspace
 
 ENV_HINT = "set the environment input (or the dispatch's environment)"
+PRUNE_HINT = "set the prune input or bojdeploy.yaml's prune to delete what was left"
 
 
 class ActionRun:
@@ -47,6 +62,7 @@ class ActionRun:
         self.deployments: list[dict[str, Any]] = []
         self.planning = False
         self.settings = ctx.settings()
+        self.link: str | None = None  # the run's web page, once Gitea's version is known
 
     def run(self) -> int:
         """Do the work; the exit code."""
@@ -65,28 +81,34 @@ class ActionRun:
     def apply(self, *, force: bool) -> int:
         """Deploy the selected manifests of the environment."""
         ws = self._workspace()
-        env = ws.environment(self.ctx.dispatch("environment") or None, hint=ENV_HINT)
+        env = self._environment(ws)
+        if env is None:
+            return EXIT_OK
         self._statuses(env).set("pending", f"deploying to {env}")
         prepared = self._prepare(ws, env, strict=True)
         self.statuses.pending([m.name for m in prepared.selected], f"deploying to {env}")
         started = time.monotonic()
-        with self._store() as store:
-            _, run = engine.apply(
+        log = GroupedLog(self.console)
+        with self._store() as store, log:
+            the_plan, run = engine.apply(
                 prepared,
-                store,
+                watch(store, log),
                 self.settings,
-                GroupedLog(self.console),
+                log,
                 prune=self.ctx.prune(),
                 parallel=self.ctx.parallel(),
                 force=force,
             )
-        return self._finish(env, run.outcomes, time.monotonic() - started)
+        note = not_pruned(the_plan.orphans, len(prepared.selection.deleted), run.outcomes)
+        return self._finish(env, run.outcomes, time.monotonic() - started, note)
 
     def plan(self, *, force: bool) -> int:
         """Validate and plan against the targets; change nothing; report the plan."""
         self.planning = True
         ws = self._workspace()
-        env = ws.environment(self.ctx.dispatch("environment") or None, hint=ENV_HINT)
+        env = self._environment(ws)
+        if env is None:
+            return EXIT_OK
         self._statuses(env).set("pending", f"planning {env}")
         prepared = self._prepare(ws, env, strict=False)
         with self._store() as store:
@@ -99,7 +121,7 @@ class ActionRun:
         markdown += "".join(f"\n- warning: {w}" for w in prepared.warnings)
         write_summary(self.env, markdown)
         self._comment(env, markdown)
-        self.statuses.set("success", f"plan: {summary_line(the_plan)}")
+        self.statuses.set("success", describe_plan(the_plan))
         self.result = "success" if the_plan.has_changes else "unchanged"
         return EXIT_OK
 
@@ -122,21 +144,38 @@ class ActionRun:
             run = rollback(store, self.settings, GroupedLog(self.console), deployment_id=target.id)
         return self._finish(target.environment, run.outcomes, time.monotonic() - started)
 
-    def _finish(self, env: str, outcomes: Sequence[Outcome], seconds: float) -> int:
-        """Print, report and record the outcomes; the exit code."""
+    def _finish(self, env: str, outcomes: Sequence[Outcome], seconds: float, note: str = "") -> int:
+        """Print, report and record the outcomes (`note`: what was left alone); the exit code."""
         self.console.end_group()
         self.console.line(outcome_lines(outcomes))
-        self.statuses.finish(outcomes, seconds)
+        if note:
+            self.console.warning(note + (f" ({PRUNE_HINT})" if "(prune is off)" in note else ""))
+        overall = describe_run(outcomes, seconds, note)
+        self.statuses.finish(outcomes, overall)
         failed = any(o.status == "failed" for o in outcomes)
         changed = any(o.status == "completed" for o in outcomes)
         self.result = "failure" if failed else "success" if changed else "unchanged"
-        self.deployments = [
-            {"id": o.deployment_id, "name": o.name, "kind": o.kind, "status": o.status}
-            for o in outcomes
-        ]
+        self.deployments = deployments_output(outcomes)
         title = f"bojdeploy: {env}" + (f" at {self.ctx.sha[:7]}" if self.ctx.sha else "")
-        write_summary(self.env, outcomes_markdown(title, outcomes, describe_run(outcomes, seconds)))
+        write_summary(self.env, outcomes_markdown(title, outcomes, overall))
         return EXIT_FAILED if failed else EXIT_OK
+
+    def _environment(self, ws: Workspace) -> str | None:
+        """The environment to work on; None (a notice) when a push's or pull request's branch
+        maps to none: such branches are simply not deployed."""
+        requested = self.ctx.dispatch("environment") or None
+        branch = ws.info.branch
+        automatic = self.ctx.event_name in ("push", *PR_EVENTS)
+        if requested or not automatic or not branch or ws.config.environment_for_branch(branch):
+            return ws.environment(requested, hint=ENV_HINT)
+        message = (
+            f"branch {branch!r} maps to no environment in {CONFIG_FILE}: nothing to do "
+            "(set the environment input to deploy it anyway)"
+        )
+        self.console.notice(message)
+        write_summary(self.env, f"### bojdeploy: nothing to do\n\n{message}\n")
+        self.result = "unchanged"  # nothing to do is not a change
+        return None
 
     def _prepare(self, ws: Workspace, env: str, *, strict: bool) -> engine.Prepared:
         """Load and select (push: what changed since `before`), mask secrets, warn."""
@@ -177,7 +216,10 @@ class ActionRun:
         return ws
 
     def _client(self) -> GiteaClient | None:
-        token = self.ctx.inputs["token"] or self.env.get("BOJDEPLOY_GITEA_TOKEN", "")
+        token = self.ctx.inputs["token"]
+        if token.startswith("${{"):  # action.yml's default, not interpolated outside act_runner
+            token = ""
+        token = token or self.env.get("BOJDEPLOY_GITEA_TOKEN", "")
         if token and self.ctx.server_url:
             return GiteaClient(self.ctx.server_url, token, warn=self.console.warning)
         self.console.warning("no token input: commit statuses and PR comments are skipped")
@@ -189,10 +231,17 @@ class ActionRun:
             self.ctx.repository,
             self.ctx.sha,
             environment,
-            self.ctx.run_url,
+            self._run_link(),
             self.console,
         )
         return self.statuses
+
+    def _run_link(self) -> str | None:
+        """The run's web page for statuses (asks Gitea its version once per run)."""
+        if self.link is None and self.client is not None and self.ctx.repository:
+            base = f"{self.ctx.server_url}/{self.ctx.repository}"
+            self.link = run_link(self.client, base, self.env, self.console)
+        return self.link
 
     def _store(self) -> StateStore:
         if not self.settings.database_url:
@@ -215,31 +264,10 @@ class ActionRun:
             self.console.warning(f"could not post the plan comment: {e}")
 
 
-def report_error(console: Console, run: ActionRun | None, error: Exception, debug: bool) -> int:
-    """Print an error, set the statuses it leaves open, and return the exit code."""
-    if debug or not isinstance(error, BojdeployError):
-        console.line(traceback.format_exc())
-    if isinstance(error, ManifestError):
-        for p in error.problems:
-            (console.warning if p.warning else console.error)(str(p))
-        n = sum(not p.warning for p in error.problems)
-        message = f"{n} problem{'s' * (n != 1)} in the manifests; nothing deployed"
-        code = EXIT_INVALID
-    elif isinstance(error, BojdeployError):
-        message, code = str(error), error.exit_code
-        console.error(message)
-    else:
-        message, code = f"internal error: {type(error).__name__}: {error}", EXIT_FAILED
-        console.error(message)
-    planning = run is not None and run.planning and code == EXIT_INVALID
-    if run is not None:
-        run.statuses.abort("failure" if code == EXIT_FAILED or planning else "error", message)
-    return code
-
-
 def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> int:
     """Run the action with act_runner's environment; the exit code (0, 1, 2 or 3)."""
     env = dict(os.environ if environ is None else environ)
+    started = time.time()
     console = Console(stream)
     console.mask(known_secrets(env))
     run = None
@@ -247,7 +275,9 @@ def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None)
         run = ActionRun(ActionContext.from_env(env), console)
         return run.run()
     except Exception as e:  # noqa: BLE001 - every failure must end as statuses and an exit code
-        return report_error(console, run, e, debug=env.get("RUNNER_DEBUG") == "1")
+        debug = env.get("RUNNER_DEBUG") == "1"
+        statuses = run.statuses if run is not None else None
+        return report_error(console, statuses, run is not None and run.planning, e, debug)
     finally:
         console.end_group()
         outputs = {
@@ -257,3 +287,4 @@ def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None)
         write_outputs(env, outputs)
         if run is not None and run.client is not None:
             run.client.close()
+        give_back(console, Path(env.get("GITHUB_WORKSPACE") or "."), started)

@@ -18,7 +18,7 @@ INPUT_DEFAULTS = {
     "manifests": "",
     "environment": "",
     "mode": "auto",
-    "token": "",
+    "token": "${{ github.token }}",
     "database-url": "",
     "docker-host": "",
     "xen-url": "",
@@ -101,14 +101,6 @@ class ActionContext:
         """Gitea's URL: BOJDEPLOY_GITEA_URL, else the URL the runner registered with."""
         url = self.environ.get("BOJDEPLOY_GITEA_URL") or self.environ.get("GITHUB_SERVER_URL")
         return (url or "").rstrip("/")
-
-    @property
-    def run_url(self) -> str | None:
-        """The web page of this Actions run (the statuses' target_url)."""
-        run_id = self.environ.get("GITHUB_RUN_ID")
-        if not (self.server_url and self.repository and run_id):
-            return None
-        return f"{self.server_url}/{self.repository}/actions/runs/{run_id}"
 
     def work(self) -> str:
         """What to do: plan, apply, redeploy or rollback (the mode, else the event decides)."""

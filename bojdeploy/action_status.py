@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import re
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bojdeploy.action_io import Console
+from bojdeploy.core.plan import Action, Observed, Plan
 from bojdeploy.deploy import Outcome
-from bojdeploy.errors import ForgeError
+from bojdeploy.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    BojdeployError,
+    ForgeError,
+    ManifestError,
+)
 from bojdeploy.forge.gitea import GiteaClient
 
 MAX_DESCRIPTION = 140
@@ -29,16 +39,103 @@ def describe_outcome(outcome: Outcome) -> str:
     return shorten(outcome.summary)
 
 
-def describe_run(outcomes: Sequence[Outcome], seconds: float) -> str:
-    """The overall description: '2 deployed, 1 unchanged, 0 failed in 5.1s'."""
+def counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """How many resources were deployed, deleted, unchanged and failed (a deletion is no deploy)."""
+    done = [o for o in outcomes if o.status == "completed"]
+    return {
+        "deployed": sum(o.action != "delete" for o in done),
+        "deleted": sum(o.action == "delete" for o in done),
+        "unchanged": sum(o.status == "unchanged" for o in outcomes),
+        "failed": sum(o.status == "failed" for o in outcomes),
+    }
+
+
+def describe_run(outcomes: Sequence[Outcome], seconds: float, note: str = "") -> str:
+    """The overall description: '2 deployed, 1 unchanged, 1 failed (web) in 5.1s[; note]'."""
     if not outcomes:
-        return "nothing to deploy: no manifest changed"
-    count = {s: sum(o.status == s for o in outcomes) for s in ("completed", "unchanged", "failed")}
-    text = f"{count['completed']} deployed, {count['unchanged']} unchanged"
-    failed = [o for o in outcomes if o.status == "failed"]
+        return shorten(note or "nothing to deploy: no manifest changed")
+    count = counts(outcomes)
+    parts = [f"{count[k]} {k}" for k in ("deployed", "deleted", "unchanged") if count[k]]
+    failed = [o.name for o in outcomes if o.status == "failed"]
     if failed:
-        text += f", {len(failed)} failed ({', '.join(o.name for o in failed)})"
-    return shorten(f"{text} in {seconds:.1f}s")
+        parts.append(f"{len(failed)} failed ({', '.join(failed)})")
+    return shorten(f"{', '.join(parts)} in {seconds:.1f}s" + (f"; {note}" if note else ""))
+
+
+def not_pruned(orphans: Sequence[Observed], deleted: int, outcomes: Sequence[Outcome]) -> str:
+    """What a run left of deleted manifests: '1 manifest deleted; not pruned (prune is off):
+    container web still runs' ('' when nothing is left and no manifest was deleted)."""
+    head = (
+        f"{deleted} manifest{'s' * (deleted != 1)} deleted"
+        if deleted
+        else f"{len(orphans)} managed resource{'s' * (len(orphans) != 1)} without a manifest"
+    )
+    if orphans:
+        names = ", ".join(f"{o.kind} {o.name or o.resource_name}" for o in orphans)
+        return f"{head}; not pruned (prune is off): {names} still run{'s' * (len(orphans) == 1)}"
+    if deleted and not outcomes:  # (a moved manifest is an added one too: never this case)
+        return f"{head}; nothing of {'it' if deleted == 1 else 'them'} was running"
+    return ""
+
+
+def describe_plan(plan: Plan) -> str:
+    """A plan status: '2 to create, 1 to update', 'no changes (3 unchanged)', plus what prune
+    would leave."""
+    changes = [
+        f"{n} to {action.value}"
+        for action, n in plan.counts().items()
+        if n and action is not Action.UNCHANGED
+    ]
+    text = ", ".join(changes) or f"no changes ({plan.counts()[Action.UNCHANGED]} unchanged)"
+    if plan.orphans:
+        names = ", ".join(f"{o.kind} {o.name or o.resource_name}" for o in plan.orphans)
+        text += f"; not pruned (prune is off): {names}"
+    return shorten(text)
+
+
+def deployments_output(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The `deployments` output: id, name, kind, action (a deletion is `delete`) and status."""
+    keys = ("deployment_id", "name", "kind", "action", "status")
+    return [{k.removeprefix("deployment_"): getattr(o, k) for k in keys} for o in outcomes]
+
+
+def result_word(outcome: Outcome) -> str:
+    """The result column: completed, deleted, unchanged or failed."""
+    if outcome.status == "completed" and outcome.action == "delete":
+        return "deleted"
+    return outcome.status
+
+
+def run_link(client: GiteaClient, base: str, env: Mapping[str, str], console: Console) -> str:
+    """The web page of this run; `base` is {server}/{owner}/{repo}.
+
+    Gitea up to 1.25 addresses a run by its number within the repository (GITHUB_RUN_NUMBER),
+    1.26 on by its id (GITHUB_RUN_ID); when Gitea's version cannot be told, the repository's
+    Actions page (rather than a link that may lead to another run).
+    """
+    try:
+        version = client.version()
+    except ForgeError as e:
+        console.line(f"cannot tell Gitea's version ({e}): status links lead to {base}/actions")
+        return f"{base}/actions"
+    by_id = runs_by_id(version)
+    run = "" if by_id is None else env.get("GITHUB_RUN_ID" if by_id else "GITHUB_RUN_NUMBER", "")
+    if not run:
+        console.line(f"cannot link a run of Gitea {version}: status links lead to {base}/actions")
+        return f"{base}/actions"
+    return f"{base}/actions/runs/{run}"
+
+
+def runs_by_id(version: str) -> bool | None:
+    """Whether a Gitea of `version` addresses runs by id (1.26 on); None when unknown.
+
+    Forgejo reports '11.0.1+gitea-1.22.0': the Gitea it is compatible with decides.
+    """
+    gitea = version.rpartition("+gitea-")[2]
+    match = re.match(r"v?(\d+)\.(\d+)", gitea.strip())
+    if match is None:
+        return None
+    return (int(match[1]), int(match[2])) >= (1, 26)
 
 
 def outcomes_markdown(title: str, outcomes: Sequence[Outcome], overall: str) -> str:
@@ -51,7 +148,7 @@ def outcomes_markdown(title: str, outcomes: Sequence[Outcome], overall: str) -> 
         ]
         for o in outcomes:
             ident = f"#{o.deployment_id}" if o.deployment_id else "-"
-            cells = [o.status, o.kind, o.name, ident, describe_outcome(o)]
+            cells = [result_word(o), o.kind, o.name, ident, describe_outcome(o)]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     lines.append(f"**{_cell(overall)}**")
@@ -113,15 +210,39 @@ class Statuses:
             self.open.append(name)
             self.set("pending", description, name)
 
-    def finish(self, outcomes: Sequence[Outcome], seconds: float) -> None:
-        """Final statuses from the outcomes, then the overall one."""
+    def finish(self, outcomes: Sequence[Outcome], overall: str) -> None:
+        """Final statuses from the outcomes, then the overall one (`overall` describes it)."""
         for o in outcomes:
             self.set(_STATE.get(o.status, "failure"), describe_outcome(o), o.name)
         failed = any(o.status == "failed" for o in outcomes)
-        self.set("failure" if failed else "success", describe_run(outcomes, seconds))
+        self.set("failure" if failed else "success", overall)
 
     def abort(self, state: str, message: str) -> None:
         """The run stopped: every pending manifest and the environment get `state`."""
         for name in list(self.open):
             self.set(state, f"not deployed: {message}", name)
         self.set(state, message)
+
+
+def report_error(
+    console: Console, statuses: Statuses | None, planning: bool, error: Exception, debug: bool
+) -> int:
+    """Print an error, set the statuses it leaves open, and return the exit code."""
+    if debug or not isinstance(error, BojdeployError):
+        console.line(traceback.format_exc())
+    if isinstance(error, ManifestError):
+        for p in error.problems:
+            (console.warning if p.warning else console.error)(str(p))
+        n = sum(not p.warning for p in error.problems)
+        message = f"{n} problem{'s' * (n != 1)} in the manifests; nothing deployed"
+        code = EXIT_INVALID
+    elif isinstance(error, BojdeployError):
+        message, code = str(error), error.exit_code
+        console.error(message)
+    else:
+        message, code = f"internal error: {type(error).__name__}: {error}", EXIT_FAILED
+        console.error(message)
+    if statuses is not None:
+        failed = code == EXIT_FAILED or (planning and code == EXIT_INVALID)
+        statuses.abort("failure" if failed else "error", message)
+    return code

@@ -31,7 +31,7 @@ class Outcome:
     kind: str
     name: str
     action: str
-    status: str  # completed | failed | unchanged
+    status: str  # completed | failed | unchanged | skipped (a delete not run after a failure)
     summary: str
     deployment_id: int | None = None
     error: str | None = None
@@ -59,6 +59,8 @@ class Run:
     parallel: int = 4
     force: bool = False  # redeploy even when unchanged
     outcomes: list[Outcome] = field(default_factory=list)
+    # kind -> target names this run deletes last: a create may take over their host ports
+    deleting: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -73,20 +75,44 @@ def _say(run: Run, resource: str, level: str, message: str) -> None:
 
 
 def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
-    """Apply steps level by level (parallel within a level); a failure blocks its dependents."""
+    """Apply creates and updates level by level, then the deletes, only if nothing failed.
+
+    Deletes (prune) come last so that nothing is removed before what replaces it runs (a renamed
+    container keeps its port); after any failure they are not run but recorded as skipped.
+    """
+    changes = [s for s in plan.steps if s.action is not Action.DELETE]
+    deletes = [s for s in plan.steps if s.action is Action.DELETE]
+    run.deleting = {
+        kind: tuple(s.resource_name for s in deletes if s.kind == kind)
+        for kind in {s.kind for s in deletes}
+    }
     failed: set[str] = set()
-    for level in _levels(plan.steps):
-        ready = [s for s in level if not (set(s.desired.depends_on if s.desired else ()) & failed)]
-        for step in level:
-            if step not in ready:
-                run.outcomes.append(_skipped(run, step, failed))
-                failed.add(step.name)  # and so on down the chain
-        with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
-            for outcome in pool.map(lambda s: apply_step(run, s), ready):
-                run.outcomes.append(outcome)
-                if outcome.status == "failed":
-                    failed.add(outcome.name)
+    for level in _levels(changes):
+        _apply_level(run, level, failed)
+    if not deletes:
+        return run.outcomes
+    broken = [o for o in run.outcomes if o.status == "failed"]
+    if broken:
+        names = ", ".join(f"{o.kind} {o.name}" for o in broken)
+        why = f"not deleted: {names} failed in this run, so nothing is pruned"
+        run.outcomes.extend(_not_run(run, step, why) for step in deletes)
+    else:
+        _apply_level(run, deletes, failed)
     return run.outcomes
+
+
+def _apply_level(run: Run, level: list[Step], failed: set[str]) -> None:
+    """One level in parallel; a step whose dependency failed is recorded and not applied."""
+    ready = [s for s in level if not (set(s.desired.depends_on if s.desired else ()) & failed)]
+    for step in level:
+        if step not in ready:
+            run.outcomes.append(_skipped(run, step, failed))
+            failed.add(step.name)  # and so on down the chain
+    with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
+        for outcome in pool.map(lambda s: apply_step(run, s), ready):
+            run.outcomes.append(outcome)
+            if outcome.status == "failed":
+                failed.add(outcome.name)
 
 
 def _levels(steps: Sequence[Step]) -> list[list[Step]]:
@@ -108,11 +134,17 @@ def _levels(steps: Sequence[Step]) -> list[list[Step]]:
 def _skipped(run: Run, step: Step, failed: set[str]) -> Outcome:
     deps = sorted(set(step.desired.depends_on if step.desired else ()) & failed)
     message = f"not applied: dependency {', '.join(deps)} failed"
+    return _not_run(run, step, message, status="failed")
+
+
+def _not_run(run: Run, step: Step, message: str, status: str = "skipped") -> Outcome:
+    """Record a step that was not applied (a `failed` row saying why) and report it."""
+    level = "error" if status == "failed" else "warn"
     dep_id = _record(run, step, "failed", reason=step.reason)
     run.store.update_deployment(dep_id, error_message=message, completed=True)
-    run.store.add_log(dep_id, "error", message)
-    _say(run, f"{step.kind}/{step.name}", "error", message)
-    return Outcome(step.kind, step.name, step.action.value, "failed", message, dep_id, message)
+    run.store.add_log(dep_id, level, message)
+    _say(run, f"{step.kind}/{step.name}", level, message)
+    return Outcome(step.kind, step.name, step.action.value, status, message, dep_id, message)
 
 
 def apply_step(run: Run, step: Step) -> Outcome:
@@ -141,7 +173,13 @@ def _recheck(run: Run, step: Step) -> Step:
     if step.desired is None:
         return step
     observed = run.observe(step.kind, step.resource_name)
-    fresh = make_plan([step.desired], observed, environment=step.environment, full_scope=False)
+    fresh = make_plan(
+        [step.desired],
+        observed,
+        environment=step.environment,
+        full_scope=False,
+        repository=run.info.repository or None,
+    )
     if run.force:
         fresh = force_redeploy(fresh)
     return fresh.steps[0] if fresh.steps else step
@@ -245,7 +283,8 @@ def _work(run: Run, step: Step, dep_id: int) -> Work:
         manifest=step.desired.manifest,
     )
     secrets = run.secrets.get((step.kind, step.name), {})
-    return Work(step, manifest, secrets, ownership, key=run.key)
+    deleting = run.deleting.get(step.kind, ())
+    return Work(step, manifest, secrets, ownership, key=run.key, deleting=deleting)
 
 
 def refuse_vm_deletes(plan: Plan, allowed: bool) -> list[str]:

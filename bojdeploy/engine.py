@@ -135,6 +135,7 @@ def observed_from_records(store: StateStore, environment: str) -> list[Observed]
             id=str(r.id),
             manifest=r.manifest,
             source="record",
+            repository=r.git_repository,
         )
         for r in store.latest_states(environment)
         if not (r.config or {}).get("deleted")
@@ -177,6 +178,22 @@ def observe(
     return with_recorded_specs(live, records)
 
 
+def unprunable(ws: Workspace) -> str:
+    """Why this run must not prune, or "": its repository is only the folder's name.
+
+    The action names the repository (`owner/name`), and so does a clone's `origin` remote; without
+    either, the folder's name stands in for it on the labels and another checkout of that name on
+    the same host would look like this one, so its resources may be someone else's.
+    """
+    if "/" in ws.info.repository:
+        return ""
+    return (
+        f"this run's repository is unknown (no origin remote; the folder name "
+        f"{ws.info.repository!r} stands in for it and may be another checkout's): "
+        "add an origin remote to prune"
+    )
+
+
 def make_plan_for(
     prepared: Prepared,
     store: StateStore,
@@ -203,6 +220,8 @@ def make_plan_for(
         full_scope=prepared.workspace.explicit is None and prepared.selection.full,
         deleted_names=deleted_names,
         offline=offline,
+        repository=prepared.workspace.info.repository or None,
+        unprunable=unprunable(prepared.workspace),
     )
     return force_redeploy(plan) if force else plan
 

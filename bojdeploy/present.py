@@ -70,17 +70,19 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
     """The result of an apply: one line per resource and a summary."""
     if not outcomes:
         return "Nothing to apply."
-    marks = {"completed": "ok", "unchanged": "= ", "failed": "FAILED"}
+    marks = {"completed": "ok", "unchanged": "= ", "failed": "FAILED", "skipped": "SKIPPED"}
     lines = []
     for o in outcomes:
         ident = f"#{o.deployment_id}" if o.deployment_id else "-"
         lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {o.name} ({ident}): {o.summary}")
     counts = {
-        s: sum(1 for o in outcomes if o.status == s) for s in ("completed", "unchanged", "failed")
+        s: sum(1 for o in outcomes if o.status == s)
+        for s in ("completed", "unchanged", "failed", "skipped")
     }
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
     lines.append(
         f"\nApplied: {counts['completed']} changed, {counts['unchanged']} unchanged, "
-        f"{counts['failed']} failed."
+        f"{counts['failed']} failed{skipped}."
     )
     return "\n".join(lines)
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bojdeploy.core.changes import FileChange, Selected, Selection
 from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
 from bojdeploy.core.loader import discover, expand_paths
+from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
 from bojdeploy.errors import BojdeployError, ManifestError, UsageError
 from bojdeploy.gitrepo import GitInfo, GitRepo
+from bojdeploy.hostpaths import docker_host_for, resolved_path_problems
 
 Compare = Callable[[str, str], list[FileChange] | None]  # forge compare API: (before, after)
 
@@ -27,6 +29,8 @@ class Workspace:
     git: GitRepo | None
     info: GitInfo
     explicit: list[str] | None = None  # files named on the command line (None: discovery)
+    # Template work of every load of this run: many environments must not multiply it.
+    budget: Budget = field(default_factory=Budget, repr=False, compare=False)
 
     def manifest_files(self) -> list[str]:
         """Every manifest file: discovered ones plus any named explicitly."""
@@ -71,9 +75,18 @@ class Workspace:
     ) -> LoadResult:
         """Load and validate every manifest of `environment`."""
         ctx = self.render_context(environment, environ)
-        return load_manifests(
-            self.root, self.manifest_files(), ctx, self.config, require_secrets=require_secrets
+        result = load_manifests(
+            self.root,
+            self.manifest_files(),
+            ctx,
+            self.config,
+            require_secrets=require_secrets,
+            budget=self.budget,
         )
+        docker_host = docker_host_for(self.config, environment, environ)
+        allowed = self.config.policy.allowed_host_paths
+        result.problems += resolved_path_problems(result.manifests, allowed, docker_host)
+        return result
 
     def select(
         self, result: LoadResult, changed_since: str | None, fallback: Compare | None = None

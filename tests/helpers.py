@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
@@ -44,3 +46,19 @@ class Recorder:
     def text(self) -> str:
         """Every logged message and its metadata, one per line."""
         return "\n".join(f"{lv} {msg} {meta}" for lv, msg, meta in self.lines)
+
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+
+def git_identity(root: Path, repository: str) -> None:
+    """Make `root` a git clone of Gitea's `repository` (origin remote, one commit of its files).
+
+    Runs that know their repository (`owner/name`) may prune; a folder's name is not enough.
+    """
+    if not (root / ".git").exists():
+        subprocess.run([*GIT, "init", "-q", "-b", "main", str(root)], check=True)
+    url = f"https://gitea.example.invalid/{repository}.git"
+    subprocess.run([*GIT, "-C", str(root), "remote", "add", "origin", url], check=True)
+    subprocess.run([*GIT, "-C", str(root), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(root), "commit", "-qm", "start", "--allow-empty"], check=True)

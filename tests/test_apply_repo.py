@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bojdeploy.store import open_store
-from tests.helpers import run_cli
+from tests.helpers import git_identity, run_cli
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
@@ -95,6 +95,7 @@ def test_dry_run_changes_nothing(repo: Repo) -> None:
 
 
 def test_prune_removes_only_managed_containers_whose_manifest_is_gone(repo: Repo) -> None:
+    git_identity(repo.root, f"team/{repo.prefix}")
     repo.write("a")
     repo.write("b")
     assert repo.apply().code == 0

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bojdeploy.store import open_store
-from tests.helpers import run_cli
+from tests.helpers import git_identity, run_cli
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"
 SECRET = "swarm-session-secret-77"
@@ -284,6 +284,7 @@ def test_prune_removes_a_deleted_manifests_service_only(app: SwarmApp, swarm: An
 
     gone = f"{app.prefix}-gone"
     unmanaged = f"{app.prefix}-unmanaged"
+    git_identity(app.root, f"team/{app.prefix}")
     app.write(replicas=1)
     app.write(name=gone, replicas=1)
     template = TaskTemplate(ContainerSpec(f"{REGISTRY}/web:1"))

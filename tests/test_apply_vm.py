@@ -10,7 +10,7 @@ import pytest
 
 from bojdeploy.store import open_store
 from bojdeploy.testing.xapi import XapiSimulator
-from tests.helpers import CliResult, run_cli
+from tests.helpers import CliResult, git_identity, run_cli
 
 GIB = 2**30
 NETWORK = "Pool-wide network associated with eth0"
@@ -193,6 +193,7 @@ def test_unowned_vm_with_the_name_is_refused(repo: VMRepo, pool: Pool, sim: Any)
 
 
 def test_prune_needs_allow_vm_destroy(repo: VMRepo, pool: Pool) -> None:
+    git_identity(repo.root, "team/vms")
     vdis = pool.vdi_count()
     assert repo.apply().code == 0
     (repo.root / "deploy" / "web.yml").unlink()

@@ -3,17 +3,81 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from bojdeploy.core.fields import Strict
-from bojdeploy.core.yamlsrc import Document, parse_documents, validate
+from bojdeploy.core.files import MAX_FILE_BYTES, RepoFileError, decode
+from bojdeploy.core.yamlsrc import Document, parse_documents, validate, value_problems
 from bojdeploy.errors import Problem
 
 CONFIG_FILE = "bojdeploy.yaml"
 DEFAULT_MANIFESTS = ["deploy/**/*.yml", "deploy/**/*.yaml"]
+# Environment names go into the database (VARCHAR(50)), labels and container names.
+ENVIRONMENT_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,48}[a-zA-Z0-9])?$")
+MAX_ENVIRONMENTS = 64  # each one is rendered and validated by `bojdeploy validate`
+DOCKER_SCHEMES = ("unix", "tcp", "ssh", "npipe", "http", "https")
+# scheme://[user@]host[:port][/path]: enough to tell a usable endpoint from a mistake.
+_URL = re.compile(
+    r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?:[^@/\s]+@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^/:\s\[\]]*)(?::\d+)?(?P<path>/\S*)?$"
+)
+
+
+def check_docker_host(value: str) -> str:
+    """A Docker endpoint the Docker SDK can reach: unix://, tcp://, ssh://, npipe://, http(s)://."""
+    match = _URL.match(value)
+    if match is None or match["scheme"] not in DOCKER_SCHEMES:
+        raise ValueError(
+            f"invalid docker_host {value!r}: use unix:///path, tcp://host:port, ssh://user@host "
+            "or npipe://"
+        )
+    if match["scheme"] in ("tcp", "ssh", "http", "https") and not match["host"]:
+        raise ValueError(f"invalid docker_host {value!r}: a host is needed")
+    if match["scheme"] == "unix" and not match["path"]:
+        raise ValueError(f"invalid docker_host {value!r}: a socket path is needed")
+    return value
+
+
+def check_xen_url(value: str) -> str:
+    """An http:// or https:// URL with a host."""
+    match = _URL.match(value)
+    if match is None or match["scheme"] not in ("http", "https") or not match["host"]:
+        raise ValueError(f"invalid xen_url {value!r}: use https://host or http://host")
+    return value
+
+
+def check_manifest_glob(pattern: str) -> str:
+    """A discovery glob relative to the repository root that stays inside it."""
+    parts = pattern.replace("\\", "/").split("/")
+    if not pattern.strip() or pattern.startswith(("/", "~")) or ".." in parts:
+        raise ValueError(
+            f"invalid manifests pattern {pattern!r}: use a glob relative to the repository "
+            "root, without '..' (e.g. deploy/**/*.yml)"
+        )
+    if parts.count("**") > 2:
+        raise ValueError(f"invalid manifests pattern {pattern!r}: at most two '**'")
+    return pattern
+
+
+def _environment_name(name: str) -> str:
+    if not ENVIRONMENT_NAME.match(name):
+        raise ValueError(
+            f"invalid environment name {name!r}: 1-50 letters, digits, '_', '.', '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+EnvironmentName = Annotated[str, AfterValidator(_environment_name)]
+
+
+def _few_environments(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_ENVIRONMENTS:
+        raise ValueError(f"at most {MAX_ENVIRONMENTS} environments ({len(value)} given)")
+    return value
 
 
 class EnvironmentConfig(Strict):
@@ -27,8 +91,8 @@ class EnvironmentConfig(Strict):
 class TargetConfig(Strict):
     """Connection settings for one environment (credentials come from env vars)."""
 
-    docker_host: str | None = None
-    xen_url: str | None = None
+    docker_host: Annotated[str, AfterValidator(check_docker_host)] | None = None
+    xen_url: Annotated[str, AfterValidator(check_xen_url)] | None = None
     xen_username: str | None = None
 
 
@@ -51,8 +115,12 @@ def _default_environments() -> dict[str, EnvironmentConfig]:
 class RepoConfig(Strict):
     """bojdeploy.yaml; its defaults are what a repository without the file gets."""
 
-    manifests: list[str] = Field(default_factory=lambda: list(DEFAULT_MANIFESTS))
-    environments: dict[str, EnvironmentConfig] = Field(default_factory=_default_environments)
+    manifests: list[Annotated[str, AfterValidator(check_manifest_glob)]] = Field(
+        default_factory=lambda: list(DEFAULT_MANIFESTS)
+    )
+    environments: Annotated[
+        dict[EnvironmentName, EnvironmentConfig], AfterValidator(_few_environments)
+    ] = Field(default_factory=_default_environments)
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
     prune: bool = False
@@ -99,6 +167,9 @@ def parse_config(text: str, file: str = CONFIG_FILE) -> tuple[RepoConfig | None,
     dup = [
         Problem(file, line, ".".join(map(str, p)), "duplicate key") for p, line in doc.duplicates
     ]
+    bad_values = value_problems(doc, file)
+    if bad_values:
+        return None, dup + bad_values
     model, errors = validate(RepoConfig, doc.data, doc, file)
     return (model if isinstance(model, RepoConfig) else None), dup + errors
 
@@ -109,7 +180,13 @@ def load_config(root: Path) -> tuple[RepoConfig | None, list[Problem]]:
     if not path.is_file():
         return RepoConfig(), []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        return None, [Problem(CONFIG_FILE, None, "", f"cannot read: {e}")]
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise RepoFileError(f"larger than {MAX_FILE_BYTES} bytes", 1)
+        text = decode(data, CONFIG_FILE)
+    except OSError as e:
+        return None, [Problem(CONFIG_FILE, 1, "", f"cannot read: {e.strerror or e}")]
+    except RepoFileError as e:
+        return None, [Problem(CONFIG_FILE, e.line or 1, "", str(e))]
     return parse_config(text)

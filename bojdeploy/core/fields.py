@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from typing import Annotated, Any
@@ -21,7 +22,12 @@ PORT_RE = re.compile(
     r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?"
     r"(?:(?P<host>\d+(?:-\d+)?)?:)?(?P<container>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp|sctp))?$"
 )
-RESTART_RE = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+RESTART_RE = re.compile(r"^(no|always|unless-stopped|on-failure(:\d{1,6})?)$")
+NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
+VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+BUILTIN_NETWORK_MODES = ("host", "bridge", "none", "default")
+MAX_COUNT = 10_000  # replicas, parallelism, max_replicas
+MAX_CPUS = 1024.0
 KINDS = {"Container": "container", "Service": "service", "VM": "vm"}
 
 
@@ -29,6 +35,66 @@ class Strict(BaseModel):
     """Base of every manifest model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _no_bool(value: Any) -> Any:
+    """YAML `true` is not the number 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
+def _number(value: Any) -> Any:
+    """Neither a boolean nor NaN or infinity (as a float or spelled "nan", "inf")."""
+    value = _no_bool(value)
+    try:
+        number = float(value) if isinstance(value, str | float) else 0.0
+    except ValueError:
+        return value  # not a number at all: pydantic says so
+    if not math.isfinite(number):
+        raise ValueError(f"{value} is not accepted: use a finite number")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# Bounds go before these validators inside Annotated[...] so that the JSON Schema keeps them
+# as minimum/maximum: Annotated[int, Field(ge=0, le=10), NOT_BOOL].
+NOT_BOOL = BeforeValidator(_no_bool)
+FINITE = BeforeValidator(_number)
+NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
+
+
+def check_network_name(value: str) -> str:
+    """A Docker network name: letters, digits, '_', '.', '-' (no spaces, no 'container:')."""
+    if not NETWORK_NAME.match(value):
+        raise ValueError(
+            f"invalid network name {value!r}: use letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit)"
+        )
+    return value
+
+
+NetworkName = Annotated[str, AfterValidator(check_network_name)]
+
+
+def canonical_network_mode(value: str) -> str:
+    """host/bridge/none/default in any case -> lowercase; container:NAME; else a network name."""
+    if value.lower() in BUILTIN_NETWORK_MODES:
+        return value.lower()
+    prefix, sep, rest = value.partition(":")
+    if sep and prefix.lower() == "container" and NETWORK_NAME.match(rest):
+        return f"container:{rest}"
+    if sep or not NETWORK_NAME.match(value):
+        raise ValueError(
+            f"invalid network_mode {value!r}: use bridge, none, host, container:NAME "
+            "or a network name"
+        )
+    return value
 
 
 def _argv(value: Any) -> Any:
@@ -92,6 +158,15 @@ def check_volume(vol: str) -> str:
         raise ValueError(f"invalid volume {vol!r}: expected NAME:/path or /host/path:/path[:ro|rw]")
     if len(parts) == 3 and parts[2] not in ("ro", "rw"):
         raise ValueError(f"invalid volume mode {parts[2]!r} in {vol!r}: use ro or rw")
+    if any(c.isspace() for c in vol):
+        raise ValueError(f"invalid volume {vol!r}: no spaces around or inside the paths")
+    source = parts[0]
+    if not source.startswith("/") and not VOLUME_NAME.match(source):
+        raise ValueError(
+            f"invalid volume source {source!r} in {vol!r}: a bind mount needs an absolute path "
+            "(relative paths and '~' are not expanded); a named volume is letters, digits, "
+            "'_', '.', '-'"
+        )
     return vol
 
 
@@ -129,7 +204,7 @@ class Healthcheck(Strict):
     ]
     interval: Duration = 30.0
     timeout: Duration = 30.0
-    retries: int = Field(3, ge=1)
+    retries: Annotated[int, Field(ge=1, le=1000), NOT_BOOL] = 3
     start_period: Duration = 0.0
 
     @field_validator("test")

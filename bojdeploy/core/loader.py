@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from bojdeploy.core.fields import KINDS
 from bojdeploy.core.manifest import MODELS, Manifest
+from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.secrets import (
     MARKER_RE,
     hashed,
@@ -26,12 +24,24 @@ from bojdeploy.core.secrets import (
 from bojdeploy.core.template import (
     RenderContext,
     Renderer,
+    RepoFileError,
     TemplateProblem,
     confine,
     read_repo_file,
 )
-from bojdeploy.core.yamlsrc import Document, format_path, parse_documents, validate
+from bojdeploy.core.yamlsrc import (
+    Document,
+    control_character,
+    format_path,
+    key_by_indentation,
+    parse_documents,
+    validate,
+    value_problems,
+)
 from bojdeploy.errors import Problem
+
+MAX_DOCUMENTS = 1000  # YAML documents in one manifest file
+MAX_PROBLEMS = 50  # problems reported for one file
 
 
 @dataclass
@@ -121,7 +131,10 @@ def expand_paths(root: Path, paths: Iterable[Path]) -> list[str]:
     out: set[str] = set()
     base = root.resolve()
     for given in paths:
-        path = given.resolve()
+        try:
+            path = given.resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise ValueError(f"{given} cannot be resolved: a symlink loop or a bad path") from e
         if not path.is_relative_to(base):
             raise ValueError(f"{given} is outside the repository {root}")
         if path.is_dir():
@@ -136,13 +149,16 @@ def expand_paths(root: Path, paths: Iterable[Path]) -> list[str]:
 
 def _raw_environments(text: str) -> list[list[str] | None] | None:
     """metadata.environments of each document of an unrendered file, when it parses as YAML."""
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError:
+    docs = list(parse_documents(text, ""))
+    if any(isinstance(d, Problem) for d in docs):
         return None
     out: list[list[str] | None] = []
     for d in docs:
-        envs = d.get("metadata", {}).get("environments") if isinstance(d, dict) else None
+        data = d.data if isinstance(d, Document) else None
+        if data is None:
+            continue
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        envs = meta.get("environments") if isinstance(meta, dict) else None
         out.append(envs if isinstance(envs, list) else None)
     return out
 
@@ -154,29 +170,11 @@ def _key_at_line(text: str, rel: str, line: int | None) -> str:
     best: tuple[str | int, ...] = ()
     for doc in parse_documents(text, rel):
         if isinstance(doc, Problem):
-            return _key_by_indentation(text.splitlines(), line)
+            return key_by_indentation(text, line)
         for path, at in doc.lines.items():
             if at == line and len(path) > len(best):
                 best = path
     return format_path(best)
-
-
-_KEY_LINE = re.compile(r"^(\s*)(?:-\s+)?([A-Za-z0-9_./-]+)\s*:")
-
-
-def _key_by_indentation(lines: list[str], line: int) -> str:
-    """The key path of `line` from indentation alone (a template made the file invalid YAML)."""
-    if not 0 < line <= len(lines) or not (m := _KEY_LINE.match(lines[line - 1])):
-        return ""
-    path, indent = [m.group(2)], len(m.group(1))
-    for text in reversed(lines[: line - 1]):
-        if text.startswith("---"):
-            break
-        outer = _KEY_LINE.match(text)
-        if outer and len(outer.group(1)) < indent and text.rstrip().endswith(":"):
-            path.insert(0, outer.group(2))
-            indent = len(outer.group(1))
-    return ".".join(path)
 
 
 def _excluded_everywhere(text: str, environment: str) -> bool:
@@ -185,23 +183,41 @@ def _excluded_everywhere(text: str, environment: str) -> bool:
 
 
 def load_file(
-    root: Path, rel: str, ctx: RenderContext, *, require_secrets: bool
+    root: Path,
+    rel: str,
+    ctx: RenderContext,
+    *,
+    require_secrets: bool,
+    budget: Budget | None = None,
 ) -> tuple[list[LoadedManifest], list[Problem]]:
     """Render, parse and validate every document of one manifest file for one environment."""
     try:
         text = read_repo_file(root, rel)
-    except ValueError as e:
-        return [], [Problem(rel, None, "", str(e))]
-    renderer = Renderer(root, ctx)
+    except RepoFileError as e:
+        return [], [Problem(rel, e.line or 1, "", str(e))]
+    found = control_character(text)
+    if found is not None:
+        line, name = found
+        key = key_by_indentation(text, line)
+        return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
+    renderer = Renderer(root, ctx, budget)
     try:
         rendered = renderer.render(rel, text)
     except TemplateProblem as e:
         if _excluded_everywhere(text, ctx.environment):
             return [], []
-        return [], [Problem(rel, e.line, _key_at_line(text, rel, e.line), str(e))]
+        key = _key_at_line(text, rel, e.line)
+        return [], [Problem(rel, e.line or 1, key, str(e))]
     loaded: list[LoadedManifest] = []
     problems: list[Problem] = []
-    for item in parse_documents(rendered.text, rel):
+    if budget is not None:
+        budget.read(rendered.text)
+    for count, item in enumerate(parse_documents(rendered.text, rel)):
+        if count >= MAX_DOCUMENTS:
+            problems.append(
+                Problem(rel, item.line or 1, "", f"more than {MAX_DOCUMENTS} documents")
+            )
+            break
         if isinstance(item, Problem):
             problems.append(item)
             continue
@@ -227,7 +243,16 @@ def load_file(
             continue
         problems += _secret_problems(result, ctx.environ, require_secrets)
         loaded.append(result)
-    return loaded, problems
+    return loaded, _at_most(problems, MAX_PROBLEMS)
+
+
+def _at_most(problems: list[Problem], limit: int) -> list[Problem]:
+    """The first `limit` problems of a file and one line saying how many more there are."""
+    if len(problems) <= limit:
+        return problems
+    first = problems[limit]
+    more = f"... and {len(problems) - limit} more problems in this file"
+    return [*problems[:limit], Problem(first.file, first.line, "", more)]
 
 
 def _load_document(
@@ -235,6 +260,9 @@ def _load_document(
 ) -> tuple[LoadedManifest | None, list[Problem]]:
     data = doc.data
     problems = [Problem(rel, line, format_path(p), "duplicate key") for p, line in doc.duplicates]
+    bad_values = value_problems(doc, rel)
+    if bad_values:
+        return None, problems + bad_values
     if not isinstance(data, dict):
         return None, [*problems, Problem(rel, doc.line, "", "expected a mapping (a manifest)")]
     kind = data.get("kind")
@@ -281,7 +309,7 @@ def _read_files(
         except ValueError as e:
             problems.append(Problem(*where, str(e)))
         except TemplateProblem as e:
-            problems.append(Problem(rel, e.line, "", str(e)))
+            problems.append(Problem(rel, e.line or 1, "", str(e)))
     return files, problems
 
 

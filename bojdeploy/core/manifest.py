@@ -10,14 +10,21 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from bojdeploy.core.fields import (
     CONTAINER_NAME,
     DNS_LABEL,
+    FINITE,
+    MAX_COUNT,
+    MAX_CPUS,
+    NOT_BOOL,
     PORT_RE,
     RESTART_RE,
     Argv,
     Healthcheck,
+    NetworkName,
+    NonEmptyStr,
     PortStr,
     Strict,
     StrMap,
     VolumeStr,
+    canonical_network_mode,
     check_image,
     check_port_number,
 )
@@ -47,7 +54,7 @@ class ContainerResources(Strict):
     """Container limits."""
 
     memory: Size | None = None
-    cpus: float | None = Field(None, gt=0)
+    cpus: Annotated[float, Field(gt=0, le=MAX_CPUS), FINITE] | None = None
 
 
 class ContainerSpec(Strict):
@@ -60,8 +67,8 @@ class ContainerSpec(Strict):
     env: StrMap = Field(default_factory=dict)
     ports: list[PortStr] = Field(default_factory=list)
     volumes: list[VolumeStr] = Field(default_factory=list)
-    networks: list[str] = Field(default_factory=list)
-    network_mode: str | None = None
+    networks: list[NetworkName] = Field(default_factory=list)
+    network_mode: Annotated[str, AfterValidator(canonical_network_mode)] | None = None
     restart: str = "unless-stopped"
     labels: StrMap = Field(default_factory=dict)
     user: str | None = None
@@ -81,6 +88,9 @@ class ContainerSpec(Strict):
     def _network_choice(self) -> ContainerSpec:
         if self.network_mode is not None and self.networks:
             raise ValueError("set network_mode or networks, not both")
+        special = [n for n in self.networks if n.lower() in ("host", "none")]
+        if special and len(self.networks) > 1:
+            raise ValueError(f"network {special[0]!r} cannot be combined with other networks")
         return self
 
     @field_validator("container_name")
@@ -103,15 +113,15 @@ class ContainerSpec(Strict):
 class ServicePort(Strict):
     """A published Swarm port."""
 
-    published: int | None = Field(None, ge=1, le=65535)
-    target: int = Field(ge=1, le=65535)
+    published: Annotated[int, Field(ge=1, le=65535), NOT_BOOL] | None = None
+    target: Annotated[int, Field(ge=1, le=65535), NOT_BOOL]
     protocol: Literal["tcp", "udp", "sctp"] = "tcp"
     mode: Literal["ingress", "host"] = "ingress"
 
 
 def _service_port(value: Any) -> Any:
     """'8080:80/udp' -> {published: 8080, target: 80, protocol: udp}."""
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return {"target": value}
     if not isinstance(value, str):
         return value
@@ -138,36 +148,36 @@ class Placement(Strict):
 
     constraints: list[str] = Field(default_factory=list)
     preferences: list[Spread] = Field(default_factory=list)
-    max_replicas: int | None = Field(None, ge=0)
+    max_replicas: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] | None = None
 
 
 class UpdatePolicy(Strict):
     """Swarm update_config (and rollback_config)."""
 
-    parallelism: int = Field(1, ge=0)
+    parallelism: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] = 1
     delay: Duration = 0.0
     failure_action: Literal["continue", "pause", "rollback"] = "rollback"
     monitor: Duration = 5.0
     order: Literal["start-first", "stop-first"] = "stop-first"
-    max_failure_ratio: float = Field(0.0, ge=0, le=1)
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1), FINITE] = 0.0
 
 
 class RollbackPolicy(Strict):
     """Swarm rollback_config."""
 
-    parallelism: int = Field(1, ge=0)
+    parallelism: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] = 1
     delay: Duration = 0.0
     failure_action: Literal["continue", "pause"] = "pause"
     monitor: Duration = 5.0
     order: Literal["start-first", "stop-first"] = "stop-first"
-    max_failure_ratio: float = Field(0.0, ge=0, le=1)
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1), FINITE] = 0.0
 
 
 class RestartPolicy(Strict):
     """Swarm restart_policy."""
 
     condition: Literal["none", "on-failure", "any"] = "any"
-    max_attempts: int | None = Field(None, ge=0)
+    max_attempts: Annotated[int, Field(ge=0, le=1_000_000), NOT_BOOL] | None = None
     delay: Duration = 5.0
     window: Duration | None = None
 
@@ -175,7 +185,7 @@ class RestartPolicy(Strict):
 class Limits(Strict):
     """CPU and memory amounts."""
 
-    cpus: float | None = Field(None, gt=0)
+    cpus: Annotated[float, Field(gt=0, le=MAX_CPUS), FINITE] | None = None
     memory: Size | None = None
 
 
@@ -189,9 +199,9 @@ class ServiceResources(Strict):
 class ConfigFile(Strict):
     """A repository file that becomes a Swarm config."""
 
-    source: str
-    target: str
-    mode: int | None = None
+    source: NonEmptyStr
+    target: NonEmptyStr
+    mode: Annotated[int, Field(ge=0, le=0o7777), NOT_BOOL] | None = None
 
 
 class SecretRef(Strict):
@@ -212,7 +222,7 @@ class ServiceSpec(Strict):
     """spec of a Service (Docker Swarm)."""
 
     image: Annotated[str, AfterValidator(check_image)]
-    replicas: int | None = Field(None, ge=0)
+    replicas: Annotated[int, Field(ge=0, le=MAX_COUNT), NOT_BOOL] | None = None
     mode: Literal["replicated", "global"] = "replicated"
     command: Argv | None = None
     env: StrMap = Field(default_factory=dict)
@@ -222,7 +232,7 @@ class ServiceSpec(Strict):
             BeforeValidator(_service_port, json_schema_input_type=ServicePort | str | int),
         ]
     ] = Field(default_factory=list)
-    networks: list[str] = Field(default_factory=list)
+    networks: list[NetworkName] = Field(default_factory=list)
     placement: Placement | None = None
     update: UpdatePolicy | None = None
     rollback: RollbackPolicy | None = None
@@ -247,7 +257,7 @@ class ServiceSpec(Strict):
 class VMNetwork(Strict):
     """A VIF: the network (name_label or uuid) and an optional MAC."""
 
-    network: str
+    network: NonEmptyStr
     mac: str | None = Field(None, pattern=r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
@@ -257,7 +267,7 @@ class CloudInit(Strict):
     datasource: str | None = None
     role: str | None = None
     user_data: str | None = None
-    user_data_file: str | None = None
+    user_data_file: NonEmptyStr | None = None
     params: StrMap = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -287,8 +297,8 @@ CLOUD_INIT_KEYS = ("datasource", "role", "environment", "user-data")
 class VMSpec(Strict):
     """spec of a VM (XenServer / XCP-ng)."""
 
-    template: str
-    vcpus: int = Field(1, ge=1, le=64)
+    template: NonEmptyStr
+    vcpus: Annotated[int, Field(ge=1, le=64), NOT_BOOL] = 1
     memory: Size
     networks: list[VMNetwork] = Field(default_factory=list)
     cloud_init: CloudInit | None = None

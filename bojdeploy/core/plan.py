@@ -124,6 +124,7 @@ class Plan:
     environment: str
     steps: tuple[Step, ...]
     orphans: tuple[Observed, ...] = ()
+    unpruned: str = ""  # why prune was asked for but the orphans were not turned into deletes
 
     def counts(self) -> dict[Action, int]:
         """How many steps of each action, every action included."""
@@ -202,8 +203,15 @@ def make_plan(
     full_scope: bool = True,
     deleted_names: Collection[tuple[str, str]] = (),
     offline: bool = False,
+    repository: str | None = None,
+    unprunable: str = "",
 ) -> Plan:
-    """Compare desired with observed state; raise PlanError listing every conflict found."""
+    """Compare desired with observed state; raise PlanError listing every conflict found.
+
+    Orphans (and so deletes) are only the managed resources of this environment labelled with
+    this run's `repository`: never another repository's, never an unlabelled one, none when the
+    repository is unknown. `unprunable` (why this run must not delete) keeps them as orphans.
+    """
     found: dict[tuple[str, str], list[Observed]] = {}
     for obs in observed:
         found.setdefault((obs.kind, obs.resource_name), []).append(obs)
@@ -213,7 +221,7 @@ def make_plan(
     for want in desired:
         key = (want.kind, want.resource_name)
         matches = found.get(key, [])
-        conflict = _conflict(want, matches, claimed.get(key), environment)
+        conflict = _conflict(want, matches, claimed.get(key), environment, repository)
         claimed.setdefault(key, want)
         if conflict:
             conflicts.append(conflict)
@@ -226,16 +234,23 @@ def make_plan(
         for obs in sorted(observed, key=lambda o: (o.kind, _orphan_name(o), o.resource_name))
         if obs.managed
         and obs.environment == environment
+        and same_repository(obs.repository, repository)
         and (obs.kind, obs.resource_name) not in claimed
         and (full_scope or (obs.kind, _orphan_name(obs)) in deleted_names)
     ]
-    if not prune:
-        return Plan(environment, tuple(steps), tuple(orphans))
+    if not prune or unprunable:
+        unpruned = unprunable if prune and orphans else ""
+        return Plan(environment, tuple(steps), tuple(orphans), unpruned)
     deletes = [
         Step(Action.DELETE, o.kind, _orphan_name(o), environment, None, o, reason=REASON_DELETED)
         for o in orphans
     ]
     return Plan(environment, tuple(steps + deletes))
+
+
+def same_repository(owner: str | None, repository: str | None) -> bool:
+    """Whether a resource labelled `owner` is this run's (both known; Gitea ignores case)."""
+    return bool(owner and repository and owner.casefold() == repository.casefold())
 
 
 def _orphan_name(obs: Observed) -> str:
@@ -247,7 +262,11 @@ def _what(want: Desired) -> str:
 
 
 def _conflict(
-    want: Desired, matches: list[Observed], other: Desired | None, environment: str
+    want: Desired,
+    matches: list[Observed],
+    other: Desired | None,
+    environment: str,
+    repository: str | None,
 ) -> str | None:
     """Why bojdeploy must not touch the resource `want` names, if it must not."""
     if other is not None:
@@ -257,9 +276,14 @@ def _conflict(
             f"{_what(want)}: {len(matches)} resources with this name exist on the target; "
             "refusing to guess which one to change"
         )
-    if not matches:
-        return None
-    obs = matches[0]
+    return _ownership_conflict(want, matches[0], environment, repository) if matches else None
+
+
+def _ownership_conflict(
+    want: Desired, obs: Observed, environment: str, repository: str | None
+) -> str | None:
+    """Why the one resource of that name is not this run's to change, if it is not."""
+    hint = _RENAME_HINT.get(want.kind, "another metadata.name")
     if not obs.managed:
         marker = _OWNERSHIP.get(want.kind, "io.bojdeploy.managed label")
         return (
@@ -267,10 +291,16 @@ def _conflict(
             f"(no {marker}); refusing to replace it"
         )
     if obs.environment != environment:
-        hint = _RENAME_HINT.get(want.kind, "another metadata.name")
         return (
             f"{_what(want)} is owned by environment {obs.environment or '(none)'}; "
             f"refusing to replace it from {environment} (use {hint})"
+        )
+    # A resource without the label is adopted (nothing says it is another's); a label of
+    # another repository is proof that it is not ours, even in the same environment.
+    if obs.repository and repository and not same_repository(obs.repository, repository):
+        return (
+            f"{_what(want)} is owned by repository {obs.repository} (environment "
+            f"{environment}); refusing to replace it from {repository} (use {hint})"
         )
     return None
 

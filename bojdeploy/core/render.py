@@ -83,12 +83,12 @@ def orphan_note(plan: Plan) -> str:
     if not plan.orphans:
         return ""
     names = ", ".join(f"{o.kind} {o.name or o.resource_name}" for o in plan.orphans)
-    if len(plan.orphans) == 1:
-        return f"Note: 1 managed resource has no manifest (use --prune to delete it): {names}"
-    return (
-        f"Note: {len(plan.orphans)} managed resources have no manifest "
-        f"(use --prune to delete them): {names}"
-    )
+    one = len(plan.orphans) == 1
+    what = "1 managed resource has" if one else f"{len(plan.orphans)} managed resources have"
+    why = f"use --prune to delete {'it' if one else 'them'}"
+    if plan.unpruned:
+        why = f"not deleted: {plan.unpruned}"
+    return f"Note: {what} no manifest ({why}): {names}"
 
 
 def describe_step(step: Step) -> str:
@@ -111,6 +111,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "has_changes": plan.has_changes,
         "steps": [_step_dict(step) for step in plan.steps],
         "orphans": [_observed_dict(o) for o in plan.orphans],
+        "unpruned": plan.unpruned or None,  # why prune left the orphans alone
     }
 
 

@@ -9,9 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
+from bojdeploy.core.files import RepoFileError, confine, read_repo_file
+from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, Budget, TemplateLimit
 from bojdeploy.core.secrets import SECRET_NAME_RE, marker
+
+__all__ = [
+    "RenderContext",
+    "Renderer",
+    "RepoFileError",
+    "TemplateProblem",
+    "confine",
+    "read_repo_file",
+]
 
 
 class TemplateProblem(Exception):
@@ -42,40 +52,20 @@ class Rendered:
     secrets: set[str] = field(default_factory=set)
 
 
-def confine(root: Path, rel: str) -> Path:
-    """The path of repository file `rel`; refuses absolute paths and escapes like '../x'."""
-    if not rel or Path(rel).is_absolute():
-        raise ValueError(f"{rel!r}: use a path relative to the repository root")
-    base = root.resolve()
-    path = (base / rel).resolve()
-    if not path.is_relative_to(base):
-        raise ValueError(f"{rel!r} escapes the repository")
-    return path
-
-
-def read_repo_file(root: Path, rel: str) -> str:
-    """Text of a repository file, confined to the repository."""
-    path = confine(root, rel)
-    if not path.is_file():
-        raise ValueError(f"{rel!r} does not exist in the repository")
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{rel!r} cannot be read: {e}") from e
-
-
 class Renderer:
     """Renders repository files with one context."""
 
-    def __init__(self, root: Path, ctx: RenderContext):
+    def __init__(self, root: Path, ctx: RenderContext, budget: Budget | None = None):
         self.root = root
         self.ctx = ctx
         # No loader: {% include %} would bypass include()'s confinement and change tracking.
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
+            budget,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,
         )
+        self._included: dict[str, str] = {}
 
     def render(self, rel: str, text: str) -> Rendered:
         """Render `text` (the content of repository file `rel`)."""
@@ -88,7 +78,9 @@ class Renderer:
             return marker(name)
 
         def include(path: str) -> str:
-            content = read_repo_file(self.root, path)
+            if path not in self._included:  # a loop may include one file many times
+                self._included[path] = read_repo_file(self.root, path)
+            content = self._included[path]
             out.includes.add(Path(path).as_posix())
             return content[:-1] if content.endswith("\n") else content
 
@@ -99,27 +91,49 @@ class Renderer:
             "secret": secret,
             "include": include,
         }
+        self.env.reset()
         try:
             template = self.env.from_string(text)
-            template.filename = rel
-            template.name = rel
-            out.text = _render(template, variables, rel)
         except jinja2.TemplateSyntaxError as e:
             raise TemplateProblem(f"template syntax error: {e.message}", e.lineno) from e
+        except (RecursionError, MemoryError, SyntaxError) as e:  # nesting Python cannot compile
+            raise TemplateProblem("template nested too deeply", None) from e
+        template.filename = rel
+        template.name = rel
+        try:
+            out.text = _render(template, variables, rel)
+        finally:
+            self.env.budget.stop()
         return out
 
 
 def _render(template: jinja2.Template, variables: dict[str, Any], rel: str) -> str:
+    """Render with the output bounded; any failure of an untrusted template is a problem."""
+    size, lines, chunks = 0, 1, []
     try:
-        return template.render(variables)
-    except jinja2.TemplateSyntaxError:
+        for chunk in template.generate(variables):
+            size += len(chunk)
+            if size > MAX_STRING:  # the line the output had reached is close to the culprit
+                message = f"template error: template output longer than {MAX_STRING} characters"
+                raise TemplateProblem(message, lines)
+            lines += chunk.count("\n")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except TemplateProblem:
         raise
-    except (jinja2.UndefinedError, jinja2.TemplateError, ValueError, TypeError) as e:
-        line = _template_line(e, rel)
-        msg = str(e)
-        if isinstance(e, jinja2.UndefinedError):
-            msg = "undefined value: " + msg.replace("'dict object' has no attribute", "no key")
-        raise TemplateProblem(f"template error: {msg}", line) from e
+    except Exception as e:  # noqa: BLE001 - whatever a template does wrong is the user's error
+        raise TemplateProblem(f"template error: {_message(e)}", _template_line(e, rel)) from e
+
+
+def _message(e: BaseException) -> str:
+    msg = str(e)
+    if isinstance(e, jinja2.UndefinedError):
+        return "undefined value: " + msg.replace("'dict object' has no attribute", "no key")
+    if isinstance(e, RecursionError):
+        return "recursion too deep"
+    if isinstance(e, RepoFileError | TemplateLimit | jinja2.TemplateError | ValueError):
+        return msg
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
 def _template_line(exc: BaseException, rel: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+MAX_DURATION = 365 * 86400.0  # one year: every timeout, delay and interval
+MAX_SIZE = 1024**5  # 1 PiB: memory limits and VM memory
 
 
 def parse_duration(value: Any) -> float:
@@ -20,7 +23,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return float(value)
+        return _bounded_duration(value, value)
     if not isinstance(value, str):
         raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m")
     text = value.strip()
@@ -34,7 +37,13 @@ def parse_duration(value: Any) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 5m, 1h30m")
-    return total
+    return _bounded_duration(total, value)
+
+
+def _bounded_duration(seconds: float, given: Any) -> float:
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ValueError(f"invalid duration {given!r}: at most 365d")
+    return float(seconds)
 
 
 def format_duration(seconds: float) -> str:
@@ -56,16 +65,19 @@ def parse_size(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"invalid size {value!r}: use e.g. 512M, 2G, 2GiB")
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f"invalid size {value!r}: must be positive")
-        return value
+        return _bounded_size(value, value)
     match = _SIZE_RE.match(str(value))
     if not match or (match.group(3) and not match.group(2) and match.group(3).lower() != "b"):
         raise ValueError(f"invalid size {value!r}: use e.g. 512M, 2G, 2GiB")
-    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
-    if size <= 0:
-        raise ValueError(f"invalid size {value!r}: must be positive")
-    return size
+    return _bounded_size(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()], value)
+
+
+def _bounded_size(size: float, given: Any) -> int:
+    if not math.isfinite(size) or size > MAX_SIZE:
+        raise ValueError(f"invalid size {given!r}: at most 1024T")
+    if int(size) <= 0:
+        raise ValueError(f"invalid size {given!r}: must be positive")
+    return int(size)
 
 
 def format_size(size: int) -> str:

@@ -10,11 +10,13 @@ from pathlib import Path
 
 from bojdeploy.core.config import Policy, RepoConfig
 from bojdeploy.core.loader import LoadedManifest, load_file
+from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.yamlsrc import format_path
 from bojdeploy.errors import Problem
 
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+MAX_FILES = 5000  # manifest files in one environment
 
 
 @dataclass
@@ -43,11 +45,21 @@ def load_manifests(
     config: RepoConfig,
     *,
     require_secrets: bool = False,
+    budget: Budget | None = None,
 ) -> LoadResult:
-    """Load, validate and cross-check the manifest files for one environment."""
+    """Load, validate and cross-check the manifest files for one environment; `budget` bounds
+    the work of every file (share one across environments to bound a whole run)."""
     result = LoadResult(ctx.environment)
-    for rel in files:
-        loaded, problems = load_file(root, rel, ctx, require_secrets=require_secrets)
+    budget = budget or Budget()  # shared: many files must not multiply what one file may do
+    for n, rel in enumerate(files):
+        why = budget.exhausted or (
+            f"more than {MAX_FILES} manifest files" if n >= MAX_FILES else ""
+        )
+        if why:
+            message = f"not loaded: {why} ({len(files) - n} files left unchecked)"
+            result.problems.append(Problem(rel, 1, "", message))
+            break
+        loaded, problems = load_file(root, rel, ctx, require_secrets=require_secrets, budget=budget)
         result.manifests += loaded
         result.problems += problems
     result.problems += check_unique(result.manifests)
@@ -163,19 +175,43 @@ def check_policy(manifests: Sequence[LoadedManifest], policy: Policy) -> list[Pr
                     "privileged containers are not allowed (policy.allow_privileged)",
                 )
             )
-        if getattr(spec, "network_mode", None) == "host" and not policy.allow_host_network:
-            problems.append(
-                _policy(
-                    m,
-                    ("spec", "network_mode"),
-                    "host networking is not allowed (policy.allow_host_network)",
-                )
-            )
+        if not policy.allow_host_network:
+            problems += _network_refusals(m)
         for i, vol in enumerate(getattr(spec, "volumes", []) or []):
             message = host_path_refusal(vol.split(":")[0], policy.allowed_host_paths)
             if message:
                 problems.append(_policy(m, ("spec", "volumes", i), message))
     return problems
+
+
+def _network_refusals(m: LoadedManifest) -> list[Problem]:
+    """Host networking, or another container's network namespace, through any key."""
+    spec = m.manifest.spec
+    problems = []
+    mode = getattr(spec, "network_mode", None)
+    if mode is not None:
+        message = network_refusal(mode)
+        if message:
+            problems.append(_policy(m, ("spec", "network_mode"), message))
+    if m.kind in ("container", "service"):
+        for i, name in enumerate(getattr(spec, "networks", []) or []):
+            message = network_refusal(name)
+            if message:
+                problems.append(_policy(m, ("spec", "networks", i), message))
+    return problems
+
+
+def network_refusal(mode: str) -> str | None:
+    """Why a network mode or network name needs policy.allow_host_network, or None."""
+    canonical = mode.strip().lower()
+    if canonical == "host":
+        return "host networking is not allowed (policy.allow_host_network)"
+    if ":" in canonical:
+        return (
+            f"network {mode!r} shares another container's network namespace; "
+            "not allowed (policy.allow_host_network)"
+        )
+    return None
 
 
 def host_path_refusal(source: str, allowed: Sequence[str]) -> str | None:

@@ -10,7 +10,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bojdeploy.core.yamlguard import (
+    CONTROL_RE,
+    TooLarge,
+    bad_value,
+    check_graph,
+    control_character,
+    key_by_indentation,
+)
 from bojdeploy.errors import Problem
+
+__all__ = ["Document", "control_character", "format_path", "key_by_indentation", "validate"]
 
 Path_ = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it: several times faster on every run.
@@ -63,23 +73,63 @@ def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
 
 def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
     """Yield each YAML document of `text` with its line index, or a Problem for a syntax error."""
+    found = control_character(text)
+    if found is not None:
+        message = f"invalid YAML: control character {found[1]} is not allowed"
+        yield Problem(file, found[0], key_by_indentation(text, found[0]), message)
+        return
     loader = _Loader(text)
+    line = 1
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
+            line = node.start_mark.line + 1
+            check_graph(node)
             data = loader.construct_document(node)
-            doc = Document(data=data, line=node.start_mark.line + 1)
+            doc = Document(data=data, line=line)
             _index(node, (), doc)
             doc.lines[()] = doc.line
             yield doc
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else None
-        yield Problem(file, line, "", f"invalid YAML: {e.problem or e}")
+        at = mark.line + 1 if mark else line
+        yield Problem(file, at, key_by_indentation(text, at), f"invalid YAML: {e.problem or e}")
+    except yaml.YAMLError as e:  # a ReaderError has a position, not a mark
+        position = getattr(e, "position", None)
+        at = text.count("\n", 0, position) + 1 if isinstance(position, int) else line
+        message = f"invalid YAML: {getattr(e, 'reason', None) or e}"
+        yield Problem(file, at, key_by_indentation(text, at), message)
+    except TooLarge as e:
+        yield Problem(file, e.line, key_by_indentation(text, e.line), f"invalid YAML: {e}")
+    except (ValueError, OverflowError, RecursionError) as e:  # a value Python cannot build
+        yield Problem(file, line, key_by_indentation(text, line), f"invalid YAML: {e}")
     finally:
         loader.dispose()
+
+
+def value_problems(doc: Document, file: str) -> list[Problem]:
+    """Strings with control characters (escaped ones too) and NaN or infinite numbers."""
+    problems: list[Problem] = []
+    stack: list[tuple[Path_, Any]] = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        message = bad_value(value)
+        if message:
+            problems.append(Problem(file, doc.line_of(path), format_path(path), message))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and CONTROL_RE.search(key):
+                    problems.append(
+                        Problem(
+                            file, doc.line_of(path), format_path(path), "control character in a key"
+                        )
+                    )
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(value))
+    return sorted(problems)
 
 
 def _model_at(model: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
@@ -116,7 +166,7 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Path_) -> str:
         hint = ""
         if owner is not None:
             names = [f.alias or n for n, f in owner.model_fields.items()]
-            close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(loc[-1]) if loc else "", names, n=1, cutoff=0.6)
             if close:
                 hint = f" (did you mean '{close[0]}'?)"
             else:
@@ -132,16 +182,26 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Path_) -> str:
     return msg
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> Path_:
-    """Drop pydantic's union/function tags so the path is the user's key path."""
+def _has(data: Any, part: Any) -> bool:
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> Path_:
+    """Keep the parts of pydantic's error location that are keys of the user's data; drop
+    pydantic's union and validator tags (a user's key may itself contain '[')."""
     out: list[str | int] = []
+    current = data
     for part in loc:
-        if isinstance(part, int):
+        if _has(current, part):
             out.append(part)
+            current = current[part]
         elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
-            continue
-        else:
-            out.append(part)
+            continue  # a tag such as 'function-after[...]' or 'list[str]'
+        elif isinstance(current, dict | list):
+            out.append(part)  # a missing key: 'required key is missing' names it
+            current = None
     return tuple(out)
 
 
@@ -155,7 +215,7 @@ def validate(
         problems: list[Problem] = []
         seen: set[tuple[Path_, str]] = set()
         for err in e.errors():
-            loc = _clean_loc(err["loc"])
+            loc = _clean_loc(err["loc"], data)
             msg = _message(dict(err), model, loc)
             if (loc, msg) in seen:
                 continue

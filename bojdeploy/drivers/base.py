@@ -56,6 +56,9 @@ class Work:
     ownership: Ownership | None = None  # None for deletes
     key: bytes = b""  # the installation key, for keyed hashes of secrets
     facts: dict[str, Any] = field(default_factory=dict)  # filled by the driver: image, ip...
+    # Names of this kind the run deletes after every change succeeded (prune): a create may
+    # stop one that holds what it needs (a host port) and start it again if the create fails.
+    deleting: tuple[str, ...] = ()
 
 
 class Driver(Protocol):

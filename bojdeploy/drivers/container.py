@@ -19,6 +19,8 @@ from bojdeploy.drivers.container_spec import (
     registry_auth,
 )
 from bojdeploy.drivers.container_wait import docker_errors, wait_ready
+from bojdeploy.drivers.handover import give_back, take_over
+from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.errors import BojdeployError, DriverError
 
 MANAGED = {LABEL_PREFIX + "managed": "true"}
@@ -51,10 +53,15 @@ class ContainerDriver:
         self._ensure_image(cfg.image, pull_policy(manifest.spec), log)
         self._prepare(cfg, log)
         previous = self._find_previous(cfg.name, log)
+        ports = cfg.host_config_kwargs.get("port_bindings") or {}
+        holders = take_over(self.client, ports, work.deleting, log) if work.deleting else []
         try:
             self._switch(cfg, previous, manifest.spec.stop_timeout, manifest.spec.timeout, log)
         except BojdeployError as e:
-            self._roll_back(cfg.name, previous, e, log)
+            try:
+                self._roll_back(cfg.name, previous, e, log)
+            finally:
+                give_back(self.client, holders, log)
         self._record_facts(work, cfg)
         if previous is None:
             return f"created container {cfg.name} ({cfg.image}) in {_since(started)}"
@@ -101,10 +108,7 @@ class ContainerDriver:
         """Create the networks and named volumes the container needs, if missing."""
         api = self.client.api
         for network in cfg.networks:
-            if not self._exists(api.inspect_network, network):
-                with docker_errors(f"cannot create network {network}"):
-                    api.create_network(network, driver="bridge", labels=MANAGED)
-                log("info", f"created network {network}")
+            ensure_network(api, network, log, driver="bridge", labels=MANAGED)
         for volume in cfg.volumes:
             if not self._exists(api.inspect_volume, volume):
                 with docker_errors(f"cannot create volume {volume}"):

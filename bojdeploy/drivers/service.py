@@ -13,6 +13,7 @@ from bojdeploy.core.plan import Action, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
 from bojdeploy.drivers.container_spec import parse_image, registry_auth, registry_host
 from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.drivers.service_finish import finish
 from bojdeploy.drivers.service_objects import SwarmObjects, removed_note
 from bojdeploy.drivers.service_spec import (
@@ -106,17 +107,10 @@ class ServiceDriver:
 
     def _ensure_networks(self, networks: Iterable[str], log: StepLog) -> None:
         """Create missing overlay networks (attachable, so containers can join them too)."""
-        from docker.errors import NotFound
-
-        api = self.client.api
         for network in networks:
-            with docker_errors(f"cannot create network {network}"):
-                try:
-                    api.inspect_network(network)
-                    continue
-                except NotFound:
-                    api.create_network(network, driver="overlay", attachable=True, labels=MANAGED)
-            log("info", f"created overlay network {network}")
+            ensure_network(
+                self.client.api, network, log, driver="overlay", labels=MANAGED, attachable=True
+            )
 
     def _create(self, cfg: ServiceConfig, timeout: float, store: SwarmObjects, log: StepLog) -> str:
         """Create the service and wait for it; a new service that fails is removed again."""

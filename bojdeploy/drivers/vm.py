@@ -7,25 +7,26 @@ from typing import Any, NoReturn
 
 from bojdeploy.core.manifest import VMManifest
 from bojdeploy.core.plan import Action, Step
+from bojdeploy.drivers import vm_build as build
 from bojdeploy.drivers import vm_ops as ops
+from bojdeploy.drivers import vm_resume as resume
 from bojdeploy.drivers.base import StepLog, Work
-from bojdeploy.drivers.vm_ops import connect_xen, disconnect_xen, observe_vms
+from bojdeploy.drivers.vm_ops import observe_vms
+from bojdeploy.drivers.vm_resume import CREATING_SUFFIX, PREVIOUS_SUFFIX
+from bojdeploy.drivers.vm_session import connect_xen, disconnect_xen
 from bojdeploy.drivers.vm_spec import (
-    HASH_KEY,
     OWNER_PREFIX,
+    XENSTORE_KEYS,
     Hardware,
     VMConfig,
     hardware_changes,
     is_owned,
-    verify,
     vm_config,
     wanted_hardware,
 )
-from bojdeploy.drivers.vm_wait import run_async, wait_for_ip, xen_errors
+from bojdeploy.drivers.vm_wait import xen_errors
 from bojdeploy.errors import BojdeployError, DriverError
 
-CLONE_SECONDS = 900.0  # clone and provision copy disks on SRs without copy-on-write
-PREVIOUS_SUFFIX = ".previous"
 __all__ = ["VMDriver", "connect_xen", "disconnect_xen", "observe_vms"]
 
 
@@ -49,124 +50,70 @@ class VMDriver:
 
     def _deploy(self, step: Step, config: VMConfig, log: StepLog, facts: dict[str, Any]) -> str:
         if step.action is Action.CREATE:
-            return self._create(config, log, facts)
-        found = self._owned(step)
+            summary = build.create(self.api, config, step.environment, log, facts)
+        else:
+            summary = self._change(step, config, log, facts)
+        # A run killed mid-replace leaves the previous VM set aside: gone once this one runs.
+        build.clear_leftovers(self.api, config.name, step.environment, PREVIOUS_SUFFIX, log)
+        return summary
+
+    def _change(self, step: Step, config: VMConfig, log: StepLog, facts: dict[str, Any]) -> str:
+        """Update, replace, or finish an interrupted create of the step's VM."""
+        found = self._owned(step, log)
         if found is None:
             raise DriverError(
                 f"VM {config.name} is no longer on the pool; apply again to create it"
             )
         vm, record = found
+        if resume.interrupted_destroy(record):
+            log("info", f"VM {config.name} was being destroyed: finishing that, then creating it")
+            ops.destroy_vm(self.api, vm, config.name, log)
+            return build.create(self.api, config, step.environment, log, facts)
+        if resume.interrupted_create(record):
+            return build.adopt(self.api, vm, record, config, step.environment, log, facts)
+        build.clear_leftovers(self.api, config.name, step.environment, CREATING_SUFFIX, log)
+        if step.observed is not None and step.observed.unfinished:
+            log("info", f"VM {config.name}: {step.observed.unfinished}; finishing it")
         if step.action is Action.REPLACE:
-            return self._replace(vm, record, config, log, facts)
-        return self._update(vm, record, config, log, facts)
-
-    def _create(self, config: VMConfig, log: StepLog, facts: dict[str, Any]) -> str:
-        """Clone the template, then build; a failure destroys the clone and its disks."""
-        ops.check_absent(self.api, config.name)
-        template = ops.find_template(self.api, config.template)
-        networks = ops.find_networks(self.api, config.networks)
-        what = f"cloning template {config.template} as VM {config.name}"
-        vm = run_async(
-            self.api, what, CLONE_SECONDS, log, self.api.Async.VM.clone, template, config.name
-        )
-        try:
-            self._build(vm, config, networks, log, facts)
-        except Exception as e:
-            self._discard(vm, config.name, e, log)
-        return f"created VM {config.name} ({facts['uuid']}) from template {config.template}"
-
-    def _build(
-        self, vm: str, config: VMConfig, networks: list[str], log: StepLog, facts: dict[str, Any]
-    ) -> None:
-        """Provision, configure, start, wait and verify a fresh clone."""
-        # Owned from the start (an interrupted run leaves a VM bojdeploy may fix); the config
-        # hash is written last, so such a VM never looks unchanged.
-        ops.prepare_clone(self.api, vm, {**config.other_config, HASH_KEY: ""})
-        what = f"provisioning VM {config.name}"
-        run_async(self.api, what, CLONE_SECONDS, log, self.api.Async.VM.provision, vm)
-        with xen_errors(f"cannot configure VM {config.name}"):
-            if self.api.VM.get_is_a_template(vm):
-                self.api.VM.set_is_a_template(vm, False)
-            record = self.api.VM.get_record(vm)
-        facts["uuid"] = record["uuid"]
-        current = ops.read_hardware(self.api, vm, record)
-        wanted = wanted_hardware(config, current, networks)
-        ops.apply_hardware(self.api, vm, current, wanted, log)
-        ops.write_xenstore(self.api, vm, record, config.xenstore)
-        self._finish(vm, config, wanted, log, facts)
-
-    def _finish(
-        self, vm: str, config: VMConfig, wanted: Hardware, log: StepLog, facts: dict[str, Any]
-    ) -> None:
-        """Reach the wanted power state, verify, then write the ownership keys and config hash."""
-        self._converge_power(vm, config, log, facts)
-        with xen_errors(f"cannot read VM {config.name}"):
-            record = self.api.VM.get_record(vm)
-        problems = verify(config.name, record, wanted, config.power)
-        if problems:
-            raise DriverError("\n".join(problems))
-        facts["uuid"] = record["uuid"]
-        ops.write_other_config(self.api, vm, config.other_config)
-
-    def _converge_power(
-        self, vm: str, config: VMConfig, log: StepLog, facts: dict[str, Any]
-    ) -> None:
-        """Start (and wait for Running and a guest IP) or shut down, as spec.power says."""
-        with xen_errors(f"cannot read the power state of VM {config.name}"):
-            state = self.api.VM.get_power_state(vm)
-        if config.power == "halted":
-            if state != "Halted":
-                ops.shutdown(self.api, vm, config.name, log)
-            return
-        if state == "Halted":
-            ops.start(self.api, vm, config.name, config.wait_start, log)
-        elif state != "Running":
-            raise DriverError(
-                f"VM {config.name} is {state}: resume or unpause it, then apply again"
-            )
-        if config.wait_ip > 0:
-            facts["ip"] = wait_for_ip(self.api, vm, config.name, config.wait_ip, log)
-
-    def _discard(self, vm: str, name: str, error: Exception, log: StepLog) -> NoReturn:
-        """Destroy a half-built VM and its disks; always raises DriverError."""
-        cause = (
-            str(error) if isinstance(error, BojdeployError) else f"{type(error).__name__}: {error}"
-        )
-        log("error", f"{_first_line(cause)}; destroying the half-built VM {name}")
-        try:
-            ops.destroy_vm(self.api, vm, name, log)
-        except BojdeployError as e:
-            raise DriverError(
-                f"{cause}\nCLEANUP FAILED: {e}\nthe half-built VM {name} may be left on the pool"
-            ) from error
-        raise DriverError(
-            f"{cause}\nthe half-built VM {name} and its disks were destroyed"
-        ) from error
+            return self._replace(vm, record, config, step.environment, log, facts)
+        return self._update(vm, record, config, step.environment, log, facts)
 
     def _update(
-        self, vm: str, record: dict[str, Any], config: VMConfig, log: StepLog, facts: dict[str, Any]
+        self,
+        vm: str,
+        record: dict[str, Any],
+        config: VMConfig,
+        environment: str,
+        log: StepLog,
+        facts: dict[str, Any],
     ) -> str:
         """In place where Xen allows it; VCPUs, memory and VIFs of a running VM per on_change."""
         networks = ops.find_networks(self.api, config.networks)
         current = ops.read_hardware(self.api, vm, record)
         wanted = wanted_hardware(config, current, networks)
         changes = hardware_changes(current, wanted)
+        previous = resume.previous_of(record)
+        if previous is not None:
+            log("info", f"VM {config.name}: finishing the interrupted reboot")
+            return self._reboot(vm, record, config, (current, wanted), previous, log, facts)
         if changes and record["power_state"] != "Halted":
             needs = f"VM {config.name}: changing {', '.join(changes)} needs the VM halted"
             if config.on_change == "refuse":
                 raise DriverError(f"{needs} and spec.on_change is refuse; nothing was changed")
             if config.on_change == "recreate":
                 log("info", f"{needs}: recreating it (spec.on_change: recreate)")
-                return self._replace(vm, record, config, log, facts)
+                return self._replace(vm, record, config, environment, log, facts)
             log("info", f"{needs}: rebooting it (spec.on_change: reboot)")
-            return self._reboot(vm, record, config, (current, wanted), log, facts)
+            before = (current, resume.owner_keys_of(record["other_config"]))
+            return self._reboot(vm, record, config, (current, wanted), before, log, facts)
+        self._mark(vm, config)
         ops.apply_hardware(self.api, vm, current, wanted, log)
         if ops.write_xenstore(self.api, vm, record, config.xenstore):
             changes.append("xenstore_data")
             log("info", f"xenstore_data of VM {config.name} updated")
         if str(record["power_state"]).lower() != config.power:
             changes.append(f"power {config.power}")
-        self._finish(vm, config, wanted, log, facts)
+        build.finish(self.api, vm, config, wanted, log, facts)
         return f"updated VM {config.name} in place ({', '.join(changes) or 'ownership keys'})"
 
     def _reboot(
@@ -175,25 +122,37 @@ class VMDriver:
         record: dict[str, Any],
         config: VMConfig,
         hardware: tuple[Hardware, Hardware],
+        previous: tuple[Hardware, dict[str, str]],
         log: StepLog,
         facts: dict[str, Any],
     ) -> str:
-        """Shut down, change, start; a failure restores the previous hardware and restarts."""
+        """Shut down, change, start; a failure puts `previous` (settings, keys) back, restarts.
+
+        `previous` is recorded on the VM first, so a run that finds the reboot interrupted
+        finishes it, or undoes it if finishing fails: never leaves the VM halted.
+        """
         current, wanted = hardware
-        ops.shutdown(self.api, vm, config.name, log)
+        self._mark(vm, config, resume.saved(*previous))
+        if record["power_state"] != "Halted" and hardware_changes(current, wanted):
+            ops.shutdown(self.api, vm, config.name, log)
         try:
             ops.apply_hardware(self.api, vm, current, wanted, log)
             ops.write_xenstore(self.api, vm, record, config.xenstore)
-            self._finish(vm, config, wanted, log, facts)
+            build.finish(self.api, vm, config, wanted, log, facts)
         except BojdeployError as e:
-            self._restore(vm, current, config, e, log)
-        changed = ", ".join(hardware_changes(current, wanted))
+            self._restore(vm, previous, config, e, log)
+        changed = ", ".join(hardware_changes(previous[0], wanted))
         return f"rebooted VM {config.name} to change {changed}"
 
     def _restore(
-        self, vm: str, previous: Hardware, config: VMConfig, error: Exception, log: StepLog
+        self,
+        vm: str,
+        previous: tuple[Hardware, dict[str, str]],
+        config: VMConfig,
+        error: Exception,
+        log: StepLog,
     ) -> NoReturn:
-        """Put the previous VCPUs, memory and VIFs back and start the VM; always raises."""
+        """Put the previous VCPUs, memory, VIFs and ownership keys back, start; always raises."""
         name = config.name
         log("error", f"{_first_line(str(error))}; restoring the previous settings")
         try:
@@ -203,8 +162,12 @@ class VMDriver:
                 ops.hard_shutdown(self.api, vm, name, log)
             with xen_errors(f"cannot read VM {name}"):
                 record = self.api.VM.get_record(vm)
-            ops.apply_hardware(self.api, vm, ops.read_hardware(self.api, vm, record), previous, log)
+            current = ops.read_hardware(self.api, vm, record)
+            ops.apply_hardware(self.api, vm, current, previous[0], log)
             ops.start(self.api, vm, name, config.wait_start, log)
+            with xen_errors(f"cannot put the previous ownership keys back on VM {name}"):
+                other = self.api.VM.get_other_config(vm)
+                self.api.VM.set_other_config(vm, resume.with_owner_keys(other, previous[1]))
         except BojdeployError as e:
             raise DriverError(
                 f"{error}\nRESTORE FAILED: {e}\nVM {name} may be halted with partly changed "
@@ -215,7 +178,13 @@ class VMDriver:
         ) from error
 
     def _replace(
-        self, vm: str, record: dict[str, Any], config: VMConfig, log: StepLog, facts: dict[str, Any]
+        self,
+        vm: str,
+        record: dict[str, Any],
+        config: VMConfig,
+        environment: str,
+        log: StepLog,
+        facts: dict[str, Any],
     ) -> str:
         """Halt the VM and set it aside, create the new one, then destroy the old one."""
         name, aside = config.name, config.name + PREVIOUS_SUFFIX
@@ -226,7 +195,7 @@ class VMDriver:
             self.api.VM.set_name_label(vm, aside)
         log("info", f"VM {name} set aside as {aside} until its replacement runs")
         try:
-            self._create(config, log, facts)
+            build.create(self.api, config, environment, log, facts)
         except BojdeployError as e:
             self._bring_back(vm, config, was_running, e, log)
         try:
@@ -254,22 +223,39 @@ class VMDriver:
 
     def _delete(self, step: Step, log: StepLog) -> str:
         """Power off and destroy the owned VM and its disks."""
-        found = self._owned(step)
+        found = self._owned(step, log)
+        name = step.resource_name
+        for suffix in (CREATING_SUFFIX, PREVIOUS_SUFFIX):
+            build.clear_leftovers(self.api, name, step.environment, suffix, log)
         if found is None:
-            return f"VM {step.resource_name} is already gone"
-        ops.destroy_vm(self.api, found[0], step.resource_name, log)
-        return f"destroyed VM {step.resource_name} and its disks"
+            return f"VM {name} is already gone"
+        ops.destroy_vm(self.api, found[0], name, log)
+        return f"destroyed VM {name} and its disks"
 
-    def _owned(self, step: Step) -> tuple[str, dict[str, Any]] | None:
-        """The step's VM and record (None if gone); DriverError unless bojdeploy owns it here."""
+    def _mark(self, vm: str, config: VMConfig, extra: dict[str, str] | None = None) -> None:
+        """The new ownership keys and the update marker, which the confirmation removes.
+
+        The new config hash goes on at once (status says the VM is changing, and a run that
+        finds it unfinished finishes it); the xenstore key list only once xenstore is written.
+        """
+        keys = {k: v for k, v in config.other_config.items() if k != XENSTORE_KEYS}
+        marker = resume.marker("update", config.other_config)
+        resume.mark(self.api, vm, {**keys, **marker, **(extra or {})})
+
+    def _owned(self, step: Step, log: StepLog) -> tuple[str, dict[str, Any]] | None:
+        """The step's VM and record (None if gone); DriverError unless bojdeploy owns it here.
+
+        An operation a killed run started on it (a start, a shutdown) is waited for first.
+        """
         uuid = step.observed.id if step.observed else None
         vm = ops.vm_by_uuid(self.api, uuid) if uuid else None
         if vm is None:
             return None
+        resume.wait_idle(self.api, vm, f"VM {step.resource_name}", log)
         with xen_errors(f"cannot read VM {step.resource_name}"):
             record: dict[str, Any] = self.api.VM.get_record(vm)
         other = record["other_config"]
-        if not is_owned(other) or record["is_a_template"]:
+        if not is_owned(other):
             raise DriverError(
                 f"VM {step.resource_name} ({uuid}) is not managed by bojdeploy (no "
                 f"{OWNER_PREFIX}managed=true in other_config); refusing to touch it"

@@ -1,29 +1,26 @@
-"""XenAPI operations of the VM driver: session, observation, lookups, hardware, power, teardown."""
+"""XenAPI operations of the VM driver: observation, lookups, hardware, power, teardown."""
 
 from __future__ import annotations
 
-import ssl
-import threading
 import xmlrpc.client
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from http.client import HTTPException
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 import XenAPI
 
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import StepLog
+from bojdeploy.drivers.vm_resume import DESTROYING, TRANSIENT_KEYS, UNFINISHED_KEY, observed_vms
 from bojdeploy.drivers.vm_spec import (
     Hardware,
     VIFWant,
     describe_vm,
     disks_without_sr,
     hardware_of,
+    is_owned,
     is_uuid,
     memory_args,
-    observed_vm,
     pick_one,
     pick_template,
     updated_xenstore,
@@ -35,94 +32,24 @@ from bojdeploy.drivers.vm_spec import (
 from bojdeploy.drivers.vm_wait import NULL_REF, failure_text, run_async, xen_errors
 from bojdeploy.errors import ConnectError, DriverError
 
-ORIGINATOR = "bojdeploy"
 SHUTDOWN_SECONDS = 120.0
+# Templates too (an owned one is an interrupted create, a `<name>.creating` one a leftover),
+# but not the pool's many default templates: no clone is one.
 OBSERVE_WHERE = (
-    'field "is_a_template" = "false" and field "is_a_snapshot" = "false" '
-    'and field "is_control_domain" = "false"'
+    'field "is_a_snapshot" = "false" and field "is_control_domain" = "false" '
+    'and field "is_default_template" = "false"'
 )
 
 
-CALL_TIMEOUT = 60.0  # seconds for one XenAPI call
-
-
-class _Transport(xmlrpc.client.Transport):
-    """Plain HTTP with a socket timeout: a pool that stops answering fails the call."""
-
-    def __init__(self, timeout: float):
-        super().__init__()
-        self.timeout = timeout
-
-    def make_connection(self, host: Any) -> Any:
-        conn = super().make_connection(host)
-        conn.timeout = self.timeout
-        return conn
-
-
-class _SafeTransport(xmlrpc.client.SafeTransport):
-    """HTTPS with a socket timeout (and, when asked, no certificate check)."""
-
-    def __init__(self, timeout: float, context: ssl.SSLContext | None):
-        super().__init__(context=context)
-        self.timeout = timeout
-
-    def make_connection(self, host: Any) -> Any:
-        conn = super().make_connection(host)
-        conn.timeout = self.timeout
-        return conn
-
-
-class _Session(XenAPI.Session):  # type: ignore[misc]
-    """A XenAPI session that parallel steps can share: one request on the wire at a time."""
-
-    def __init__(self, uri: str, ignore_ssl: bool, timeout: float):
-        if uri.startswith("https:"):
-            context = ssl._create_unverified_context() if ignore_ssl else None
-            transport: xmlrpc.client.Transport = _SafeTransport(timeout, context)
-        else:
-            transport = _Transport(timeout)
-        super().__init__(uri, transport=transport)
-        self._lock = threading.RLock()
-
-    def xenapi_request(self, methodname: str, params: tuple[Any, ...]) -> Any:
-        """The SDK's request (and its re-login on SESSION_INVALID), serialized."""
-        with self._lock:
-            return super().xenapi_request(methodname, params)
-
-
-def connect_xen(
-    url: str, username: str, password: str, *, verify: bool = True, timeout: float = CALL_TIMEOUT
-) -> Any:
-    """Log in to the pool at `url`; ConnectError (before anything changed) if that fails.
-
-    verify=False accepts the self-signed certificate a XenServer host has out of the box;
-    `timeout` bounds every call (long operations run as tasks, polled with short calls).
-    """
-    try:
-        session = _Session(url, not verify, timeout)
-        session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
-    except XenAPI.Failure as e:
-        raise ConnectError(f"cannot log in to Xen at {url}: {failure_text(e.details)}") from e
-    except (OSError, ValueError, HTTPException, ExpatError, xmlrpc.client.Error) as e:
-        raise ConnectError(f"cannot reach Xen at {url}: {e}") from e
-    return session
-
-
-def disconnect_xen(session: Any) -> None:
-    """Log out; never raises (the run's outcome is already decided)."""
-    with suppress(Exception):  # a failed logout must not turn a result into an error
-        session.xenapi.session.logout()
-
-
 def observe_vms(session: Any) -> list[Observed]:
-    """Every VM of the pool (no templates, snapshots or control domains), in one call."""
+    """Every VM of the pool, and owned templates (interrupted creates), in one call."""
     try:
         records = session.xenapi.VM.get_all_records_where(OBSERVE_WHERE)
     except XenAPI.Failure as e:
         raise ConnectError(f"cannot list the VMs on Xen: {failure_text(e.details)}") from e
     except (OSError, HTTPException, xmlrpc.client.Error) as e:
         raise ConnectError(f"cannot list the VMs on Xen: {e}") from e
-    return [observed_vm(record) for record in records.values()]
+    return observed_vms(records.values())
 
 
 def find_template(api: Any, wanted: str) -> str:
@@ -167,13 +94,13 @@ def vm_by_uuid(api: Any, uuid: str) -> str | None:
 
 
 def vms_named(api: Any, name: str) -> dict[str, dict[str, Any]]:
-    """Records of the VMs (not templates, not snapshots) whose name_label is `name`."""
+    """Records of the VMs (and owned templates, not snapshots) whose name_label is `name`."""
     with xen_errors(f"cannot look up VM {name}"):
         records = {ref: api.VM.get_record(ref) for ref in api.VM.get_by_name_label(name)}
     return {
         ref: rec
         for ref, rec in records.items()
-        if not rec["is_a_template"] and not rec["is_a_snapshot"]
+        if (not rec["is_a_template"] or is_owned(rec["other_config"])) and not rec["is_a_snapshot"]
     }
 
 
@@ -251,17 +178,23 @@ def _default_sr(api: Any) -> str:
 
 
 def write_other_config(api: Any, vm: str, keys: Mapping[str, str]) -> None:
-    """Set the ownership `keys` in other_config, keeping every other key."""
+    """Confirm: set the ownership `keys` in other_config and drop the unfinished marker."""
     with xen_errors("cannot set the ownership keys in other_config"):
         current = api.VM.get_other_config(vm)
-        new = {**current, **keys}
+        new = {k: v for k, v in {**current, **keys}.items() if k not in TRANSIENT_KEYS}
         if new != current:
             api.VM.set_other_config(vm, new)
 
 
 def start(api: Any, vm: str, name: str, timeout: float, log: StepLog) -> None:
-    """Start a halted VM (not paused, not forced) and wait for the task."""
-    run_async(api, f"starting VM {name}", timeout, log, api.Async.VM.start, vm, False, False)
+    """Start a halted VM (not paused, not forced); one already running (started by an
+    interrupted run that is still being finished) is fine."""
+    try:
+        run_async(api, f"starting VM {name}", timeout, log, api.Async.VM.start, vm, False, False)
+    except DriverError:
+        if power_state(api, vm, name) != "Running":
+            raise
+        log("info", f"VM {name} is running (it was started meanwhile)")
 
 
 def shutdown(api: Any, vm: str, name: str, log: StepLog) -> None:
@@ -271,28 +204,47 @@ def shutdown(api: Any, vm: str, name: str, log: StepLog) -> None:
             api, f"shutting down VM {name}", SHUTDOWN_SECONDS, log, api.Async.VM.clean_shutdown, vm
         )
     except DriverError as e:
+        if power_state(api, vm, name) == "Halted":
+            return
         log("warn", f"{e}; forcing a hard shutdown")
         hard_shutdown(api, vm, name, log)
 
 
 def hard_shutdown(api: Any, vm: str, name: str, log: StepLog) -> None:
-    """Power the VM off at once."""
+    """Power the VM off at once (one already halted meanwhile is fine)."""
     what = f"powering off VM {name}"
-    run_async(api, what, SHUTDOWN_SECONDS, log, api.Async.VM.hard_shutdown, vm)
+    try:
+        run_async(api, what, SHUTDOWN_SECONDS, log, api.Async.VM.hard_shutdown, vm)
+    except DriverError:
+        if power_state(api, vm, name) != "Halted":
+            raise
+
+
+def power_state(api: Any, vm: str, name: str) -> str:
+    """The VM's power state now."""
+    with xen_errors(f"cannot read the power state of VM {name}"):
+        return str(api.VM.get_power_state(vm))
 
 
 def destroy_vm(api: Any, vm: str, name: str, log: StepLog) -> None:
-    """Power off and destroy the VM and its disks (VDIs of Disk VBDs; CD images stay)."""
+    """Power off and destroy the VM and its disks (VDIs of Disk VBDs; CD images stay).
+
+    An owned VM is marked first and its disks go before it: a run killed meanwhile leaves a
+    marked VM the next run destroys, never disks nothing points to.
+    """
     with xen_errors(f"cannot read VM {name} before destroying it"):
         power = api.VM.get_power_state(vm)
+        other = api.VM.get_other_config(vm)
         vbds = [api.VBD.get_record(vbd) for vbd in api.VM.get_VBDs(vm)]
+        if is_owned(other) and other.get(UNFINISHED_KEY) != DESTROYING:
+            api.VM.set_other_config(vm, {**other, UNFINISHED_KEY: DESTROYING})
     if power != "Halted":
         hard_shutdown(api, vm, name, log)
     disks = [vbd["VDI"] for vbd in vbds if vbd["type"] == "Disk" and vbd["VDI"] != NULL_REF]
     with xen_errors(f"cannot destroy VM {name}"):
-        api.VM.destroy(vm)
         for vdi in disks:
             api.VDI.destroy(vdi)
+        api.VM.destroy(vm)
     log("info", f"destroyed VM {name} and its {len(disks)} disk(s)")
 
 

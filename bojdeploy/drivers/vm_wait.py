@@ -88,6 +88,7 @@ def task_result(text: str) -> Any:
 def wait_for_ip(api: Any, vm: str, name: str, timeout: float, log: StepLog) -> str:
     """Wait for a guest IP in VM_guest_metrics.networks; DriverError after `timeout`."""
     started = last = time.monotonic()
+    log("info", f"waiting for a guest IP of VM {name} ...")
     while True:
         with xen_errors(f"cannot read the guest metrics of VM {name}"):
             ip = _current_ip(api, vm)

@@ -59,6 +59,14 @@ class GiteaClient:
             body["target_url"] = target_url
         self._request("POST", _path("repos", owner, repo, "statuses", sha), json=body)
 
+    def version(self) -> str:
+        """Gitea's version string (`GET /version`), e.g. '1.25.4' or '11.0.1+gitea-1.22.0'."""
+        answer = self._request("GET", "/version")
+        version = answer.get("version") if isinstance(answer, dict) else None
+        if not isinstance(version, str) or not version.strip():
+            raise ForgeError("GET /version: Gitea answered no version")
+        return version.strip()
+
     def upsert_comment(self, owner: str, repo: str, index: int, marker: str, body: str) -> int:
         """Update the issue/PR comment containing `marker` (hidden), or create it; its id."""
         text = f"{body.rstrip()}\n\n{marker}\n"

@@ -1,8 +1,9 @@
 """A fake Gitea API on 127.0.0.1 that checks every request against Gitea's swagger spec.
 
-It answers the calls bojdeploy makes (commit statuses, issue comments, compare), records every
-request, lists each deviation from the spec in `problems` (unknown path or method, missing or
-wrong token, body fields missing, mistyped or unknown), and can be told to fail some paths.
+It answers the calls bojdeploy makes (version, commit statuses, issue comments, compare),
+records every request, lists each deviation from the spec in `problems` (unknown path or method,
+missing or wrong token, body fields missing, mistyped or unknown), and can be told to fail some
+paths.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class FakeGitea:
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # sha -> statuses
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # index -> comments
+    version: str = "1.25.4"  # what GET /version answers (1.26 changed how run pages are addressed)
 
     def __post_init__(self) -> None:
         self.spec = Swagger(self.swagger_path)
@@ -278,7 +280,12 @@ def _compare(fake: FakeGitea, call: Call) -> Answer:
     return (200, answer) if answer is not None else (404, None)
 
 
+def _version(fake: FakeGitea, call: Call) -> Answer:
+    return 200, {"version": fake.version}
+
+
 _HANDLERS: dict[tuple[str, str], Callable[[FakeGitea, Call], Answer]] = {
+    ("GET", "/version"): _version,
     ("POST", "/repos/{owner}/{repo}/statuses/{sha}"): _post_status,
     ("GET", "/repos/{owner}/{repo}/issues/{index}/comments"): _list_comments,
     ("POST", "/repos/{owner}/{repo}/issues/{index}/comments"): _post_comment,

@@ -75,7 +75,7 @@ def test_docs_docker_run_deploys_with_the_image(
         "VOLUME": volume,
         "REPOSITORY": f"{OWNER}/{REPO}",
         "GITEA_URL": gitea.url,
-        "GITEA_TOKEN": TOKEN,
+        "DEPLOY_TOKEN": TOKEN,
         "DATABASE_URL": f"sqlite:////workspace/{OWNER}/{REPO}/.bojdeploy-state.db",
     }
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -15,14 +16,39 @@ from bojdeploy.action_inputs import (
     parse_flag,
 )
 from bojdeploy.action_io import Console, write_outputs
-from bojdeploy.action_status import describe_outcome, describe_run, shorten
+from bojdeploy.action_status import (
+    describe_outcome,
+    describe_plan,
+    describe_run,
+    not_pruned,
+    outcomes_markdown,
+    result_word,
+    runs_by_id,
+    shorten,
+)
+from bojdeploy.core.plan import Action, Observed, Plan, Step
 from bojdeploy.deploy import Outcome
 from bojdeploy.errors import UsageError
-from tests.action import action_defaults, read_outputs
+from tests.action import ROOT, action_defaults, read_outputs
 
 
 def test_defaults_match_action_yml() -> None:
     assert action_defaults() == INPUT_DEFAULTS
+    assert INPUT_DEFAULTS["token"] == "${{ github.token }}"
+
+
+def test_no_doc_suggests_a_secret_name_gitea_refuses() -> None:
+    # Gitea refuses secret names starting with GITEA_ or GITHUB_
+    files = ["README.md", "action.yml", "docs/gitea-action.md", "examples/.gitea/workflows"]
+    texts = [
+        p.read_text()
+        for f in files
+        for p in ([ROOT / f] if (ROOT / f).is_file() else sorted((ROOT / f).glob("*.y*ml")))
+    ]
+    assert len(texts) >= 4
+    for text in texts:
+        assert not re.search(r"secrets\.(GITEA|GITHUB)_", text, re.I)
+    assert any("secrets.DEPLOY_TOKEN" in text for text in texts)
 
 
 @pytest.mark.parametrize(
@@ -69,15 +95,23 @@ def test_context_reads_inputs_with_defaults_and_the_event(tmp_path: Path) -> Non
     assert ctx.dispatch("name") == "web"  # empty in the form: the step's input
 
 
-def test_run_url_prefers_the_gitea_url_override() -> None:
-    env = {
-        "GITHUB_SERVER_URL": "http://runner-facing:3000",
-        "BOJDEPLOY_GITEA_URL": "https://git.example/",
-        "GITHUB_REPOSITORY": "infra/deployments",
-        "GITHUB_RUN_ID": "17",
-    }
-    ctx = ActionContext.from_env(env)
-    assert ctx.run_url == "https://git.example/infra/deployments/actions/runs/17"
+@pytest.mark.parametrize(
+    ("version", "by_id"),
+    [
+        ("1.25.4", False),
+        ("1.21.11", False),
+        ("1.26.0", True),
+        ("1.26.0-rc1", True),
+        ("1.27.0+dev-45-g1a2b3c4", True),
+        ("v1.26.1", True),
+        ("2.0.0", True),
+        ("11.0.1+gitea-1.22.0", False),  # Forgejo: the Gitea it is compatible with decides
+        ("development", None),
+        ("", None),
+    ],
+)
+def test_gitea_versions_tell_how_runs_are_addressed(version: str, by_id: bool | None) -> None:
+    assert runs_by_id(version) is by_id
 
 
 def test_known_secrets_cover_token_passwords_and_urls() -> None:
@@ -146,3 +180,49 @@ def test_run_descriptions() -> None:
     mixed = [outcome("completed", "ok"), outcome("unchanged"), outcome("failed", "x", "boom")]
     assert describe_run(mixed, 12.34) == "1 deployed, 1 unchanged, 1 failed (web) in 12.3s"
     assert shorten("x" * 200) == "x" * 139 + "…"
+
+
+def test_a_deletion_is_not_counted_as_deployed() -> None:
+    deleted = Outcome("container", "old", "delete", "completed", "deleted container old", 4)
+    assert describe_run([deleted], 1.0) == "1 deleted in 1.0s"
+    both = [outcome("completed", "ok"), deleted]
+    assert describe_run(both, 2.0) == "1 deployed, 1 deleted in 2.0s"
+    assert result_word(deleted) == "deleted" and result_word(both[0]) == "completed"
+    table = outcomes_markdown("t", both, describe_run(both, 2.0))
+    assert "| deleted | container | old | #4 |" in table
+
+
+def observed(name: str, kind: str = "container") -> Observed:
+    return Observed(kind=kind, resource_name=name, managed=True, name=name, environment="prod")
+
+
+def test_what_prune_left_is_described() -> None:
+    web, api = observed("web"), observed("api", "service")
+    assert not_pruned([web], 1, []) == (
+        "1 manifest deleted; not pruned (prune is off): container web still runs"
+    )
+    assert not_pruned([web, api], 2, []) == (
+        "2 manifests deleted; not pruned (prune is off): container web, service api still run"
+    )
+    assert not_pruned([web], 0, []).startswith("1 managed resource without a manifest; not pruned")
+    assert not_pruned([], 1, []) == "1 manifest deleted; nothing of it was running"
+    deleted = Outcome("container", "web", "delete", "completed", "deleted", 4)
+    assert not_pruned([], 1, [deleted]) == ""  # pruned: the outcome tells it
+    moved = Outcome("container", "web", "update", "completed", "updated", 5)
+    assert not_pruned([], 1, [moved]) == ""  # moved to another file: still managed
+    assert not_pruned([], 0, []) == ""
+    note = not_pruned([web], 1, [])
+    assert describe_run([], 0.2, note) == note
+    assert describe_run([outcome("completed", "ok")], 1.0, note) == f"1 deployed in 1.0s; {note}"
+
+
+def test_plan_descriptions_are_short_and_have_no_doubled_prefix() -> None:
+    create = Step(Action.CREATE, "container", "web", "prod", None, None)
+    update = Step(Action.UPDATE, "container", "api", "prod", None, None)
+    same = Step(Action.UNCHANGED, "container", "db", "prod", None, None)
+    assert describe_plan(Plan("prod", (create, create, update, same))) == "2 to create, 1 to update"
+    assert describe_plan(Plan("prod", (same, same))) == "no changes (2 unchanged)"
+    left = Plan("prod", (same,), (observed("old"),))
+    assert describe_plan(left) == (
+        "no changes (1 unchanged); not pruned (prune is off): container old"
+    )

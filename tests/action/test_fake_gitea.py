@@ -45,6 +45,16 @@ def test_a_valid_status_is_recorded_and_answered_as_gitea_does(fake: FakeGitea) 
     assert fake.problems == []
 
 
+def test_it_answers_its_version_as_gitea_does(fake: FakeGitea) -> None:
+    assert call(fake, "GET", "/version").json() == {"version": "1.25.4"}
+    fake.version = "1.26.0"
+    try:
+        assert call(fake, "GET", "/version").json() == {"version": "1.26.0"}
+    finally:
+        fake.version = "1.25.4"
+    assert fake.problems == []
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "problem"),
     [

@@ -41,7 +41,10 @@ def _desired(raw: dict[str, Any], environment: str) -> Desired:
     )
 
 
-def _observed(raw: dict[str, Any], environment: str) -> Observed:
+REPOSITORY = "team/app"  # a case's default run repository, and its resources' label
+
+
+def _observed(raw: dict[str, Any], environment: str, repository: str | None) -> Observed:
     return Observed(
         kind=raw["kind"],
         resource_name=raw["resource_name"],
@@ -53,6 +56,7 @@ def _observed(raw: dict[str, Any], environment: str) -> Observed:
         state=raw.get("state"),
         id=raw.get("id"),
         labels=raw.get("labels"),
+        repository=raw.get("repository", repository),
     )
 
 
@@ -82,8 +86,10 @@ def test_plan_case(path: Path) -> None:
     environment = case.get("environment", "production")
     options = dict(case.get("options", {}))
     options["deleted_names"] = {tuple(n) for n in options.get("deleted_names", ())}
+    options.setdefault("repository", REPOSITORY)
+    labelled = case.get("labelled", options["repository"])  # the resources' default label
     desired = [_desired(d, environment) for d in case["desired"]]
-    observed = [_observed(o, environment) for o in case["observed"]]
+    observed = [_observed(o, environment, labelled) for o in case["observed"]]
     expect = case["expect"]
     if "error" in expect:
         with pytest.raises(PlanError) as info:
@@ -98,6 +104,7 @@ def test_plan_case(path: Path) -> None:
     for step, want in zip(plan.steps, expect["steps"], strict=True):
         _check_step(step, want)
     assert [f"{o.kind} {o.name}" for o in plan.orphans] == expect.get("orphans", [])
+    assert plan.unpruned == expect.get("unpruned", "")
 
 
 def test_at_least_fifteen_cases() -> None:
@@ -132,8 +139,10 @@ def test_empty_plan_has_no_changes() -> None:
 
 
 def test_delete_step_resource_name_comes_from_the_observation() -> None:
-    observed = Observed("container", "legacy-c", True, "legacy", "production", "h9")
-    plan = make_plan([], [observed], environment="production", prune=True)
+    observed = Observed(
+        "container", "legacy-c", True, "legacy", "production", "h9", repository="team/app"
+    )
+    plan = make_plan([], [observed], environment="production", prune=True, repository="team/app")
     (step,) = plan.steps
     assert (step.action, step.name, step.resource_name) == (Action.DELETE, "legacy", "legacy-c")
     assert step.desired is None and step.observed is observed

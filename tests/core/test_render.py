@@ -28,7 +28,9 @@ def _observed(
     spec: dict[str, object] | None = None,
     state: str | None = None,
 ) -> Observed:
-    return Observed(kind, name, True, name, ENV, config_hash, spec=spec, state=state)
+    return Observed(
+        kind, name, True, name, ENV, config_hash, spec=spec, state=state, repository="team/app"
+    )
 
 
 def _small_plan() -> Plan:
@@ -52,6 +54,7 @@ def _small_plan() -> Plan:
         prune=True,
         full_scope=False,
         deleted_names={("container", "old-thing")},
+        repository="team/app",
     )
     return Plan(plan.environment, plan.steps, (observed[-1],))
 
@@ -122,6 +125,7 @@ def test_plan_dict_survives_json() -> None:
         "unchanged": 1,
     }
     assert data["has_changes"] is True
+    assert data["unpruned"] is None
     assert data["steps"][1] == {
         "action": "update",
         "kind": "service",
@@ -194,3 +198,18 @@ def test_describe_a_secret_change() -> None:
     observed = [_observed("service", "api", "h1", spec={"image": "api:1"})]
     (step,) = make_plan(desired, observed, environment=ENV).steps
     assert describe_step(step) == "update service api: a secret or an included file changed"
+
+
+def test_orphan_note_says_why_prune_was_withheld() -> None:
+    orphan = _observed("container", "old", "h9")
+    kept = Plan(ENV, (), (orphan,), unpruned="this run's repository is unknown")
+    assert plan_to_dict(kept)["unpruned"] == "this run's repository is unknown"
+    assert plan_to_text(kept).splitlines()[-1] == (
+        "Note: 1 managed resource has no manifest (not deleted: this run's repository is "
+        "unknown): container old"
+    )
+    two = Plan(ENV, (), (orphan, _observed("vm", "box", "h9")))
+    assert plan_to_text(two).splitlines()[-1] == (
+        "Note: 2 managed resources have no manifest (use --prune to delete them): "
+        "container old, vm box"
+    )

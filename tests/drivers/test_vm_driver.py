@@ -1,4 +1,6 @@
-"""VMDriver with the unmodified XenAPI SDK against the XAPI simulator."""
+"""VMDriver with the unmodified XenAPI SDK against the XAPI simulator; at the end, what a killed
+run leaves on a pool (marked half-made VMs, templates with ownership keys, `<name>.creating`
+clones, `<name>.previous` VMs), how the driver finishes or removes it, and what it never touches."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.manifest import VMManifest
 from bojdeploy.core.plan import Action, Desired, Step, make_plan
 from bojdeploy.core.yamlsrc import Document
+from bojdeploy.drivers import vm_ops as ops
 from bojdeploy.drivers.base import Ownership, Work
 from bojdeploy.drivers.vm import VMDriver, connect_xen, disconnect_xen, observe_vms
+from bojdeploy.drivers.vm_spec import vm_config
 from bojdeploy.errors import ConnectError, DriverError
 from bojdeploy.testing.xapi import XapiSimulator
 
@@ -210,6 +214,12 @@ def test_failed_change_restores_the_previous_vm(
     vm = pool.vm("web")
     assert (vm["uuid"], vm["VCPUs_max"], vm["power_state"]) == (before["uuid"], "2", "Running")
     assert pool.vdi_count() == vdis and pool.vms("web.previous") == []
+    # the ownership keys say what runs: the previous config, confirmed (nothing to finish)
+    assert (
+        vm["other_config"]["bojdeploy.config-hash"]
+        == before["other_config"]["bojdeploy.config-hash"]
+    )
+    assert "bojdeploy.unfinished" not in vm["other_config"]
 
 
 def test_refuse_changes_nothing(session: Any, pool: Pool, sim: Any) -> None:
@@ -331,3 +341,145 @@ def test_xenstore_value_too_large_changes_nothing(session: Any, sim: Any) -> Non
     with pytest.raises(DriverError, match="vm-data/cloud-init/user-data is 5014 bytes"):
         VMDriver(session).apply(work(session, spec), Recorder())
     assert sim.mutating_calls() == []
+
+
+# What a killed run leaves behind
+
+OTHER_TEMPLATE = "Other install media"
+
+
+def half_made(session: Any, pool: Pool, *, provisioned: bool, template: str = TEMPLATE) -> str:
+    """What a create killed after marking its clone leaves: ours, named web, maybe a template."""
+    job = work(session, vm_spec())
+    assert job.manifest is not None and job.ownership is not None
+    config = vm_config(job.manifest.manifest, {}, {}, job.ownership.labels())
+    vm = pool.api.VM.clone(pool.api.VM.get_by_name_label(template)[0], "web")
+    keys = {**config.other_config, "bojdeploy.unfinished": "create #1"}
+    pool.api.VM.set_other_config(vm, {**pool.api.VM.get_other_config(vm), **keys})
+    pool.api.VM.remove_from_other_config(vm, "disks")
+    if provisioned:
+        pool.api.VM.provision(vm)
+    return str(vm)
+
+
+def names(pool: Pool) -> list[str]:
+    """Names of every VM and template whose name starts with web."""
+    refs = pool.api.VM.get_all()
+    return sorted(n for n in (pool.api.VM.get_name_label(r) for r in refs) if n.startswith("web"))
+
+
+def unkeyed_clone(pool: Pool, name: str = "web.creating") -> str:
+    """A clone killed before it was marked: a template with no bojdeploy keys."""
+    return str(pool.api.VM.clone(pool.api.VM.get_by_name_label(TEMPLATE)[0], name))
+
+
+@pytest.mark.parametrize("provisioned", [False, True])
+def test_a_half_made_vm_is_one_unfinished_resource_and_is_finished(
+    session: Any, pool: Pool, provisioned: bool
+) -> None:
+    vm = half_made(session, pool, provisioned=provisioned)
+    (obs,) = [o for o in observe_vms(session) if o.resource_name == "web"]
+    assert obs.managed and obs.unfinished is not None
+    assert obs.unfinished.startswith("create #1 did not finish")
+    assert ("never provisioned" in obs.unfinished) is not provisioned
+    job = work(session, vm_spec())
+    assert job.step.action is Action.UPDATE and job.step.reason.startswith("unfinished: create #1")
+    log = Recorder()
+    summary = VMDriver(session).apply(job, log)
+    assert "finishing that create" in log.text and summary.startswith("created VM web")
+    (record,) = pool.vms("web")
+    assert pool.api.VM.get_by_uuid(record["uuid"]) == vm
+    assert record["power_state"] == "Running" and not record["is_a_template"]
+    assert "bojdeploy.unfinished" not in record["other_config"]
+    assert work(session, vm_spec()).step.action is Action.UNCHANGED
+
+
+def test_a_clone_of_another_template_is_made_anew(session: Any, pool: Pool) -> None:
+    half_made(session, pool, provisioned=False, template=OTHER_TEMPLATE)
+    log = Recorder()
+    VMDriver(session).apply(work(session, vm_spec()), log)
+    assert "cloned from another template" in log.text
+    (record,) = pool.vms("web")
+    assert record["other_config"]["base_template_name"] == TEMPLATE
+    assert names(pool) == ["web"]
+
+
+def test_finishing_a_create_that_fails_leaves_nothing(session: Any, pool: Pool, sim: Any) -> None:
+    vdis = pool.vdi_count()
+    half_made(session, pool, provisioned=True)
+    sim.fail_next("VM.start", "HOST_NOT_ENOUGH_FREE_MEMORY", str(64 * GIB), str(GIB))
+    with pytest.raises(DriverError, match="half-built VM web and its disks were destroyed"):
+        VMDriver(session).apply(work(session, vm_spec()), Recorder())
+    assert names(pool) == [] and pool.vdi_count() == vdis
+
+
+def test_a_leftover_clone_is_removed_before_a_create(session: Any, pool: Pool) -> None:
+    unkeyed_clone(pool)
+    assert not [o for o in observe_vms(session) if o.resource_name.startswith("web")]
+    job = work(session, vm_spec())
+    assert job.step.action is Action.CREATE
+    log = Recorder()
+    VMDriver(session).apply(job, log)
+    assert "removing web.creating, left by an interrupted deployment" in log.text
+    assert names(pool) == ["web"]
+
+
+def test_a_leftover_beside_a_vm_makes_it_unfinished(session: Any, pool: Pool) -> None:
+    driver = VMDriver(session)
+    driver.apply(work(session, vm_spec()), Recorder())
+    domid = pool.vm("web")["domid"]
+    unkeyed_clone(pool)
+    (obs,) = [o for o in observe_vms(session) if o.resource_name == "web"]
+    assert obs.unfinished == "web.creating left by an interrupted deployment"
+    job = work(session, vm_spec())
+    assert job.step.action is Action.UPDATE
+    driver.apply(job, Recorder())
+    assert names(pool) == ["web"] and pool.vm("web")["domid"] == domid  # not restarted
+
+
+def test_a_previous_vm_left_by_a_replace_goes_once_the_vm_runs(session: Any, pool: Pool) -> None:
+    driver = VMDriver(session)
+    driver.apply(work(session, vm_spec(), name="web"), Recorder())
+    vdis = pool.vdi_count()
+    aside = half_made(session, pool, provisioned=True)  # stands in for the set-aside VM
+    pool.api.VM.set_name_label(aside, "web.previous")
+    pool.api.VM.remove_from_other_config(aside, "bojdeploy.unfinished")
+    (obs,) = [o for o in observe_vms(session) if o.resource_name == "web"]
+    assert obs.unfinished == "web.previous left by an interrupted deployment"
+    driver.apply(work(session, vm_spec()), Recorder())
+    assert names(pool) == ["web"] and pool.vdi_count() == vdis
+
+
+def test_what_is_not_provably_ours_is_never_touched(session: Any, pool: Pool) -> None:
+    vm_named_creating = unkeyed_clone(pool)  # someone's VM that happens to be named so
+    pool.api.VM.remove_from_other_config(vm_named_creating, "disks")
+    pool.api.VM.provision(vm_named_creating)
+    theirs = half_made(session, pool, provisioned=False)  # another environment's clone
+    pool.api.VM.set_name_label(theirs, "web.creating")
+    pool.api.VM.remove_from_other_config(theirs, "bojdeploy.environment")
+    pool.api.VM.add_to_other_config(theirs, "bojdeploy.environment", "prod")
+    template_named_web = unkeyed_clone(pool, "web")  # someone's template named like the VM
+    assert [o.resource_name for o in observe_vms(session)].count("web") == 0
+    VMDriver(session).apply(work(session, vm_spec()), Recorder())
+    for ref in (vm_named_creating, theirs, template_named_web):
+        assert pool.api.VM.get_record(ref)["other_config"].get("bojdeploy.environment") != ENV
+    assert names(pool) == ["web", "web", "web.creating", "web.creating"]
+
+
+def test_starting_a_vm_that_was_started_meanwhile_is_fine(session: Any, pool: Pool) -> None:
+    VMDriver(session).apply(work(session, vm_spec()), Recorder())
+    vm = session.xenapi.VM.get_by_name_label("web")[0]
+    log = Recorder()
+    ops.start(session.xenapi, vm, "web", 10, log)
+    assert "VM web is running (it was started meanwhile)" in log.text
+    ops.shutdown(session.xenapi, vm, "web", log)
+    ops.hard_shutdown(session.xenapi, vm, "web", log)
+    assert pool.vm("web")["power_state"] == "Halted"
+
+
+def test_deleting_a_half_made_vm_removes_it(session: Any, pool: Pool) -> None:
+    vdis = pool.vdi_count()
+    half_made(session, pool, provisioned=False)
+    unkeyed_clone(pool)
+    VMDriver(session).apply(delete_work(session), Recorder())
+    assert names(pool) == [] and pool.vdi_count() == vdis

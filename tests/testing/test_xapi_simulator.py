@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -105,6 +106,73 @@ def test_slow_sync_call(sim: XapiSimulator, session: XenAPI.Session) -> None:
     started = time.monotonic()
     session.xenapi.pool.get_all()
     assert time.monotonic() - started >= 0.2
+
+
+def test_an_operation_holds_the_vm_while_it_runs(
+    sim: XapiSimulator, session: XenAPI.Session
+) -> None:
+    xapi = session.xenapi
+    (debian,) = xapi.VM.get_by_name_label(DEBIAN)
+    vm = xapi.VM.clone(debian, "web")
+    xapi.VM.remove_from_other_config(vm, "disks")
+    sim.slow("VM.provision", 0.3)
+    task = xapi.Async.VM.provision(vm)
+    time.sleep(0.05)
+    assert xapi.VM.get_current_operations(vm) == {task: "provision"}
+    assert xapi.VM.get_allowed_operations(vm) == []
+    with pytest.raises(XenAPI.Failure) as raised:
+        xapi.VM.destroy(vm)
+    assert raised.value.details == ["OTHER_OPERATION_IN_PROGRESS", "VM", vm, "provision", task]
+    sim.settle()
+    assert xapi.task.get_status(task) == "success"
+    assert xapi.VM.get_current_operations(vm) == {} and "start" in xapi.VM.get_allowed_operations(
+        vm
+    )
+
+
+def test_clones_of_one_template_run_side_by_side(
+    sim: XapiSimulator, session: XenAPI.Session
+) -> None:
+    xapi = session.xenapi
+    (debian,) = xapi.VM.get_by_name_label(DEBIAN)
+    sim.slow("VM.clone", 0.3)
+    tasks = [xapi.Async.VM.clone(debian, f"web-{i}") for i in range(2)]
+    time.sleep(0.05)
+    assert sorted(xapi.VM.get_current_operations(debian).values()) == ["clone", "clone"]
+    assert sorted(xapi.VM.get_allowed_operations(debian)) == ["clone", "copy"]
+    assert [wait_for(xapi, task) for task in tasks] == ["success", "success"]
+
+
+def test_power_state_is_checked_before_operations_in_progress(
+    sim: XapiSimulator, session: XenAPI.Session
+) -> None:
+    xapi = session.xenapi
+    (debian,) = xapi.VM.get_by_name_label(DEBIAN)
+    vm = xapi.VM.clone(debian, "web")
+    xapi.VM.remove_from_other_config(vm, "disks")
+    xapi.VM.provision(vm)
+    sim.slow("VM.start", 0.3)
+    xapi.Async.VM.start(vm, False, False)
+    time.sleep(0.05)
+    with pytest.raises(XenAPI.Failure) as raised:
+        xapi.VM.clean_shutdown(vm)
+    assert raised.value.details == ["VM_BAD_POWER_STATE", vm, "running", "halted"]
+
+
+def test_a_killed_client_s_call_still_happens(sim: XapiSimulator, session: XenAPI.Session) -> None:
+    """As in xapi, a call runs to its end when its client is gone; settle() waits for it."""
+    xapi = session.xenapi
+    (debian,) = xapi.VM.get_by_name_label(DEBIAN)
+    sim.slow("VM.clone", 0.3)
+    body = xmlrpc.client.dumps((session._session, debian, "orphan"), "VM.clone").encode()
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as client:
+        head = f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n"
+        client.sendall(head.encode() + body)
+        while ("VM.clone", (debian, "orphan")) not in sim.calls:
+            time.sleep(0.01)
+    sim.settle()  # the client is gone before the simulator answers
+    assert len(xapi.VM.get_by_name_label("orphan")) == 1
 
 
 def test_expired_sessions_are_survived_by_the_sdk(

@@ -13,7 +13,7 @@ from typing import Any
 from bojdeploy.testing.xapi import devices, schema, sessions, tasks, vm, vm_clone, vm_config  # noqa: F401
 from bojdeploy.testing.xapi.faults import Faults, XapiError
 from bojdeploy.testing.xapi.registry import Method, resolve
-from bojdeploy.testing.xapi.store import Store
+from bojdeploy.testing.xapi.store import Store, new_ref
 from bojdeploy.testing.xapi.wire import coerce
 
 LOGIN = "session.login_with_password"
@@ -28,11 +28,20 @@ class Dispatcher:
         self.faults = faults
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._calls_lock = threading.Lock()
+        self.in_flight = 0  # calls being handled now (a slowed one outlives a killed client)
 
     def call(self, name: str, params: tuple[Any, ...]) -> Any:
         """Handle one call; `params` include the session ref first, except for login."""
         with self._calls_lock:
             self.calls.append((name, params if name == LOGIN else params[1:]))
+            self.in_flight += 1
+        try:
+            return self._call(name, params)
+        finally:
+            with self._calls_lock:
+                self.in_flight -= 1
+
+    def _call(self, name: str, params: tuple[Any, ...]) -> Any:
         if name == LOGIN:
             return self._login(params)
         inner = name.removeprefix("Async.")
@@ -48,11 +57,13 @@ class Dispatcher:
         ]
         with self.store.lock:
             session = self.store.check_session(params[0])
+        held = args[0] if inner in vm.EXCLUSIVE_OPS else None
 
-        def run() -> Any:
-            return self._execute(inner, lambda: self._invoke(method, session, args))
+        def run(holder: str) -> Any:
+            body = lambda: self._invoke(method, session, args)  # noqa: E731
+            return self._execute(inner, body, (held, holder) if held else None)
 
-        return tasks.launch(self.store, inner, run) if inner != name else run()
+        return tasks.launch(self.store, inner, run) if inner != name else run(new_ref())
 
     def _login(self, params: tuple[Any, ...]) -> str:
         if not 2 <= len(params) <= len(_LOGIN_PARAMS):
@@ -68,8 +79,24 @@ class Dispatcher:
         leading = (session,) if method.wants_session else ()
         return method.handler(self.store, *leading, *args)
 
-    def _execute(self, name: str, body: Callable[[], Any]) -> Any:
-        """Apply injected delay and failure, then run `body` under the lock on fresh state."""
+    def _execute(
+        self, name: str, body: Callable[[], Any], held: tuple[str, str] | None = None
+    ) -> Any:
+        """Apply injected delay and failure, then run `body` under the lock on fresh state.
+
+        `held` is (VM ref, task ref) for a call that holds the VM while it runs (delay included).
+        """
+        if held is None:
+            return self._run(name, body)
+        with self.store.lock:
+            vm.hold(self.store, held[0], vm.EXCLUSIVE_OPS[name], held[1])
+        try:
+            return self._run(name, body)
+        finally:
+            with self.store.lock:
+                vm.release(self.store, *held)
+
+    def _run(self, name: str, body: Callable[[], Any]) -> Any:
         failure, delay = self.faults.take(name)
         if delay:
             time.sleep(delay)

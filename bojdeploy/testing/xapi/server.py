@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from bojdeploy.testing.xapi import wire
+from bojdeploy.testing.xapi import tasks, wire
 from bojdeploy.testing.xapi.dispatch import Dispatcher
 from bojdeploy.testing.xapi.faults import Faults, XapiError
 from bojdeploy.testing.xapi.seed import seed
@@ -30,6 +32,11 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], dispatcher: Dispatcher) -> None:
         super().__init__(address, _Handler)
         self.dispatcher = dispatcher
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed mid-call) is no error of the server's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -134,6 +141,18 @@ class XapiSimulator:
     def slow(self, method: str, seconds: float) -> None:
         """Delay every call of `method` by `seconds` (an Async task stays pending that long)."""
         self.faults.slow(method, seconds)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until no call is being handled and no task is pending (e.g. a killed client's)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.state.lock:
+                running = len(tasks.pending(self.state)) + self._dispatcher.in_flight
+            if not running:
+                return
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{running} call(s) or task(s) still running after {timeout:g}s")
+            time.sleep(0.02)
 
     def expire_sessions(self) -> None:
         """Invalidate all open sessions: the next call gets SESSION_INVALID (the SDK re-logs in)."""

@@ -13,8 +13,8 @@ from bojdeploy.testing.xapi.store import Store
 from bojdeploy.testing.xapi.wire import task_result
 
 
-def launch(store: Store, name: str, run: Callable[[], Any]) -> str:
-    """Create a pending task for `Async.<name>`, run `run` in the background, return the task."""
+def launch(store: Store, name: str, run: Callable[[str], Any]) -> str:
+    """Create a pending task for `Async.<name>`, run `run(task)` in the background, return it."""
     with store.lock:
         ref = store.create(
             "task",
@@ -28,15 +28,20 @@ def launch(store: Store, name: str, run: Callable[[], Any]) -> str:
     return ref
 
 
-def _finish(store: Store, ref: str, run: Callable[[], Any]) -> None:
+def _finish(store: Store, ref: str, run: Callable[[str], Any]) -> None:
     try:
-        outcome: dict[str, Any] = {"status": "success", "result": task_result(run())}
+        outcome: dict[str, Any] = {"status": "success", "result": task_result(run(ref))}
     except XapiError as e:
         outcome = {"status": "failure", "error_info": e.description}
     with store.lock:
         if store.exists("task", ref):
             task = store.record("task", ref)
             task.update(outcome, progress=1.0, finished=now(), allowed_operations=[])
+
+
+def pending(store: Store) -> list[str]:
+    """The refs of the tasks still running."""
+    return store.find("task", status="pending")
 
 
 @api("task.destroy", "self:task", asyncable=False)

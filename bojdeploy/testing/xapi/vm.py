@@ -46,6 +46,25 @@ TEMPLATE_OPS = frozenset(
     )
 )
 _LIVE_ON_CONTROL_DOMAIN = ("changing_VCPUs", "changing_memory_limits", "changing_static_range")
+# Calls that hold the VM while they run (its current_operations); another such call on the
+# same VM meanwhile fails with OTHER_OPERATION_IN_PROGRESS, as in xapi_vm_lifecycle, except
+# that long copies (clones and copies of one template) may run side by side.
+LONG_COPIES = ("clone", "copy")
+EXCLUSIVE_OPS = {
+    f"VM.{op}": op
+    for op in (
+        *LONG_COPIES,
+        "start",
+        "clean_shutdown",
+        "hard_shutdown",
+        "clean_reboot",
+        "hard_reboot",
+        "suspend",
+        "resume",
+        "provision",
+        "destroy",
+    )
+}
 MEMORY_ORDER = (
     "memory_static_min",
     "memory_dynamic_min",
@@ -64,13 +83,17 @@ def _permits(vm: dict[str, Any], op: str) -> bool:
     return in_state and (not vm["is_a_template"] or op in TEMPLATE_OPS)
 
 
-def check_op(store: Store, ref: str, op: str) -> dict[str, Any]:
-    """The VM record if `op` is allowed now; VM_BAD_POWER_STATE or VM_IS_TEMPLATE otherwise."""
-    vm = store.record("VM", ref)
+def _check_power(vm: dict[str, Any], ref: str, op: str) -> None:
     states = _allowed_states(vm, op)
     if vm["power_state"] not in states:
         expected = ", ".join(s.lower() for s in states)
         raise XapiError("VM_BAD_POWER_STATE", ref, expected, vm["power_state"].lower())
+
+
+def check_op(store: Store, ref: str, op: str) -> dict[str, Any]:
+    """The VM record if `op` is allowed now; VM_BAD_POWER_STATE or VM_IS_TEMPLATE otherwise."""
+    vm = store.record("VM", ref)
+    _check_power(vm, ref, op)
     if vm["is_a_template"] and op not in TEMPLATE_OPS:
         raise XapiError("VM_IS_TEMPLATE", ref, op)
     return vm
@@ -100,7 +123,35 @@ def tick(store: Store) -> None:
             del store.guest_due[ref]
             _report_guest(store, ref)
     for vm in store.objects["VM"].values():
-        vm["allowed_operations"] = [op for op in POWER_STATES if _permits(vm, op)]
+        running = set(vm["current_operations"].values())
+        vm["allowed_operations"] = [
+            op for op in POWER_STATES if _permits(vm, op) and _concurrent(op, running)
+        ]
+
+
+def _concurrent(op: str, running: set[str]) -> bool:
+    """Whether `op` may start while `running` operations are in progress."""
+    return not running or (op in LONG_COPIES and running <= set(LONG_COPIES))
+
+
+def hold(store: Store, ref: str, op: str, holder: str) -> None:
+    """Register `op` (run by task `holder`) on the VM; OTHER_OPERATION_IN_PROGRESS if busy.
+
+    As in xapi, the power state is checked first, then the operations in progress.
+    """
+    vm = store.record("VM", ref)
+    _check_power(vm, ref, op)
+    operations = vm["current_operations"]
+    if not _concurrent(op, set(operations.values())):
+        task, running = next(iter(operations.items()))
+        raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", ref, running, task)
+    operations[holder] = op
+
+
+def release(store: Store, ref: str, holder: str) -> None:
+    """Forget the operation of `holder` on the VM (if the VM is still there)."""
+    if store.exists("VM", ref):
+        store.record("VM", ref)["current_operations"].pop(holder, None)
 
 
 def _report_guest(store: Store, ref: str) -> None:

@@ -1,0 +1,61 @@
+"""Repository files: confined to the repository, bounded in size, UTF-8 with line numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_FILE_BYTES = 1 << 20  # a manifest, an included file, a config source: 1 MiB
+
+
+class RepoFileError(ValueError):
+    """A repository file that cannot be used, with the line of the problem when there is one."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+def confine(root: Path, rel: str) -> Path:
+    """The path of repository file `rel`; refuses absolute paths and escapes like '../x'."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\0" in rel:
+        raise RepoFileError(f"{rel!r}: use a path relative to the repository root")
+    base = root.resolve()
+    try:
+        path = (base / rel).resolve()
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise RepoFileError(f"{rel!r} cannot be resolved: a symlink loop or a bad path") from e
+    if not path.is_relative_to(base):
+        raise RepoFileError(f"{rel!r} escapes the repository")
+    return path
+
+
+def read_repo_file(root: Path, rel: str) -> str:
+    """Text of a repository file (UTF-8, at most MAX_FILE_BYTES), confined to the repository."""
+    path = confine(root, rel)
+    if not path.exists():
+        raise RepoFileError(f"{rel!r} does not exist in the repository")
+    if not path.is_file():
+        raise RepoFileError(f"{rel!r} is not a regular file")
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise RepoFileError(f"{rel!r} cannot be read: {e.strerror or e}") from e
+    if len(data) > MAX_FILE_BYTES:
+        line = data[:MAX_FILE_BYTES].count(b"\n") + 1
+        raise RepoFileError(f"{rel!r} is larger than {MAX_FILE_BYTES} bytes", line)
+    return decode(data, rel)
+
+
+def decode(data: bytes, rel: str) -> str:
+    """UTF-8 text of a file; an undecodable byte is reported with its line and column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise RepoFileError(
+            f"{rel!r} is not valid UTF-8 (byte 0x{data[e.start]:02x} at line {line}, "
+            f"column {column})",
+            line,
+        ) from e
