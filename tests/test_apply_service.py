@@ -318,7 +318,8 @@ def test_rollback_and_status(app: SwarmApp) -> None:
     assert app.served() == ["version 1"]
     assert app.cli("status", "--env", "test").code == 0
     subprocess.run(
-        ["docker", "service", "update", "--detach", "--image", f"{REGISTRY}/web:2", app.name],
+        # Not detached: waits until Swarm has finished; an update in progress is `unfinished`.
+        ["docker", "service", "update", "--quiet", "--image", f"{REGISTRY}/web:2", app.name],
         check=True,
         capture_output=True,
     )
