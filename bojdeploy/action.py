@@ -41,6 +41,7 @@ from bojdeploy.errors import (
 )
 from bojdeploy.forge.gitea import GiteaClient
 from bojdeploy.present import outcome_lines
+from bojdeploy.protection import plan_notes
 from bojdeploy.store import open_store
 from bojdeploy.store.base import StateStore
 from bojdeploy.workspace import Compare, Workspace, open_workspace
@@ -98,6 +99,7 @@ class ActionRun:
                 prune=self.ctx.prune(),
                 parallel=self.ctx.parallel(),
                 force=force,
+                allow_delete=self.ctx.allow_delete(),
             )
         note = not_pruned(the_plan.orphans, len(prepared.selection.deleted), run.outcomes)
         return self._finish(env, run.outcomes, time.monotonic() - started, note)
@@ -119,6 +121,10 @@ class ActionRun:
         self.console.line(plan_to_text(the_plan, header=f"Plan for environment {env}{where}"))
         markdown = f"### bojdeploy plan for `{env}`{where}\n\n{plan_to_markdown(the_plan)}"
         markdown += "".join(f"\n- warning: {w}" for w in prepared.warnings)
+        notes = plan_notes(ws.config, env, ws.info.branch, the_plan)
+        for note in notes:
+            self.console.warning(note)
+        markdown += "".join(f"\n- note: {n}" for n in notes)
         write_summary(self.env, markdown)
         self._comment(env, markdown)
         self.statuses.set("success", describe_plan(the_plan))
@@ -132,16 +138,24 @@ class ActionRun:
         dep_id, name = self.ctx.deployment_id(), self.ctx.dispatch("name")
         if (dep_id is None) == (not name):
             raise UsageError("rollback needs either deployment-id or name")
+        ws = self._workspace()  # its targets, branch and repository decide where and whether
         env = self.ctx.dispatch("environment") or None
         if name and not env:
-            env = self._workspace().environment(None, hint=ENV_HINT)
+            env = ws.environment(None, hint=ENV_HINT)
         with self._store() as store:
-            target = find_target(store, dep_id, name or None, env)
+            target = find_target(store, dep_id, name or None, env, ws.info.repository)
             what = f"rolling back to deployment #{target.id}"
             self._statuses(target.environment).set("pending", f"{target.name}: {what}")
             self.statuses.pending([target.name], what)
             started = time.monotonic()
-            run = rollback(store, self.settings, GroupedLog(self.console), deployment_id=target.id)
+            run = rollback(
+                store,
+                self.settings,
+                GroupedLog(self.console),
+                workspace=ws,
+                deployment_id=target.id,
+                allow_delete=self.ctx.allow_delete(),
+            )
         return self._finish(target.environment, run.outcomes, time.monotonic() - started)
 
     def _finish(self, env: str, outcomes: Sequence[Outcome], seconds: float, note: str = "") -> int:

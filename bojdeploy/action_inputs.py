@@ -30,6 +30,7 @@ INPUT_DEFAULTS = {
     "dry-run": "false",
     "parallel": "4",
     "comment": "false",
+    "allow-delete": "false",
 }
 MODES = ("auto", "plan", "apply", "rollback")
 DISPATCH_ACTIONS = ("deploy", "redeploy", "rollback")
@@ -158,6 +159,10 @@ class ActionContext:
     def prune(self) -> bool | None:
         """The prune input (None: bojdeploy.yaml decides)."""
         return parse_flag(self.dispatch("prune"), "prune")
+
+    def allow_delete(self) -> bool:
+        """The allow-delete input: deletes in a protected environment are allowed."""
+        return bool(parse_flag(self.dispatch("allow-delete"), "allow-delete"))
 
     def settings(self) -> Settings:
         """Connection settings: the inputs, else the BOJDEPLOY_* environment."""

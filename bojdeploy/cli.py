@@ -101,16 +101,20 @@ def _prepare(
     return prepared
 
 
-def _repo_config() -> Any:
-    """bojdeploy.yaml of the repository around the current folder (its targets), or defaults."""
-    from bojdeploy.core.config import RepoConfig, load_config
-    from bojdeploy.errors import ManifestError
-    from bojdeploy.workspace import find_root
+def _workspace(path: Path | None) -> Any:
+    """The repository around `path` (or the current folder), as apply and plan find it."""
+    from bojdeploy.workspace import open_workspace
 
-    config, problems = load_config(find_root(Path.cwd()))
-    if config is None or problems:
-        raise ManifestError(problems)
-    return config or RepoConfig()
+    return open_workspace([path] if path else [], branch=os.environ.get("GITHUB_REF_NAME"))
+
+
+def _notes(ctx: click.Context, prepared: Any, plan_: Any) -> None:
+    """Tell, under a plan, that applying it to a protected environment would be refused."""
+    from bojdeploy.protection import plan_notes
+
+    ws = prepared.workspace
+    for note in plan_notes(ws.config, prepared.environment, ws.info.branch, plan_):
+        ctx.obj["out"].event("note", note)
 
 
 def _store(ctx: click.Context) -> Any:
@@ -144,6 +148,11 @@ def main(ctx: click.Context, database_url: str | None, log_format: str, verbose:
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 env_option = click.option("--env", "environment", metavar="ENV", help="Target environment.")
+allow_delete_option = click.option(
+    "--allow-delete",
+    is_flag=True,
+    help="Allow deletes (prune, VM destroy) in a protected environment.",
+)
 since_option = click.option(
     "--changed-since", metavar="REV", help="Only manifests changed since this git revision."
 )
@@ -207,6 +216,7 @@ def plan(
             if ws.info.short_sha:
                 header += f" at {ws.info.short_sha}"
             click.echo(plan_to_text(result, header=header, color=sys.stdout.isatty()))
+        _notes(ctx, prepared, result)
 
 
 def _reporter(out: Output) -> Any:
@@ -252,6 +262,7 @@ def _finish(run: Any, as_json: bool) -> int:
     help="Independent manifests applied at once.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@allow_delete_option
 @click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
 @click.pass_context
 def apply(
@@ -262,6 +273,7 @@ def apply(
     prune: bool | None,
     parallel: int,
     dry_run: bool,
+    allow_delete: bool,
     as_json: bool,
 ) -> None:
     """Deploy: plan against the targets, then apply in dependency order."""
@@ -280,9 +292,16 @@ def apply(
                     click.echo(json.dumps(plan_to_dict(result), indent=2))
                 else:
                     click.echo(plan_to_text(result, header=f"Dry run for environment {env}"))
+                _notes(ctx, prepared, result)
                 return
             plan_, run = engine.apply(
-                prepared, store, settings, _reporter(out), prune=prune, parallel=parallel
+                prepared,
+                store,
+                settings,
+                _reporter(out),
+                prune=prune,
+                parallel=parallel,
+                allow_delete=allow_delete,
             )
             if plan_.orphans:
                 out.event("warning", orphan_note(plan_))
@@ -290,55 +309,87 @@ def apply(
 
 
 @main.command()
-@click.argument("deployment_id", type=int, required=False)
+@click.argument("args", nargs=-1, metavar="[DEPLOYMENT_ID] [PATH]")
 @click.option("--name", metavar="NAME", help="Roll back this manifest to its previous config.")
 @env_option
+@allow_delete_option
 @click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
 @click.pass_context
 def rollback(
     ctx: click.Context,
-    deployment_id: int | None,
+    args: tuple[str, ...],
     name: str | None,
     environment: str | None,
+    allow_delete: bool,
     as_json: bool,
 ) -> None:
-    """Redeploy a recorded config: DEPLOYMENT_ID, or --name/--env for the previous one."""
-    from bojdeploy.errors import UsageError
+    """Redeploy a recorded config: DEPLOYMENT_ID, or --name/--env for the previous one.
+
+    PATH is the deployment repository (default: the one around the current folder): the
+    deployment must come from it, and it goes where that deployment was made.
+    """
     from bojdeploy.rollback import rollback as do_rollback
 
     out: Output = ctx.obj["out"]
     with handled(ctx):
-        if (deployment_id is None) == (name is None):
-            raise UsageError("give a DEPLOYMENT_ID, or --name NAME --env ENV")
-        if name is not None and not environment:
-            raise UsageError("--name needs --env")
+        deployment_id, path = _rollback_args(args, name, environment)
         settings = _settings(ctx)
+        ws = _workspace(path)
         with _store(ctx) as store:
             run = do_rollback(
                 store,
                 settings,
                 _reporter(out),
+                workspace=ws,
                 deployment_id=deployment_id,
                 name=name,
                 environment=environment,
-                config=_repo_config(),
+                allow_delete=allow_delete,
             )
             ctx.exit(_finish(run, as_json))
 
 
+def _rollback_args(
+    args: tuple[str, ...], name: str | None, environment: str | None
+) -> tuple[int | None, Path | None]:
+    """DEPLOYMENT_ID (unless --name) and the optional PATH of `rollback`."""
+    from bojdeploy.errors import UsageError
+
+    rest = list(args)
+    deployment_id = None
+    if name is None and rest and rest[0].removeprefix("#").isdigit():
+        deployment_id = int(rest.pop(0).removeprefix("#"))
+    if (deployment_id is None) == (name is None):
+        raise UsageError("give a DEPLOYMENT_ID, or --name NAME --env ENV")
+    if name is not None and not environment:
+        raise UsageError("--name needs --env")
+    if len(rest) > 1:
+        raise UsageError(f"expected at most one PATH (the repository), got {' '.join(rest)}")
+    path = Path(rest[0]) if rest else None
+    if path is not None and not path.exists():
+        raise UsageError(f"{path} does not exist")
+    return deployment_id, path
+
+
 @main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
 @click.pass_context
-def status(ctx: click.Context, environment: str | None, as_json: bool) -> None:
-    """Drift: the recorded desired state against what runs (exit 1 when drifted)."""
+def status(ctx: click.Context, path: Path | None, environment: str | None, as_json: bool) -> None:
+    """Drift: the recorded desired state against what runs (exit 1 when drifted).
+
+    PATH is the deployment repository (default: the one around the current folder): its
+    deployments are checked on its targets, as apply reaches them.
+    """
     from bojdeploy.drift import drift_report
     from bojdeploy.present import drift_lines
 
     with handled(ctx):
         settings = _settings(ctx)
+        ws = _workspace(path)
         with _store(ctx) as store:
-            items = drift_report(store, settings, environment, _repo_config())
+            items = drift_report(store, settings, environment, ws)
         if as_json:
             click.echo(json.dumps([i.to_dict() for i in items], indent=2))
         else:

@@ -58,6 +58,7 @@ class Run:
     rollback_from: int | None = None
     parallel: int = 4
     force: bool = False  # redeploy even when unchanged
+    target: Callable[[str], Mapping[str, Any]] | None = None  # kind -> connection, recorded
     outcomes: list[Outcome] = field(default_factory=list)
     # kind -> target names this run deletes last: a create may take over their host ports
     deleting: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -187,7 +188,7 @@ def _recheck(run: Run, step: Step) -> Step:
 
 def _record(run: Run, step: Step, status: str, reason: str) -> int:
     manifest = run.manifests.get((step.kind, step.name))
-    config = manifest.record() if manifest else {"deleted": True, "kind": step.kind}
+    config = _with_target(run, step.kind, manifest.record() if manifest else None)
     return run.store.create_deployment(
         deployment_type=step.kind,
         name=step.name,
@@ -202,6 +203,12 @@ def _record(run: Run, step: Step, status: str, reason: str) -> int:
         config_hash=step.desired.config_hash if step.desired else None,
         manifest=step.manifest,
     )
+
+
+def _with_target(run: Run, kind: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """The config to record, with where the resource went (so a rollback goes there too)."""
+    config = config if config is not None else {"deleted": True, "kind": kind}
+    return {**config, "target": dict(run.target(kind))} if run.target else config
 
 
 def _locked(run: Run, step: Step) -> Outcome:
@@ -237,7 +244,7 @@ def _locked(run: Run, step: Step) -> Outcome:
     log("info", f"{summary} in {seconds:.1f}s" if " in " not in summary else summary)
     config = None
     if work.facts and work.manifest is not None:
-        config = {**work.manifest.record(), "deployed": work.facts}
+        config = _with_target(run, step.kind, {**work.manifest.record(), "deployed": work.facts})
     run.store.update_deployment(dep_id, status="completed", config=config, completed=True)
     return Outcome(
         step.kind,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers import Targets
 from bojdeploy.engine import resource_name_of
+from bojdeploy.rollback import same_repository
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
+from bojdeploy.workspace import Workspace
 
 
 @dataclass
@@ -68,27 +70,51 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
 
 
 def drift_report(
-    store: StateStore, settings: Settings, environment: str | None, config: RepoConfig
+    store: StateStore, settings: Settings, environment: str | None, workspace: Workspace
 ) -> list[DriftItem]:
-    """Compare every recorded resource of the environment(s) with the targets."""
-    envs = (
-        [environment]
-        if environment
-        else sorted({d.environment for d in store.list_deployments(limit=100000)})
-    )
+    """Compare this repository's recorded resources with its targets (as apply reaches them)."""
+    repository = workspace.info.repository
+    mine = [
+        d
+        for d in store.list_deployments(limit=100000)
+        if not d.git_repository or same_repository(d.git_repository, repository)
+    ]
+    envs = [environment] if environment else sorted({d.environment for d in mine})
+    ids = {d.id for d in mine}
     items: list[DriftItem] = []
     for env in envs:
-        records = [r for r in store.latest_states(env) if not (r.config or {}).get("deleted")]
-        if not records:
-            continue
-        targets = Targets(env, settings, config)
-        try:
-            live = targets.observe({r.deployment_type for r in records})
-        finally:
-            targets.close()
-        by_key = {(o.kind, o.resource_name): o for o in live}
-        for r in records:
-            resource = resource_name_of(r)
-            state, detail = compare(store, r, by_key.get((r.deployment_type, resource)))
-            items.append(DriftItem(env, r.deployment_type, r.name, resource, r.id, state, detail))
+        records = [
+            r
+            for r in store.latest_states(env)
+            if r.id in ids and not (r.config or {}).get("deleted")
+        ]
+        if records:
+            items += _environment_drift(store, Targets(env, settings, workspace.config), records)
     return items
+
+
+def _environment_drift(
+    store: StateStore, targets: Targets, records: list[Deployment]
+) -> list[DriftItem]:
+    try:
+        live = targets.observe({r.deployment_type for r in records})
+    finally:
+        targets.close()
+    by_key = {(o.kind, o.resource_name): o for o in live}
+    items = []
+    for r in records:
+        resource = resource_name_of(r)
+        state, detail = compare(store, r, by_key.get((r.deployment_type, resource)))
+        recorded = (r.config or {}).get("target")
+        checked = targets.record(r.deployment_type)
+        if recorded and dict(recorded) != checked:
+            moved = f"deployed to {_where(recorded)}, checked on {_where(checked)}"
+            detail = f"{detail}; {moved}" if detail else moved
+        items.append(
+            DriftItem(targets.environment, r.deployment_type, r.name, resource, r.id, state, detail)
+        )
+    return items
+
+
+def _where(target: Mapping[str, Any]) -> str:
+    return ", ".join(str(v) for v in target.values() if v) or "the default target"

@@ -15,6 +15,7 @@ from bojdeploy.deploy import Reporter, Run, apply_plan, refuse_vm_deletes
 from bojdeploy.drivers import Targets
 from bojdeploy.drivers.base import Driver
 from bojdeploy.errors import ManifestError, PlanError, UsageError
+from bojdeploy.protection import check_branch, check_deletes
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
 from bojdeploy.workspace import Compare, Workspace
@@ -236,13 +237,17 @@ def apply(
     parallel: int = 4,
     rollback_from: int | None = None,
     force: bool = False,
+    allow_delete: bool = False,
 ) -> tuple[Plan, Run]:
     """Plan against the live targets and apply it; every step recorded, failures contained."""
+    config, env = prepared.workspace.config, prepared.environment
+    check_branch(config, env, prepared.workspace.info.branch, "apply")
     targets = Targets(prepared.environment, settings, prepared.workspace.config)
     try:
         the_plan = make_plan_for(
             prepared, store, settings, prune=prune, targets=targets, force=force
         )
+        check_deletes(config, env, the_plan, allow_delete)
         refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
         if refused:
             raise PlanError(
@@ -284,6 +289,7 @@ def _run(
         rollback_from=rollback_from,
         parallel=parallel,
         force=force,
+        target=targets.record,
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bojdeploy.core.config import RepoConfig
+from collections.abc import Mapping
+from typing import Any
+
 from bojdeploy.core.loader import LoadedManifest, manifest_from_record
 from bojdeploy.core.plan import Desired, make_plan
 from bojdeploy.core.secrets import Scrubber
@@ -11,25 +13,54 @@ from bojdeploy.drivers import Targets
 from bojdeploy.engine import secret_values
 from bojdeploy.errors import ManifestError, Problem, UsageError
 from bojdeploy.gitrepo import GitInfo
+from bojdeploy.protection import check_branch, check_deletes
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
+from bojdeploy.workspace import Workspace
+
+
+def same_repository(a: str, b: str) -> bool:
+    """Whether two repository names ('owner/name', any case, '.git' or not) are the same."""
+
+    def norm(value: str) -> str:
+        return value.strip().strip("/").removesuffix(".git").casefold()
+
+    return norm(a) == norm(b)
 
 
 def find_target(
-    store: StateStore, deployment_id: int | None, name: str | None, environment: str | None
+    store: StateStore,
+    deployment_id: int | None,
+    name: str | None,
+    environment: str | None,
+    repository: str,
 ) -> Deployment:
-    """The deployment whose config to redeploy: by id, or the previous successful one by name."""
+    """The deployment whose config to redeploy: by id, or the previous successful one by name.
+
+    Only deployments of `repository` qualify: another repository's record is refused.
+    """
     if deployment_id is not None:
         record = store.get_deployment(deployment_id)
         if record is None:
             raise UsageError(f"no deployment with id {deployment_id}")
+        if record.git_repository and not same_repository(record.git_repository, repository):
+            raise UsageError(
+                f"deployment #{deployment_id} was made from repository {record.git_repository}, "
+                f"not {repository}: roll it back from a checkout of {record.git_repository}"
+            )
         if not record.config or record.config.get("deleted"):
             raise UsageError(f"deployment #{deployment_id} recorded no config to redeploy")
         return record
     assert name is not None and environment is not None
-    done = store.list_deployments(environment=environment, name=name, status="completed", limit=200)
+    done = [
+        r
+        for r in store.list_deployments(
+            environment=environment, name=name, status="completed", limit=200
+        )
+        if not r.git_repository or same_repository(r.git_repository, repository)
+    ]
     if not done:
-        raise UsageError(f"no successful deployment of {name!r} in {environment}")
+        raise UsageError(f"no successful deployment of {name!r} in {environment} from {repository}")
     current = done[0]
     for record in done[1:]:
         if record.config_hash != current.config_hash and record.config:
@@ -45,13 +76,16 @@ def rollback(
     settings: Settings,
     report: Reporter,
     *,
+    workspace: Workspace,
     deployment_id: int | None = None,
     name: str | None = None,
     environment: str | None = None,
-    config: RepoConfig | None = None,
+    allow_delete: bool = False,
 ) -> Run:
-    """Redeploy a recorded config; the new row's rollback_from names the source deployment."""
-    record = find_target(store, deployment_id, name, environment)
+    """Redeploy a recorded config where it was deployed; rollback_from names the source row."""
+    info, config = workspace.info, workspace.config
+    record = find_target(store, deployment_id, name, environment, info.repository)
+    check_branch(config, record.environment, info.branch, "rollback")
     assert record.config is not None
     manifest = manifest_from_record(
         record.config, record.manifest or f"deployment #{record.id}", record.environment
@@ -63,38 +97,77 @@ def rollback(
             [Problem(manifest.file, None, "", f"secret {n!r} is not set") for n in missing]
         )
     key = store.installation_key()
-    desired = Desired(
+    targets = Targets(record.environment, settings, config, recorded=record.config.get("target"))
+    for warning in target_mismatch(record, targets, Targets(record.environment, settings, config)):
+        report(f"{manifest.kind}/{manifest.name}", "warn", warning)
+    try:
+        observed = targets.observe({manifest.kind})
+        plan = make_plan(
+            [_desired(record, manifest, values, key)],
+            observed,
+            environment=record.environment,
+            full_scope=False,
+        )
+        check_deletes(config, record.environment, plan, allow_delete)
+        run = _run(store, targets, record, manifest, values, key, report)
+        apply_plan(run, plan)
+        return run
+    finally:
+        targets.close()
+
+
+def target_mismatch(record: Deployment, used: Targets, current: Targets) -> list[str]:
+    """Lines that say where the rollback goes when that is not where apply or the record points."""
+    kind = record.deployment_type
+    recorded = (record.config or {}).get("target")
+    where, now = used.record(kind), current.record(kind)
+    if not recorded:
+        return [f"deployment #{record.id} recorded no target: rolling back on {_describe(where)}"]
+    if dict(recorded) != where:
+        return [
+            f"deployment #{record.id} was made on {_describe(recorded)}; rolling back on "
+            f"{_describe(where)} (an explicit setting wins)"
+        ]
+    if now != where:
+        return [
+            f"rolling back on {_describe(where)}, where deployment #{record.id} was made; "
+            f"apply would now use {_describe(now)}"
+        ]
+    return []
+
+
+def _describe(target: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in target.items() if v) or "the default target"
+
+
+def _desired(
+    record: Deployment, manifest: LoadedManifest, values: dict[str, str], key: bytes
+) -> Desired:
+    redacted = manifest.redacted()
+    return Desired(
         kind=manifest.kind,
         name=manifest.name,
         environment=record.environment,
         resource_name=manifest.resource_name,
         config_hash=manifest.config_hash(values, key),
-        spec=manifest.redacted()["spec"],
-        labels=manifest.redacted()["metadata"]["labels"],
+        spec=redacted["spec"],
+        labels=redacted["metadata"]["labels"],
         manifest=manifest.file,
         reason=f"rollback to the config of deployment #{record.id}",
     )
-    targets = Targets(record.environment, settings, config or RepoConfig())
-    try:
-        return _redeploy(store, targets, record, manifest, desired, values, key, report)
-    finally:
-        targets.close()
 
 
-def _redeploy(
+def _run(
     store: StateStore,
     targets: Targets,
     record: Deployment,
     manifest: LoadedManifest,
-    desired: Desired,
     values: dict[str, str],
     key: bytes,
     report: Reporter,
 ) -> Run:
-    observed = targets.observe({manifest.kind})
-    plan = make_plan([desired], observed, environment=record.environment, full_scope=False)
     commit = record.git_commit or ""
-    run = Run(
+    return Run(
         store=store,
         drivers={manifest.kind: targets.driver(manifest.kind)},
         observe=targets.observe_one,
@@ -106,6 +179,5 @@ def _redeploy(
         key=key,
         rollback_from=record.id,
         parallel=1,
+        target=targets.record,
     )
-    apply_plan(run, plan)
-    return run

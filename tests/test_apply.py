@@ -180,21 +180,21 @@ def test_rollback_by_id_and_by_name_and_drift(app: App) -> None:
     assert app.apply().code == 0
     assert http_get(app.port) == "version 2"
 
-    by_name = app.cli("rollback", "--name", app.name, "--env", "test")
+    by_name = app.cli("rollback", "--name", app.name, "--env", "test", str(app.root))
     assert by_name.code == 0, by_name.err
     assert http_get(app.port) == "version 1"
     assert "MODE=one" in app.container().attrs["Config"]["Env"]
     assert app.rows()[0].rollback_from == first_id
 
     second_id = app.rows()[1].id
-    by_id = app.cli("rollback", str(second_id))
+    by_id = app.cli("rollback", str(second_id), str(app.root))
     assert by_id.code == 0, by_id.err
     assert http_get(app.port) == "version 2"
 
-    in_sync = app.cli("status", "--env", "test")
+    in_sync = app.cli("status", "--env", "test", str(app.root))
     assert in_sync.code == 0, in_sync.out
     app.container().stop(timeout=1)
-    drift = app.cli("status", "--env", "test")
+    drift = app.cli("status", "--env", "test", str(app.root))
     assert drift.code == 1
     assert "stopped" in drift.out and app.name in drift.out
 
@@ -243,13 +243,13 @@ def test_status_reports_a_swapped_image_and_a_missing_container(app: App) -> Non
     labels = app.container().labels
     app.container().remove(force=True)
     app.docker.containers.run(f"{REGISTRY}/web:2", name=app.name, labels=labels, detach=True)
-    swapped = app.cli("status", "--env", "test", "--json")
+    swapped = app.cli("status", "--env", "test", "--json", str(app.root))
     assert swapped.code == 1
     [item] = [i for i in json.loads(swapped.out) if i["name"] == app.name]
     assert (item["state"], item["drifted"]) == ("image differs", True)
 
     app.container().remove(force=True)
-    missing = app.cli("status", "--env", "test")
+    missing = app.cli("status", "--env", "test", str(app.root))
     assert missing.code == 1
     assert "missing" in missing.out
 

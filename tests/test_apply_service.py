@@ -312,19 +312,19 @@ def test_rollback_and_status(app: SwarmApp) -> None:
     app.write(replicas=1, image="web:2")
     assert app.apply().code == 0
 
-    back = app.cli("rollback", "--name", app.name, "--env", "test")
+    back = app.cli("rollback", "--name", app.name, "--env", "test", str(app.root))
 
     assert back.code == 0, back.out + back.err
     assert app.served() == ["version 1"]
-    assert app.cli("status", "--env", "test").code == 0
+    assert app.cli("status", "--env", "test", str(app.root)).code == 0
     subprocess.run(
         # Not detached: waits until Swarm has finished; an update in progress is `unfinished`.
         ["docker", "service", "update", "--quiet", "--image", f"{REGISTRY}/web:2", app.name],
         check=True,
         capture_output=True,
     )
-    swapped = app.cli("status", "--env", "test")
+    swapped = app.cli("status", "--env", "test", str(app.root))
     assert swapped.code == 1 and "image differs" in swapped.out
     app.docker.api.remove_service(app.name)
-    drift = app.cli("status", "--env", "test")
+    drift = app.cli("status", "--env", "test", str(app.root))
     assert drift.code == 1 and "missing" in drift.out and app.name in drift.out

@@ -352,7 +352,7 @@ def _path_of_marker(
 def manifest_from_record(config: Mapping[str, Any], file: str, environment: str) -> LoadedManifest:
     """Rebuild a LoadedManifest from a recorded config (rollback); secrets become markers again."""
     body = restore_markers(
-        {k: v for k, v in config.items() if k not in ("secret_refs", "deployed")},
+        {k: v for k, v in config.items() if k not in ("secret_refs", "deployed", "target")},
         config.get("secret_refs") or {},
     )
     files = body.pop("files", {}) or {}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Observed
@@ -11,20 +13,55 @@ from bojdeploy.drivers.base import Driver
 from bojdeploy.errors import ConnectError, DriverError
 from bojdeploy.settings import Settings
 
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"  # docker's default without DOCKER_HOST
+CONNECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "container": ("docker_host",),
+    "service": ("docker_host",),
+    "vm": ("xen_url", "xen_username"),
+}
+
 
 class Targets:
-    """The targets of one environment: connections made once, on first use, closed at the end."""
+    """The targets of one environment: connections made once, on first use, closed at the end.
 
-    def __init__(self, environment: str, settings: Settings, config: RepoConfig):
+    Where each connection goes: an explicit setting (DOCKER_HOST, BOJDEPLOY_XEN_URL, the action's
+    inputs) wins, then `recorded` (the target a deployment recorded, for its rollback), then
+    `targets.<env>` of bojdeploy.yaml, then docker's default socket.
+    """
+
+    def __init__(
+        self,
+        environment: str,
+        settings: Settings,
+        config: RepoConfig,
+        recorded: Mapping[str, Any] | None = None,
+    ):
         self.environment = environment
         self.settings = settings
         target = config.targets.get(environment)
-        self.docker_host = settings.docker_host or (target.docker_host if target else None)
-        self.xen_url = settings.xen_url or (target.xen_url if target else None)
-        self.xen_username = settings.xen_username or (target.xen_username if target else None)
+        configured = target.model_dump() if target else {}
+        chosen = {}
+        for key in ("docker_host", "xen_url", "xen_username"):
+            explicit = getattr(settings, key)
+            from_record = (recorded or {}).get(key)
+            chosen[key] = (
+                explicit or _usable(from_record, configured.get(key)) or configured.get(key)
+            )
+        self.docker_host: str | None = chosen["docker_host"]
+        self.xen_url: str | None = chosen["xen_url"]
+        self.xen_username: str | None = chosen["xen_username"]
         self._docker: Any = None
         self._xen: Any = None
         self._lock = threading.Lock()
+
+    def record(self, kind: str) -> dict[str, str | None]:
+        """Where a `kind` resource goes, without credentials: kept with its deployment."""
+        values = {
+            "docker_host": self.docker_host or DEFAULT_DOCKER_HOST,
+            "xen_url": self.xen_url,
+            "xen_username": self.xen_username or ("root" if self.xen_url else None),
+        }
+        return {k: redact_credentials(values[k]) for k in CONNECTION_KEYS.get(kind, ())}
 
     def docker(self) -> Any:
         """The Docker client (connects and pings once)."""
@@ -104,3 +141,27 @@ class Targets:
             if self._docker is not None:
                 self._docker.close()
                 self._docker = None
+
+
+def redact_credentials(url: str | None) -> str | None:
+    """`url` with any password replaced by *** (a user name is kept: it is not a secret)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def _usable(recorded: str | None, configured: str | None) -> str | None:
+    """A recorded connection, with the password of the configured one if only that was redacted."""
+    if not recorded or ":***@" not in recorded:
+        return recorded
+    if configured and redact_credentials(configured) == recorded:
+        return configured
+    raise ConnectError(
+        f"the recorded target {recorded} needs its password: set it in the environment "
+        "(DOCKER_HOST / BOJDEPLOY_XEN_URL) or in bojdeploy.yaml's targets"
+    )
