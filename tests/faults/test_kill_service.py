@@ -88,7 +88,7 @@ def test_a_killed_update_to_a_good_image_is_finished_by_the_next_run(
     killed = killed_apply(app, POINTS[point])
     assert killed.killed, killed.text
     if point != "after config creation":  # the new spec is in place, not yet recorded as done
-        assert app.cli("status", "--env", "test").code == 1
+        assert app.cli("status", "--env", "test", str(app.root)).code == 1
 
     again = app.apply()
     out = again.out + again.err
@@ -107,7 +107,7 @@ def test_a_killed_update_to_a_good_image_is_finished_by_the_next_run(
 
     stable = app.apply()
     assert stable.code == 0 and app.rows()[0].status == "unchanged", stable.out + stable.err
-    status = app.cli("status", "--env", "test")
+    status = app.cli("status", "--env", "test", str(app.root))
     assert status.code == 0 and "in sync" in status.out, status.out
     KILLS["held"] += 1
 
@@ -136,7 +136,7 @@ def test_a_killed_update_to_a_failing_image_is_undone_by_the_next_run(
     stable = app.apply()
     assert stable.code == 1 and app.rows()[0].status == "failed"
     assert set(app.tasks().values()) == {web1} and app.configs() == before
-    status = app.cli("status", "--env", "test")
+    status = app.cli("status", "--env", "test", str(app.root))
     assert status.code == 0 and "in sync" in status.out, status.out  # web:1, as recorded
     KILLS["held"] += 1
 
