@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bojdeploy.confirm import confirm
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers import Targets
 from bojdeploy.engine import resource_name_of
@@ -24,7 +25,8 @@ class DriftItem:
     name: str
     resource_name: str
     deployment_id: int
-    state: str  # in sync | missing | stopped | running (meant halted) | config or image differs
+    # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs
+    state: str
     detail: str = ""
 
     @property
@@ -54,6 +56,9 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
     """How one recorded resource compares with its live observation."""
     if live is None or not live.managed:
         return "missing", "not found on the target"
+    [live] = confirm(store, record.environment, [live])
+    if live.unfinished:
+        return "unfinished", live.unfinished
     wanted = str(((record.config or {}).get("spec") or {}).get("power", "running"))
     if live.state is not None and live.state.lower() != wanted:
         return "stopped" if wanted == "running" else "running", f"state is {live.state}"

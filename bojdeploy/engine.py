@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from bojdeploy.confirm import confirm
 from bojdeploy.core.changes import Selected, Selection
 from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.plan import Desired, Observed, Plan, force_redeploy, make_plan
@@ -30,6 +31,7 @@ class Prepared:
     result: LoadResult
     selection: Selection
     selected: list[LoadedManifest]
+    narrowed: bool = False  # only manifests named explicitly
 
     @property
     def warnings(self) -> list[str]:
@@ -68,7 +70,7 @@ def prepare(
         raise ManifestError(sorted(result.errors))
     ordered = [m for level in dependency_levels(result.manifests) for m in level]
     selected = [m for m in ordered if m.file in chosen and (not names or m.name in names)]
-    return Prepared(ws, environment, result, selection, selected)
+    return Prepared(ws, environment, result, selection, selected, narrowed=bool(names))
 
 
 def narrow(
@@ -176,7 +178,35 @@ def observe(
     finally:
         if own:
             targets.close()
-    return with_recorded_specs(live, records)
+    return with_recorded_specs(confirm(store, prepared.environment, live), records)
+
+
+def unfinished_elsewhere(
+    prepared: Prepared, observed: Sequence[Observed], environ: Mapping[str, str]
+) -> list[LoadedManifest]:
+    """Manifests outside the selection whose resource is unfinished: this run finishes them too.
+
+    One whose secrets this run lacks is left alone: deploying it would drop a secret.
+    """
+    if prepared.narrowed or prepared.workspace.explicit is not None:
+        return []  # the user chose what to deploy
+    repository = prepared.workspace.info.repository
+    unfinished = {
+        (o.kind, o.resource_name)
+        for o in observed
+        if o.unfinished
+        and o.managed
+        and o.environment == prepared.environment
+        and (not o.repository or not repository or o.repository == repository)
+    }
+    chosen = {(m.kind, m.name) for m in prepared.selected}
+    return [
+        m
+        for m in prepared.result.manifests
+        if (m.kind, m.resource_name) in unfinished
+        and (m.kind, m.name) not in chosen
+        and len(secret_values(m, environ)) == len(m.secret_names)
+    ]
 
 
 def unprunable(ws: Workspace) -> str:
@@ -207,8 +237,9 @@ def make_plan_for(
 ) -> Plan:
     """Observe, then make the plan for the prepared manifests (force: redeploy unchanged ones)."""
     key = store.installation_key()
-    desired = desired_state(prepared, key, settings.environ)
     observed = observe(prepared, store, settings, offline=offline, targets=targets)
+    prepared.selected += unfinished_elsewhere(prepared, observed, settings.environ)
+    desired = desired_state(prepared, key, settings.environ)
     deleted_files = set(prepared.selection.deleted)
     deleted_names = {
         (o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files
@@ -253,7 +284,14 @@ def apply(
             raise PlanError(
                 f"refusing to destroy VM(s) {', '.join(refused)}: set policy.allow_vm_destroy"
             )
-        run = _run(prepared, store, settings, report, targets, rollback_from, parallel, force)
+        settled = {
+            (s.kind, s.resource_name): s.observed.deployment_id
+            for s in the_plan.steps
+            if s.observed is not None and not s.observed.unfinished
+        }
+        observer = _recheck_observer(prepared.environment, store, targets, settled)
+        run = _run(prepared, store, settings, report, targets, observer, rollback_from, parallel)
+        run.force = force
         apply_plan(run, the_plan)
     finally:
         targets.close()
@@ -266,11 +304,10 @@ def _run(
     settings: Settings,
     report: Reporter,
     targets: Targets,
+    observer: Callable[[str, str], list[Observed]],
     rollback_from: int | None,
     parallel: int,
-    force: bool,
 ) -> Run:
-    records = observed_from_records(store, prepared.environment)
     scrub = Scrubber()
     secrets = {}
     for m in prepared.selected:
@@ -279,7 +316,7 @@ def _run(
     return Run(
         store=store,
         drivers=_LazyDrivers(targets),
-        observe=lambda kind, name: with_recorded_specs(targets.observe_one(kind, name), records),
+        observe=observer,
         info=prepared.workspace.info,
         manifests={(m.kind, m.name): m for m in prepared.selected},
         secrets=secrets,
@@ -288,9 +325,38 @@ def _run(
         key=store.installation_key(),
         rollback_from=rollback_from,
         parallel=parallel,
-        force=force,
         target=targets.record,
     )
+
+
+def _recheck_observer(
+    environment: str,
+    store: StateStore,
+    targets: Targets,
+    settled: Mapping[tuple[str, str], int | None],
+) -> Callable[[str, str], list[Observed]]:
+    """Observe one resource under its lock, confirmed by its records, with its recorded spec.
+
+    `settled`: the resources the plan found finished, with the deployment that made them. Such a
+    resource needs no look for a container's `.previous` (a run killed since would have left a
+    new container or none, and an interrupted row), nor, while the same deployment's resource is
+    there, another query (a confirmed deployment stays confirmed).
+    """
+    records = observed_from_records(store, environment)
+
+    def observe_one(kind: str, name: str) -> list[Observed]:
+        live = targets.observe_one(kind, name, aside=(kind, name) not in settled)
+        unchanged = all(
+            (o.kind, o.resource_name) in settled
+            and settled[(o.kind, o.resource_name)] == o.deployment_id
+            and not o.unfinished
+            for o in live
+        )
+        return with_recorded_specs(
+            live if unchanged else confirm(store, environment, live), records
+        )
+
+    return observe_one
 
 
 class _LazyDrivers(dict):  # type: ignore[type-arg]

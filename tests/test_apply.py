@@ -266,3 +266,68 @@ def test_a_deploy_killed_after_the_rename_is_finished_by_the_next_run(app: App) 
     with open_store(app.db_url) as store:
         levels = {e.level for e in store.get_logs(app.rows()[0].id)}
     assert "warn" in levels
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.org", "-c", "user.name=t", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_an_unfinished_container_outside_the_change_set_is_finished(app: App) -> None:
+    other = f"{app.name}-o"
+    (app.root / "deploy" / "other.yml").write_text(
+        "apiVersion: bojdeploy/v1\nkind: Container\n"
+        f"metadata: {{name: {other}}}\n"
+        f"spec: {{image: {REGISTRY}/web:1, env: {{MODE: a}}, stop_timeout: 0s,"
+        " labels: {io.bojdeploy.test: 'true'}}\n"
+    )
+    _git(app.root, "init", "-q")
+    _git(app.root, "add", ".")
+    _git(app.root, "commit", "-qm", "both")
+    assert app.apply().code == 0
+    aside = f"{app.name}.previous"
+    app.container().rename(aside)  # as if killed after setting it aside, before the new one
+    app.docker.containers.get(aside).stop(timeout=0)
+    assert app.cli("status", "--env", "test", str(app.root)).code == 1
+
+    path = app.root / "deploy" / "other.yml"
+    path.write_text(path.read_text().replace("MODE: a", "MODE: b"))
+    _git(app.root, "commit", "-qam", "only the other one")
+    result = app.apply("--changed-since", "HEAD~1")
+    assert result.code == 0, result.err
+    assert f"container {app.name} (" in result.out and "unfinished: only" in result.err
+    assert http_get(app.port) == "version 1"
+    names = [c.name for c in app.docker.containers.list(all=True, filters={"name": app.name})]
+    assert sorted(names) == sorted([app.name, other])
+    for c in app.docker.containers.list(all=True, filters={"name": other}):
+        c.remove(force=True)
+
+
+def test_a_deployment_recorded_unfinished_is_finished_not_redeployed(app: App) -> None:
+    assert app.apply().code == 0
+    app.write(env="two")
+    assert app.apply().code == 0
+    container = app.container().id
+    row = app.rows()[0].id
+    with open_store(app.db_url) as store:  # as if killed after the swap, before the record
+        store.update_deployment(row, status="running")
+    plan = app.apply("--dry-run")
+    assert "unfinished: deployment" in plan.out and f"#{row} has not finished" in plan.out
+    status = app.cli("status", "--env", "test", "--json", str(app.root))
+    assert status.code == 1
+    assert [i["state"] for i in json.loads(status.out)] == ["unfinished"]
+
+    result = app.apply()
+    assert result.code == 0, result.err
+    assert f"finished the interrupted deployment #{row}: container {app.name} is healthy" in (
+        result.out
+    )
+    assert app.container().id == container  # waited for, not redeployed
+    rows = app.rows()
+    assert [r.status for r in rows[:2]] == ["completed", "failed"]
+    assert app.cli("status", "--env", "test", str(app.root)).code == 0
+    assert app.apply().code == 0 and app.rows()[0].status == "unchanged"

@@ -95,12 +95,20 @@ def describe_step(step: Step) -> str:
     """Short human text for a step: `update service api: replicas, image`."""
     if step.action is Action.UNCHANGED:
         return f"{step.kind} {step.name} unchanged"
+    if is_finishing(step):
+        return f"finish or undo {step.kind} {step.name} ({step.reason})"
     text = f"{step.action.value} {step.kind} {step.name}"
     fields = list(
         dict.fromkeys(field_name(c.path) for c in step.changes if c.path != "config_hash")
     )
     detail = ", ".join(fields) if fields else _shown_reason(step)
     return f"{text}: {detail}" if detail else text
+
+
+def is_finishing(step: Step) -> bool:
+    """Whether the step finishes (or undoes) an unconfirmed deployment of the same config."""
+    unfinished = step.observed.unfinished if step.observed else None
+    return step.action is Action.UPDATE and bool(unfinished) and not step.changes
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -106,12 +106,15 @@ class Targets:
             observed += observe_vms(self.xen())
         return observed
 
-    def observe_one(self, kind: str, resource_name: str) -> list[Observed]:
-        """The resource of `kind` named `resource_name`, if it exists (re-checks under a lock)."""
+    def observe_one(self, kind: str, resource_name: str, *, aside: bool = True) -> list[Observed]:
+        """The resource of `kind` named `resource_name`, if it exists (re-checks under a lock).
+
+        aside=False skips looking for a container's `.previous` beside a container that exists.
+        """
         if kind == "container":
             from bojdeploy.drivers.observe import observe_container
 
-            return observe_container(self.docker(), resource_name)
+            return observe_container(self.docker(), resource_name, aside=aside)
         return [o for o in self.observe({kind}) if o.resource_name == resource_name]
 
     def driver(self, kind: str) -> Driver:

@@ -5,27 +5,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, TypeGuard
+from typing import Any, NoReturn, TypeGuard
 
 from bojdeploy.core.manifest import ContainerManifest
 from bojdeploy.core.plan import Action, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
-from bojdeploy.drivers.container_spec import (
-    ContainerConfig,
-    PullPolicy,
-    container_config,
-    parse_image,
-    pull_policy,
-    registry_auth,
-)
+from bojdeploy.drivers.container_image import ensure_image, image_digest, prepare_resources
+from bojdeploy.drivers.container_spec import ContainerConfig, container_config, pull_policy
 from bojdeploy.drivers.container_wait import docker_errors, wait_ready
 from bojdeploy.drivers.handover import give_back, take_over
-from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.errors import BojdeployError, DriverError
 
-MANAGED = {LABEL_PREFIX + "managed": "true"}
+__all__ = ["ContainerDriver", "image_digest"]
+
 PREVIOUS_SUFFIX = ".previous"
-PULL_PROGRESS_SECONDS = 2.0
 DEFAULT_STOP_TIMEOUT = 10
 
 
@@ -50,9 +43,11 @@ class ContainerDriver:
         started = time.monotonic()
         manifest, ownership = _container_work(work)
         cfg = container_config(manifest, work.secrets, ownership.labels())
-        self._ensure_image(cfg.image, pull_policy(manifest.spec), log)
-        self._prepare(cfg, log)
-        previous = self._find_previous(cfg.name, log)
+        if _finishing(work.step) and (current := self._inspect(cfg.name)) is not None:
+            return self._finish(work, cfg, current, manifest.spec.timeout, log)
+        ensure_image(self.client, cfg.image, pull_policy(manifest.spec), self.environ, log)
+        prepare_resources(self.client, cfg, log)
+        previous = self._find_previous(cfg.name, manifest.spec.timeout, log)
         ports = cfg.host_config_kwargs.get("port_bindings") or {}
         holders = take_over(self.client, ports, work.deleting, log) if work.deleting else []
         try:
@@ -68,65 +63,48 @@ class ContainerDriver:
         self._remove(previous["Id"], cfg.name + PREVIOUS_SUFFIX, log)
         return f"replaced container {cfg.name} with {cfg.image} in {_since(started)}"
 
+    def _finish(
+        self,
+        work: Work,
+        cfg: ContainerConfig,
+        current: dict[str, Any],
+        timeout: float,
+        log: StepLog,
+    ) -> str:
+        """Finish an interrupted deployment (the new one becomes ready) or undo it."""
+        aside = self._inspect(cfg.name + PREVIOUS_SUFFIX)
+        for info in (current, aside):
+            if info is not None:
+                _check_managed(info)
+        what = _interrupted(work.step)
+        why = work.step.observed.unfinished if work.step.observed else None
+        log("info", f"finishing {what} of container {cfg.name} ({why})")
+        try:
+            goal = self._await(current, cfg.name, timeout, log)
+        except BojdeployError as e:
+            self._roll_back(cfg.name, aside, e, log, head=f"could not finish {what}")
+        if aside is not None:
+            self._remove(aside["Id"], _name(aside), log)
+        self._record_facts(work, cfg)
+        return f"finished the interrupted {what}: container {cfg.name} is {goal}"
+
+    def _await(self, info: dict[str, Any], name: str, timeout: float, log: StepLog) -> str:
+        """Start a container left created, wait until it is ready; 'healthy' or 'running'."""
+        if info["State"].get("Status") == "created":
+            with docker_errors(f"cannot start container {name}"):
+                self.client.api.start(info["Id"])
+            log("info", f"started container {name} ({info['Id'][:12]})")
+        ready = wait_ready(self.client, info["Id"], name, timeout, log)
+        return "healthy" if ready["State"].get("Health") else "running"
+
     def _record_facts(self, work: Work, cfg: ContainerConfig) -> None:
         """What now runs: the image id (drift detection) and the registry digest."""
         with docker_errors(f"cannot inspect {cfg.name}"):
             work.facts["image_id"] = self.client.api.inspect_container(cfg.name)["Image"]
         work.facts["image_digest"] = image_digest(self.client, cfg.image)
 
-    def _ensure_image(self, image: str, policy: PullPolicy, log: StepLog) -> None:
-        """Pull per policy; any failure here happens before anything is stopped."""
-        if policy != "always" and self._exists(self.client.api.inspect_image, image):
-            log("info", f"image {image} is present; not pulling (pull: {policy})")
-            return
-        if policy == "never":
-            raise DriverError(f"image {image} is not on the Docker host and spec.pull is never")
-        self._pull(image, log)
-
-    def _pull(self, image: str, log: StepLog) -> None:
-        """Pull `image`, logging at most one progress line every PULL_PROGRESS_SECONDS."""
-        repository, tag = parse_image(image)
-        auth = registry_auth(repository, self.environ.get("DOCKER_AUTH_CONFIG"))
-        started = last = time.monotonic()
-        digest = ""
-        log("info", f"pulling {image}")
-        what = f"cannot pull {image} (nothing was changed)"
-        with docker_errors(what):
-            events = self.client.api.pull(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth
-            )
-            for event in events:
-                if "error" in event:
-                    raise DriverError(f"{what}: {event['error']}")
-                digest = str(event.get("status", "")).partition("Digest: ")[2] or digest
-                if time.monotonic() - last >= PULL_PROGRESS_SECONDS:
-                    last = time.monotonic()
-                    log("info", f"pulling {image} ... {_since(started)}", elapsed=last - started)
-        log("info", f"pulled {image} ({digest or 'no digest reported'}) in {_since(started)}")
-
-    def _prepare(self, cfg: ContainerConfig, log: StepLog) -> None:
-        """Create the networks and named volumes the container needs, if missing."""
-        api = self.client.api
-        for network in cfg.networks:
-            ensure_network(api, network, log, driver="bridge", labels=MANAGED)
-        for volume in cfg.volumes:
-            if not self._exists(api.inspect_volume, volume):
-                with docker_errors(f"cannot create volume {volume}"):
-                    api.create_volume(volume, labels=MANAGED)
-                log("info", f"created volume {volume}")
-
-    def _exists(self, inspect: Any, name: str) -> bool:
-        from docker.errors import NotFound
-
-        with docker_errors(f"cannot inspect {name}"):
-            try:
-                inspect(name)
-            except NotFound:
-                return False
-        return True
-
-    def _find_previous(self, name: str, log: StepLog) -> dict[str, Any] | None:
-        """The managed container to replace (a stale `.previous` is removed or adopted)."""
+    def _find_previous(self, name: str, timeout: float, log: StepLog) -> dict[str, Any] | None:
+        """The managed container to replace; a swap left half-done is finished or undone first."""
         current = self._inspect(name)
         stale = self._inspect(name + PREVIOUS_SUFFIX)
         for info in (current, stale):
@@ -140,9 +118,17 @@ class ContainerDriver:
                     "it is the previous container",
                 )
             return stale
-        if stale is not None:
-            log("warn", f"removing {_name(stale)} left by an interrupted deploy")
-            self._remove(stale["Id"], _name(stale), log)
+        if stale is None:
+            return current
+        # Which of the two is good is unknown: the current may be an unconfirmed new version.
+        log("warn", f"found {_name(stale)} beside {name}: finishing or undoing that swap first")
+        try:
+            self._await(current, name, timeout, log)
+        except BojdeployError as e:
+            log("warn", f"{str(e).partition(chr(10))[0]}: restoring {_name(stale)}")
+            self._undo(name, stale, log)
+            return self._inspect(name)
+        self._remove(stale["Id"], _name(stale), log)
         return current
 
     def _switch(
@@ -167,6 +153,7 @@ class ContainerDriver:
             ident = api.create_container(**cfg.create_kwargs, host_config=host_config)["Id"]
             for network in cfg.networks[1:]:
                 api.connect_container_to_network(ident, network)
+        log("info", f"created container {cfg.name} ({ident[:12]})")
         with docker_errors(f"cannot start container {cfg.name}"):
             api.start(ident)
         log("info", f"started container {cfg.name} ({ident[:12]}) from {cfg.image}")
@@ -174,17 +161,18 @@ class ContainerDriver:
         log("info", f"container {cfg.name} is up")
 
     def _roll_back(
-        self, name: str, previous: dict[str, Any] | None, error: BojdeployError, log: StepLog
-    ) -> None:
+        self,
+        name: str,
+        previous: dict[str, Any] | None,
+        error: BojdeployError,
+        log: StepLog,
+        head: str = "deploy failed",
+    ) -> NoReturn:
         """Remove the new container and restore the previous one; always raises DriverError."""
         cause = str(error).partition("\n")[0]
-        log("error", f"deploy of container {name} failed: {cause}; rolling back")
+        log("error", f"container {name}: {head}: {cause}; rolling back")
         try:
-            current = self._inspect(name)
-            if _is_new(current, previous):
-                self._remove(current["Id"], name, log)
-            if previous is not None:
-                self._restore(previous, name, log)
+            self._undo(name, previous, log)
         except BojdeployError as e:
             aside = name + PREVIOUS_SUFFIX
             raise DriverError(
@@ -196,6 +184,14 @@ class ContainerDriver:
         if previous is None:
             raise DriverError(f"{error}\nthe new container was removed") from error
         raise DriverError(f"{error}\nthe previous container was restored") from error
+
+    def _undo(self, name: str, previous: dict[str, Any] | None, log: StepLog) -> None:
+        """Remove the container that is not `previous`, then bring `previous` back as `name`."""
+        current = self._inspect(name)
+        if _is_new(current, previous):
+            self._remove(current["Id"], name, log)
+        if previous is not None:
+            self._restore(previous, name, log)
 
     def _restore(self, previous: dict[str, Any], name: str, log: StepLog) -> None:
         """Rename the previous container back to `name` and start it."""
@@ -230,6 +226,7 @@ class ContainerDriver:
         log("info", f"stopping {name} (timeout {timeout}s)")
         with docker_errors(f"cannot stop container {name}"):
             self.client.api.stop(ident, timeout=timeout)
+        log("info", f"stopped {name}")
 
     def _remove(self, ident: str, name: str, log: StepLog) -> None:
         """Force-remove a container; one that is already gone is fine."""
@@ -285,26 +282,24 @@ def _check_managed(info: Mapping[str, Any]) -> None:
         )
 
 
+def _finishing(step: Step) -> bool:
+    """An update of a container whose deployment was not confirmed: finish it or undo it."""
+    return (
+        step.action is Action.UPDATE
+        and step.observed is not None
+        and bool(step.observed.unfinished)
+    )
+
+
+def _interrupted(step: Step) -> str:
+    """'deployment #7' (the one that made the container), or a generic name."""
+    ident = step.observed.deployment_id if step.observed else None
+    return f"deployment #{ident}" if ident is not None else "deployment"
+
+
 def _container_work(work: Work) -> tuple[ContainerManifest, Ownership]:
     """The Container manifest and ownership a create or replace step needs."""
     manifest = work.manifest.manifest if work.manifest is not None else None
     if not isinstance(manifest, ContainerManifest) or work.ownership is None:
         raise DriverError(f"{work.step.action} {work.step.name}: no Container manifest given")
     return manifest, work.ownership
-
-
-def image_digest(client: Any, image: str) -> str | None:
-    """The registry digest ('sha256:...') of the local `image`; None if absent or never pulled."""
-    from docker.errors import NotFound
-
-    with docker_errors(f"cannot inspect image {image}"):
-        try:
-            info = client.api.inspect_image(image)
-        except NotFound:
-            return None
-    repository = parse_image(image)[0]
-    for entry in info.get("RepoDigests") or []:
-        repo, _, digest = entry.partition("@")
-        if repo == repository:
-            return str(digest)
-    return None

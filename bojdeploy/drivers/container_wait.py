@@ -32,16 +32,17 @@ def docker_errors(what: str) -> Iterator[None]:
         raise ConnectError(f"{what}: cannot reach Docker: {e}") from e
 
 
-def wait_ready(client: Any, ident: str, name: str, timeout: float, log: StepLog) -> None:
+def wait_ready(client: Any, ident: str, name: str, timeout: float, log: StepLog) -> dict[str, Any]:
     """Wait until the container runs (and is healthy, with a healthcheck); DriverError if not."""
     started = time.monotonic()
     last_progress = started
+    info = _inspect(client, ident, name)
+    log("info", f"waiting up to {timeout:g}s for {name} to become {_goal(info)}")
     while True:
-        info = _inspect(client, ident, name)
         elapsed = time.monotonic() - started
         failure = failure_of(info)
         if failure is None and is_ready(info, elapsed):
-            return
+            return info
         if failure is None and elapsed >= timeout:
             failure = f"did not become {_goal(info)} within {timeout:g}s ({_status(info)})"
         if failure is not None:
@@ -51,6 +52,7 @@ def wait_ready(client: Any, ident: str, name: str, timeout: float, log: StepLog)
             message = f"waiting for {name} to become {_goal(info)} ... {elapsed:.0f}s"
             log("info", f"{message} ({_status(info)})", elapsed=round(elapsed, 1))
         time.sleep(POLL_SECONDS)
+        info = _inspect(client, ident, name)
 
 
 def _inspect(client: Any, ident: str, name: str) -> dict[str, Any]:

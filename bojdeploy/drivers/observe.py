@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bojdeploy.core.plan import Observed
 from bojdeploy.errors import ConnectError
 
 LABEL = "io.bojdeploy."
+PREVIOUS = ".previous"
+# Health evidence alone does not make a container unfinished once its deployment is confirmed:
+# the engine drops it then (a confirmed container that turns unhealthy is not a deploy to undo).
+HEALTH_EVIDENCE = "its health check is"
 
 
 def observed_from_labels(
@@ -52,34 +57,83 @@ def observe_containers(client: Any) -> list[Observed]:
         items = client.api.containers(all=True)
     except DockerException as e:
         raise ConnectError(f"cannot list containers: {e}") from e
-    out = []
+    current: dict[str, Observed] = {}
+    aside: dict[str, Observed] = {}  # base name -> its managed `.previous`
     for item in items:
         names = [n.lstrip("/") for n in item.get("Names") or []]
-        if not names:
-            continue
         labels = item.get("Labels") or {}
-        if "com.docker.swarm.task.id" in labels:
-            continue  # a Swarm task: observed through its service
-        if names[0].endswith(".previous") and labels.get(LABEL + "managed") == "true":
-            continue  # the container driver's swap in progress (or left by a crash): its own
-        state, ident, image = item.get("State"), item["Id"], item.get("ImageID")
-        out.append(observed_from_labels("container", names[0], labels, state, ident, image))
-    return out
+        if not names or "com.docker.swarm.task.id" in labels:
+            continue  # a Swarm task is observed through its service
+        obs = observed_from_labels(
+            "container", names[0], labels, item.get("State"), item["Id"], item.get("ImageID")
+        )
+        obs = with_health(obs, _listed_health(item))
+        if names[0].endswith(PREVIOUS) and obs.managed:
+            aside[names[0].removesuffix(PREVIOUS)] = obs  # the driver's own swap: not a resource
+        else:
+            current[names[0]] = obs
+    return [with_aside(current.get(name), aside.get(name), name) for name in current | aside]
 
 
-def observe_container(client: Any, name: str) -> list[Observed]:
-    """The container called `name`, if any (one inspect call)."""
+def observe_container(client: Any, name: str, *, aside: bool = True) -> list[Observed]:
+    """The container called `name`, if any, with its `.previous` as evidence (two inspects).
+
+    aside=False looks for the `.previous` only when `name` itself is missing.
+    """
+    found = _inspected(client, name)
+    previous = _inspected(client, name + PREVIOUS) if aside or found is None else None
+    if previous is not None and not previous.managed:
+        previous = None
+    if found is None and previous is None:
+        return []
+    return [with_aside(found, previous, name)]
+
+
+def _inspected(client: Any, name: str) -> Observed | None:
     from docker.errors import DockerException, NotFound
 
     try:
         item = client.api.inspect_container(name)
     except NotFound:
-        return []
+        return None
     except DockerException as e:
         raise ConnectError(f"cannot inspect container {name}: {e}") from e
+    if str(item.get("Name", "")).lstrip("/") != name:
+        return None  # an ID prefix matched, not the name
     labels = item["Config"].get("Labels") or {}
     state = item["State"].get("Status")
-    return [observed_from_labels("container", name, labels, state, item["Id"], item["Image"])]
+    obs = observed_from_labels("container", name, labels, state, item["Id"], item["Image"])
+    return with_health(obs, (item["State"].get("Health") or {}).get("Status"))
+
+
+def _listed_health(item: dict[str, Any]) -> str | None:
+    """The health in a container list's Status text: 'Up 3 seconds (health: starting)'."""
+    status = str(item.get("Status") or "")
+    for health in ("health: starting", "unhealthy"):
+        if f"({health})" in status:
+            return health.removeprefix("health: ")
+    return None
+
+
+def with_health(obs: Observed, health: str | None) -> Observed:
+    """Target-side evidence: a running container whose health check has not passed."""
+    if not obs.managed or obs.state != "running" or health not in ("starting", "unhealthy"):
+        return obs
+    return replace(obs, unfinished=f"{HEALTH_EVIDENCE} {health}")
+
+
+def with_aside(current: Observed | None, previous: Observed | None, name: str) -> Observed:
+    """Target-side evidence: a `.previous` beside a container is a swap that was not finished."""
+    if previous is None:
+        assert current is not None
+        return current
+    if current is None:
+        why = f"only {name}{PREVIOUS} exists (a swap was interrupted)"
+        return replace(previous, resource_name=name, unfinished=why)
+    if not current.managed:
+        return current
+    why = f"{name}{PREVIOUS} is still beside it (a swap was not finished)"
+    return replace(current, unfinished=why)
 
 
 def observe_services(client: Any) -> list[Observed]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -57,6 +57,19 @@ class Deployment:
     def to_dict(self) -> dict[str, Any]:
         """Return the deployment as JSON-friendly values."""
         return _jsonable(self)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """What the records say about the deployment that made a resource (its id on a label)."""
+
+    deployment_id: int
+    deployment_type: str
+    name: str
+    status: str
+    error_message: str | None
+    config_hash: str | None
+    confirmed_by: int | None  # a later completed/unchanged row of the same resource and config
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,12 @@ class StateStore(Protocol):
 
     def mark_interrupted(self, environment: str, deployment_type: str, name: str) -> list[int]:
         """Mark a target's pending/running rows failed (call while holding its lock)."""
+        ...
+
+    def confirmations(
+        self, environment: str, deployment_ids: Collection[int]
+    ) -> dict[int, Confirmation]:
+        """The rows of an environment with these ids, each with its later confirmation."""
         ...
 
     def lock(

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from bojdeploy.errors import StoreError
-from bojdeploy.store.base import INTERRUPTED, STATUSES, SUCCESSFUL, Deployment, LogEntry
+from bojdeploy.store.base import (
+    INTERRUPTED,
+    STATUSES,
+    SUCCESSFUL,
+    Confirmation,
+    Deployment,
+    LogEntry,
+)
 from bojdeploy.store.migrations import CREATE_SCHEMA_MIGRATIONS, load_migrations, split_statements
 
 # q(sql, params) -> rows; SQL is written with "?" placeholders in both dialects.
@@ -21,6 +28,15 @@ KINDS = ("container", "service", "vm")
 LEVELS = ("info", "warn", "error")
 DEPLOYMENT_FIELDS = tuple(field.name for field in fields(Deployment))
 SELECT_DEPLOYMENTS = f"SELECT {', '.join(DEPLOYMENT_FIELDS)} FROM deployments"
+# A row and the newest later success of the same resource with the same config hash.
+SELECT_CONFIRMATIONS = (
+    "SELECT d.id, d.deployment_type, d.name, d.status, d.error_message, d.config_hash,"
+    " (SELECT MAX(s.id) FROM deployments s WHERE s.environment = d.environment"
+    " AND s.deployment_type = d.deployment_type AND s.name = d.name"
+    " AND s.config_hash = d.config_hash AND s.status IN (?, ?) AND s.id > d.id)"
+    " FROM deployments d WHERE d.environment = ? AND d.id IN ({ids})"
+)
+CONFIRMATION_BATCH = 500  # ids per query: well under every backend's parameter limit
 INSERT_LOG = (
     "INSERT INTO deployment_logs (deployment_id, timestamp, level, message, metadata) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -276,6 +292,20 @@ class SqlStore(ABC):
             for deployment_id in ids:
                 q(INSERT_LOG, (deployment_id, now, "error", "marked failed: interrupted", None))
         return ids
+
+    def confirmations(
+        self, environment: str, deployment_ids: Collection[int]
+    ) -> dict[int, Confirmation]:
+        """The rows of an environment with these ids, each with its later confirmation."""
+        ids = sorted({int(i) for i in deployment_ids})
+        found: dict[int, Confirmation] = {}
+        with self._transaction() as q:
+            for start in range(0, len(ids), CONFIRMATION_BATCH):
+                batch = ids[start : start + CONFIRMATION_BATCH]
+                sql = SELECT_CONFIRMATIONS.format(ids=", ".join("?" * len(batch)))
+                for row in q(sql, (*SUCCESSFUL, environment, *batch)):
+                    found[int(row[0])] = Confirmation(*row)
+        return found
 
     def installation_key(self) -> bytes:
         """Return this installation's 32-byte secret key, creating it once."""

@@ -200,6 +200,17 @@ def test_describe_a_secret_change() -> None:
     assert describe_step(step) == "update service api: a secret or an included file changed"
 
 
+def test_an_unfinished_deployment_is_finished_or_undone() -> None:
+    desired = [_desired("container", "web", "h1", {"image": "web:2"})]
+    why = "deployment #7 was interrupted; web.previous is still beside it"
+    observed = [Observed("container", "web", True, "web", ENV, "h1", unfinished=why)]
+    plan = make_plan(desired, observed, environment=ENV)
+    (step,) = plan.steps
+    assert describe_step(step) == f"finish or undo container web (unfinished: {why})"
+    assert f"~ update     container web  (deploy/web.yml)  unfinished: {why}" in plan_to_text(plan)
+    assert summary_line(plan).startswith("Plan: 0 to create, 1 to update")
+
+
 def test_orphan_note_says_why_prune_was_withheld() -> None:
     orphan = _observed("container", "old", "h9")
     kept = Plan(ENV, (), (orphan,), unpruned="this run's repository is unknown")

@@ -9,6 +9,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.yamlsrc import Document
 from bojdeploy.drivers.base import Ownership, Work
 from bojdeploy.drivers.container import ContainerDriver, image_digest
+from bojdeploy.drivers.container_spec import container_config
 from bojdeploy.errors import DriverError
 from tests.helpers import Recorder
 
@@ -299,7 +301,7 @@ def test_interrupted_deploy_then_failure_restores(
     assert ours(docker_client) == [name]
 
 
-def test_stale_previous_is_removed(
+def test_stale_previous_beside_a_good_container_is_removed(
     driver: ContainerDriver, docker_client: Any, test_images: Any, name: str
 ) -> None:
     port = free_port()
@@ -308,7 +310,80 @@ def test_stale_previous_is_removed(
     docker_client.api.create_container(test_images["web:1"], name=f"{name}.previous", labels=labels)
     log = Recorder()
     driver.apply(work(Action.REPLACE, name, web(test_images, "web:2", port)), log)
-    assert f"removing {name}.previous left by an interrupted deploy" in log.text
+    assert f"found {name}.previous beside {name}: finishing or undoing that swap first" in log.text
+    assert http_get(port) == "version 2"
+    assert ours(docker_client) == [name]
+
+
+def _half_swapped(
+    driver: ContainerDriver, client: Any, images: Any, name: str, port: int, tag: str, start: bool
+) -> str:
+    """As if killed mid-replace: web:1 stopped as `.previous`, the new `tag` created (started)."""
+    driver.apply(work(Action.CREATE, name, web(images, "web:1", port)), Recorder())
+    old = str(client.api.inspect_container(name)["Id"])
+    client.api.rename(name, f"{name}.previous")
+    client.api.stop(old, timeout=1)
+    new = work(Action.REPLACE, name, web(images, tag, port, healthcheck=FAST_CHECK))
+    assert new.manifest is not None and new.ownership is not None
+    cfg = container_config(new.manifest.manifest, {}, new.ownership.labels())  # type: ignore[arg-type]
+    host_config = client.api.create_host_config(**cfg.host_config_kwargs)
+    ident = client.api.create_container(**cfg.create_kwargs, host_config=host_config)["Id"]
+    if start:
+        client.api.start(ident)
+    return old
+
+
+def finishing(name: str, spec: dict[str, Any]) -> Work:
+    """An update that finishes deployment #1, which was interrupted."""
+    item = work(Action.UPDATE, name, spec)
+    why = "deployment #1 was interrupted"
+    observed = Observed("container", name, True, name, "test", "hash", deployment_id=1)
+    item.step = replace(item.step, observed=replace(observed, unfinished=why))
+    return item
+
+
+@pytest.mark.parametrize("start", [True, False], ids=["started", "created"])
+def test_an_interrupted_replace_is_finished(
+    driver: ContainerDriver, docker_client: Any, test_images: Any, name: str, start: bool
+) -> None:
+    port = free_port()
+    _half_swapped(driver, docker_client, test_images, name, port, "web:2", start)
+    log, spec = Recorder(), web(test_images, "web:2", port, healthcheck=FAST_CHECK)
+    summary = driver.apply(finishing(name, spec), log)
+    assert summary == f"finished the interrupted deployment #1: container {name} is healthy"
+    assert "pulling" not in log.text  # nothing is redeployed
+    assert http_get(port) == "version 2"
+    assert ours(docker_client) == [name]
+
+
+def test_an_interrupted_replace_that_stays_unhealthy_is_undone(
+    driver: ContainerDriver, docker_client: Any, test_images: Any, name: str
+) -> None:
+    port = free_port()
+    old = _half_swapped(driver, docker_client, test_images, name, port, "unhealthy:1", True)
+    spec = web(test_images, "unhealthy:1", port, healthcheck=FAST_CHECK, timeout="10s")
+    with pytest.raises(DriverError, match="became unhealthy") as failed:
+        driver.apply(finishing(name, spec), Recorder())
+    assert "the previous container was restored" in str(failed.value)
+    info = docker_client.api.inspect_container(name)
+    assert info["Id"] == old and info["State"]["Running"]
+    assert http_get(port) == "version 1"
+    assert ours(docker_client) == [name]
+
+
+def test_a_replace_never_deletes_the_good_previous_beside_an_unhealthy_current(
+    driver: ContainerDriver, docker_client: Any, test_images: Any, name: str
+) -> None:
+    port = free_port()
+    _half_swapped(driver, docker_client, test_images, name, port, "unhealthy:1", True)
+    log = Recorder()
+    spec = web(test_images, "crash:1", port)
+    with pytest.raises(DriverError, match="the previous container was restored"):
+        driver.apply(work(Action.REPLACE, name, spec), log)
+    assert f"restoring {name}.previous" in log.text
+    assert http_get(port) == "version 1"
+    assert ours(docker_client) == [name]
+    driver.apply(work(Action.REPLACE, name, web(test_images, "web:2", port)), Recorder())
     assert http_get(port) == "version 2"
     assert ours(docker_client) == [name]
 
