@@ -195,7 +195,30 @@ def test_an_update_swarm_rolls_back_fails_and_keeps_the_old_config(app: SwarmApp
     assert row.status == "failed"
     assert row.error_message and "rolled" in row.error_message and "back" in row.error_message
     assert "non-zero exit" in row.error_message
-    assert set(old_configs) <= set(app.configs())
+    assert app.configs() == old_configs  # the failed update's config is removed again
+    assert "removed unused config" in result.out + result.err
+
+
+def test_configs_left_by_an_interrupted_update_are_removed_by_the_next_apply(
+    app: SwarmApp,
+) -> None:
+    from bojdeploy.drivers.service_spec import owner_labels
+
+    app.write(replicas=1)
+    assert app.apply().code == 0
+    used, tasks = app.configs(), app.tasks()
+    left = f"{app.name}-{app.name}.txt-0123456789"
+    app.docker.api.create_config(left, b"config two", labels=owner_labels(app.name, "test"))
+
+    plan = app.cli("plan", "--env", "test", str(app.root))
+    assert "~ update" in plan.out and f"config {left} left by an interrupted" in plan.out
+    cleaned = app.apply()
+
+    assert cleaned.code == 0, cleaned.out + cleaned.err
+    assert f"removed leftover config {left}" in cleaned.out + cleaned.err
+    assert app.configs() == used and app.tasks() == tasks
+    assert app.rows()[0].status == "completed"
+    assert app.apply().code == 0 and app.rows()[0].status == "unchanged"
 
 
 def test_unchanged_services_keep_their_tasks(app: SwarmApp) -> None:
@@ -295,7 +318,8 @@ def test_rollback_and_status(app: SwarmApp) -> None:
     assert app.served() == ["version 1"]
     assert app.cli("status", "--env", "test", str(app.root)).code == 0
     subprocess.run(
-        ["docker", "service", "update", "--detach", "--image", f"{REGISTRY}/web:2", app.name],
+        # Not detached: waits until Swarm has finished; an update in progress is `unfinished`.
+        ["docker", "service", "update", "--quiet", "--image", f"{REGISTRY}/web:2", app.name],
         check=True,
         capture_output=True,
     )

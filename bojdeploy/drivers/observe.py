@@ -149,12 +149,21 @@ def with_aside(current: Observed | None, previous: Observed | None, name: str) -
 
 
 def observe_services(client: Any) -> list[Observed]:
-    """Every Swarm service (an engine that is not a Swarm manager has none)."""
+    """Every Swarm service (an engine that is not a Swarm manager has none).
+
+    A service whose update Swarm has not confirmed, or that has configs or secrets left by an
+    interrupted update, is `unfinished` (three list calls in all, none per service).
+    """
+    from dataclasses import replace
+
     from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
 
+    from bojdeploy.drivers.service_wait import unfinished_why
+
     try:
-        items = client.api.services()
+        items = client.api.services(status=True)
+        leftovers = _leftover_objects(client, items) if items else {}
     except APIError as e:
         if e.response is not None and e.response.status_code == 503:
             return []
@@ -167,5 +176,30 @@ def observe_services(client: Any) -> list[Observed]:
         labels = spec.get("Labels") or {}
         image = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
         name, ident = spec.get("Name", ""), item["ID"]
-        out.append(observed_from_labels("service", name, labels, None, ident, image))
+        found = observed_from_labels("service", name, labels, None, ident, image)
+        left = leftovers.get((found.environment, found.name)) if found.managed else None
+        why = unfinished_why(item) if found.managed else None
+        if why is None and left:
+            why = f"{', '.join(sorted(left))} left by an interrupted deployment"
+        out.append(replace(found, unfinished=why))
+    return out
+
+
+def _leftover_objects(
+    client: Any, services: list[dict[str, Any]]
+) -> dict[tuple[str | None, str | None], list[str]]:
+    """Our service configs and secrets no service uses: (environment, name) -> 'config X'."""
+    from bojdeploy.drivers.service_wait import referenced_objects
+
+    in_use = referenced_objects(services)
+    filters = {"label": [LABEL + "managed=true", LABEL + "kind=service"]}
+    out: dict[tuple[str | None, str | None], list[str]] = {}
+    for kind, items in (("config", client.api.configs), ("secret", client.api.secrets)):
+        for item in items(filters=filters):
+            if item["ID"] in in_use:
+                continue
+            labels = item["Spec"].get("Labels") or {}
+            key = (labels.get(LABEL + "environment"), labels.get(LABEL + "name"))
+            shown = item["Spec"]["Name"] if kind == "config" else "a secret"
+            out.setdefault(key, []).append(f"{kind} {shown}")
     return out

@@ -14,19 +14,24 @@ from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
 from bojdeploy.drivers.container_spec import parse_image, registry_auth, registry_host
 from bojdeploy.drivers.container_wait import docker_errors
 from bojdeploy.drivers.networks import ensure_network
+from bojdeploy.drivers.service_finish import finish
+from bojdeploy.drivers.service_objects import SwarmObjects, removed_note
 from bojdeploy.drivers.service_spec import (
     ServiceConfig,
-    SwarmObject,
     owner_labels,
     pinned_image,
     service_config,
     swarm_objects,
 )
-from bojdeploy.drivers.service_wait import task_ids, wait_converged
+from bojdeploy.drivers.service_wait import (
+    rollback_end,
+    task_ids,
+    wait_converged,
+)
 from bojdeploy.errors import BojdeployError, DriverError
 
 MANAGED = {LABEL_PREFIX + "managed": "true"}
-ObjectKey = tuple[str, str]  # (config | secret, name)
+SEND_ATTEMPTS = 3
 
 
 class ServiceDriver:
@@ -50,22 +55,32 @@ class ServiceDriver:
         manifest, loaded, ownership = _service_work(work)
         spec = manifest.spec
         current = self._inspect(manifest.resource_name)
+        store = SwarmObjects(self.client, owner_labels(ownership.name, ownership.environment))
+        if current is not None and _interrupted(work, current, ownership.config_hash):
+            finished = finish(self.client, current, store, spec.timeout, _unfinished(work), log)
+            if finished is not None:
+                work.facts.update(finished[1])
+                return f"{finished[0]} in {_since(started)}"
         image, digest = self._resolve(spec.image, log)
         self._ensure_networks(spec.networks, log)
-        owner = owner_labels(ownership.name, ownership.environment)
         objects = swarm_objects(manifest, loaded.files, work.secrets, work.key)
-        refs = self._ensure_objects(objects, owner, log)
+        names = {obj.name for obj in objects}
+        removed = store.sweep(names, log)
+        refs = store.ensure(objects, log)
         force = current["Spec"]["TaskTemplate"].get("ForceUpdate", 0) if current else 0
         cfg = service_config(manifest, work.secrets, ownership.labels(), image, refs, force)
         if current is None:
-            service_id = self._create(cfg, spec.timeout, owner, log)
+            service_id = self._create(cfg, spec.timeout, store, log)
         else:
-            service_id = self._update(current, cfg, spec.timeout, log)
-        self._prune(owner, {obj.name for obj in objects}, log)
+            service_id = self._update(current, cfg, spec.timeout, store, log)
+        store.prune(names, log)
         configs = [obj.name for obj in objects if obj.kind == "config"]
         work.facts.update(image=image, image_digest=digest, service_id=service_id, configs=configs)
         verb = "created" if current is None else "updated"
-        return f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}) in {_since(started)}"
+        return (
+            f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}){removed_note(removed)} "
+            f"in {_since(started)}"
+        )
 
     def _resolve(self, image: str, log: StepLog) -> tuple[str, str]:
         """The image pinned to its registry digest, so every task runs the same bytes."""
@@ -97,49 +112,7 @@ class ServiceDriver:
                 self.client.api, network, log, driver="overlay", labels=MANAGED, attachable=True
             )
 
-    def _owned(self, owner: Mapping[str, str]) -> dict[ObjectKey, str]:
-        """The configs and secrets labelled as this service's: (kind, name) -> ID."""
-        api = self.client.api
-        filters = {"label": [f"{k}={v}" for k, v in owner.items()]}
-        found: dict[ObjectKey, str] = {}
-        with docker_errors("cannot list Swarm configs and secrets"):
-            for kind, items in (("config", api.configs), ("secret", api.secrets)):
-                for item in items(filters=filters):
-                    found[(kind, item["Spec"]["Name"])] = item["ID"]
-        return found
-
-    def _ensure_objects(
-        self, objects: list[SwarmObject], owner: Mapping[str, str], log: StepLog
-    ) -> list[tuple[SwarmObject, str]]:
-        """Every config and secret with its ID, created when missing (names are content hashes)."""
-        existing = self._owned(owner) if objects else {}
-        refs = []
-        for obj in objects:
-            key = (obj.kind, obj.name)
-            if key not in existing:
-                create = getattr(self.client.api, f"create_{obj.kind}")
-                with docker_errors(f"cannot create {obj.kind} {_shown(*key)}"):
-                    existing[key] = create(obj.name, obj.data, labels=dict(owner))["ID"]
-                log("info", f"created {obj.kind} {_shown(*key)}")
-            refs.append((obj, existing[key]))
-        return refs
-
-    def _prune(self, owner: Mapping[str, str], keep: set[str], log: StepLog) -> None:
-        """Remove this service's configs and secrets not in `keep`; failures only warn."""
-        for (kind, name), ident in self._owned(owner).items():
-            if name in keep:
-                continue
-            try:
-                with docker_errors(f"cannot remove {kind} {_shown(kind, name)}"):
-                    getattr(self.client.api, f"remove_{kind}")(ident)
-            except BojdeployError as e:
-                log("warn", f"kept obsolete {kind}: {e}")
-                continue
-            log("info", f"removed obsolete {kind} {_shown(kind, name)}")
-
-    def _create(
-        self, cfg: ServiceConfig, timeout: float, owner: Mapping[str, str], log: StepLog
-    ) -> str:
+    def _create(self, cfg: ServiceConfig, timeout: float, store: SwarmObjects, log: StepLog) -> str:
         """Create the service and wait for it; a new service that fails is removed again."""
         with docker_errors(f"cannot create service {cfg.name}"):
             service_id = str(self.client.api.create_service(**cfg.kwargs)["ID"])
@@ -149,24 +122,51 @@ class ServiceDriver:
         except BojdeployError as e:
             log("error", f"new service {cfg.name} failed: {_first_line(e)}; removing it")
             self._remove(service_id, cfg.name, log)
-            self._prune(owner, set(), log)
+            store.prune((), log)
             raise DriverError(f"{e}\nthe new service was removed") from e
         return service_id
 
     def _update(
-        self, current: dict[str, Any], cfg: ServiceConfig, timeout: float, log: StepLog
+        self,
+        current: dict[str, Any],
+        cfg: ServiceConfig,
+        timeout: float,
+        store: SwarmObjects,
+        log: StepLog,
     ) -> str:
-        """Send the whole new spec and wait; Swarm restarts tasks only if their template changed."""
+        """Send the whole new spec and wait; Swarm restarts tasks only if their template changed.
+
+        When Swarm rolls the update back, the configs and secrets only it used are removed.
+        """
+        if (current.get("UpdateStatus") or {}).get("State") == "rollback_started":
+            # Swarm 20.10 reports an update sent mid-rollback as completed while its tasks fail.
+            log("info", f"waiting for Swarm to finish rolling service {cfg.name} back first")
+            rollback_end(self.client, current["ID"], cfg.name, time.monotonic() + timeout)
         old = task_ids(self.client, current["ID"], cfg.name)
-        with docker_errors(f"cannot update service {cfg.name}"):
-            result = self.client.api.update_service(
-                current["ID"], current["Version"]["Index"], **cfg.kwargs
-            )
+        result = self._send(current, cfg)
         for warning in (result or {}).get("Warnings") or []:
             log("warn", f"Swarm: {warning}")
         log("info", f"updated the spec of service {cfg.name} ({_replicas(cfg)}, {cfg.image})")
-        wait_converged(self.client, current["ID"], cfg.name, timeout, log, old)
+        try:
+            wait_converged(self.client, current["ID"], cfg.name, timeout, log, old)
+        except BojdeployError:
+            store.sweep((), log, "unused")
+            raise
         return str(current["ID"])
+
+    def _send(self, current: dict[str, Any], cfg: ServiceConfig) -> Any:
+        """update_service with the newest version: Swarm bumps it as its own rollout moves on."""
+        from docker.errors import APIError
+
+        for attempt in range(SEND_ATTEMPTS):
+            version = (self._inspect(cfg.name) or current)["Version"]["Index"]
+            with docker_errors(f"cannot update service {cfg.name}"):
+                try:
+                    return self.client.api.update_service(current["ID"], version, **cfg.kwargs)
+                except APIError as e:
+                    if "out of sequence" not in str(e) or attempt == SEND_ATTEMPTS - 1:
+                        raise
+        return None
 
     def _delete(self, step: Step, log: StepLog) -> str:
         """Remove the managed service, then its configs and secrets; networks stay."""
@@ -175,7 +175,7 @@ class ServiceDriver:
         current = self._inspect(name)
         if current is not None:
             self._remove(current["ID"], name, log)
-        self._prune(owner_labels(step.name, step.environment), set(), log)
+        SwarmObjects(self.client, owner_labels(step.name, step.environment)).prune((), log)
         if current is None:
             return f"service {name} is already gone"
         return f"deleted service {name} in {_since(started)}"
@@ -217,9 +217,15 @@ def _since(started: float) -> str:
     return f"{time.monotonic() - started:.1f}s"
 
 
-def _shown(kind: str, name: str) -> str:
-    """An object's name for logs; a secret's without its content hash."""
-    return name.rpartition("-")[0] if kind == "secret" else name
+def _interrupted(work: Work, current: dict[str, Any], config_hash: str) -> bool:
+    """Whether the step finishes an unconfirmed deployment of this very configuration."""
+    labels = current["Spec"].get("Labels") or {}
+    return bool(_unfinished(work)) and labels.get(LABEL_PREFIX + "config-hash") == config_hash
+
+
+def _unfinished(work: Work) -> str | None:
+    observed = work.step.observed
+    return observed.unfinished if work.step.action is Action.UPDATE and observed else None
 
 
 def _replicas(cfg: ServiceConfig) -> str:

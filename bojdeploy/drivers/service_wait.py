@@ -19,6 +19,7 @@ ROLLED_BACK = ("rollback_started", "rollback_paused", "rollback_completed")
 STOPPED = (*ROLLED_BACK, "paused")
 ROLLBACK_ENDED = ("rollback_paused", "rollback_completed")
 FAILED_TASK = ("failed", "rejected")
+DEPLOYMENT_LABEL = "io.bojdeploy.deployment-id"
 
 
 @dataclass(frozen=True)
@@ -145,14 +146,26 @@ def _stopped(
             f"or run `docker service rollback {name}`"
         )
     log("error", f"Swarm is rolling the update of {name} back: {why}")
+    progress = rollback_end(client, service_id, name, deadline)
+    outcome = rollback_outcome(name, progress)
+    raise DriverError(f"Swarm rolled the update of service {name} back: {why}; {outcome}")
+
+
+def rollback_end(client: Any, service_id: str, name: str, deadline: float) -> Progress:
+    """Poll a rollback until it completes or pauses, or until `deadline`."""
+    progress = _look(client, service_id, name)
     while progress.state not in ROLLBACK_ENDED and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         progress = _look(client, service_id, name)
-    outcome = {
+    return progress
+
+
+def rollback_outcome(name: str, progress: Progress) -> str:
+    """What a rollback left running, for an error message."""
+    return {
         "rollback_completed": "the previous version runs again",
         "rollback_paused": "the rollback itself paused: check `docker service ps " + name + "`",
     }.get(progress.state or "", "the rollback had not finished at the timeout")
-    raise DriverError(f"Swarm rolled the update of service {name} back: {why}; {outcome}")
 
 
 def _timeout_message(
@@ -177,3 +190,45 @@ def _timeout_message(
         f"service {name} did not converge within {timeout:g}s: {progress.running}/"
         f"{progress.desired} tasks run the new spec{state}{last}{hint}"
     )
+
+
+def deployment_of(service: dict[str, Any]) -> str:
+    """'deployment #12' for the deployment whose spec the service has (from its labels)."""
+    ident = ((service.get("Spec") or {}).get("Labels") or {}).get(DEPLOYMENT_LABEL)
+    return f"deployment #{ident}" if ident else "the last deployment"
+
+
+def unfinished_why(service: dict[str, Any]) -> str | None:
+    """Why Swarm has not confirmed the service's spec, from one `services(status=True)` entry.
+
+    A rolling update still running, paused, or being rolled back; or, without a rolling update
+    (a create, a scale), fewer running tasks than desired. A finished rollback is not
+    unfinished: Swarm restores the whole previous spec, labels included, so the labels name
+    the earlier deployment that runs again.
+    """
+    state = (service.get("UpdateStatus") or {}).get("State")
+    which = deployment_of(service)
+    reasons = {
+        "updating": f"Swarm is still updating the service to {which}",
+        "paused": f"Swarm paused the update to {which}",
+        "rollback_started": f"Swarm is rolling an update back to {which}",
+        "rollback_paused": f"Swarm paused rolling an update back to {which}",
+    }
+    if state in reasons:
+        return reasons[state]
+    counts = service.get("ServiceStatus") or {}
+    running, desired = int(counts.get("RunningTasks", 0)), int(counts.get("DesiredTasks", 0))
+    if state is None and running < desired:
+        return f"{running}/{desired} tasks of {which} run"
+    return None
+
+
+def referenced_objects(services: Sequence[dict[str, Any]]) -> set[str]:
+    """IDs of the configs and secrets some service's spec or previous spec (its rollback) uses."""
+    out: set[str] = set()
+    for service in services:
+        for spec in (service.get("Spec"), service.get("PreviousSpec")):
+            container = ((spec or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+            for ref in (container.get("Configs") or []) + (container.get("Secrets") or []):
+                out.add(str(ref.get("ConfigID") or ref.get("SecretID")))
+    return out

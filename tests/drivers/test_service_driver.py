@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,8 +18,16 @@ from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.yamlsrc import Document
 from bojdeploy.drivers.base import Ownership, Work
+from bojdeploy.drivers.observe import observe_services
 from bojdeploy.drivers.service import ServiceDriver
-from bojdeploy.drivers.service_wait import Progress, assess, task_error
+from bojdeploy.drivers.service_spec import owner_labels
+from bojdeploy.drivers.service_wait import (
+    Progress,
+    assess,
+    referenced_objects,
+    task_error,
+    unfinished_why,
+)
 from bojdeploy.errors import DriverError
 from tests.helpers import Recorder
 
@@ -53,6 +62,35 @@ def work(
     desired = Desired("service", name, "test", name, "hash", {}, loaded.file)
     owner = Ownership(name, "service", "test", "hash", deployment_id, "abc", "org/r", loaded.file)
     return Work(Step(action, "service", name, "test", desired, None), loaded, secrets or {}, owner)
+
+
+def finishing(item: Work, observed: Observed) -> Work:
+    """The same Work as an UPDATE step that must finish what `observed` says is unfinished."""
+    assert observed.unfinished
+    return replace(item, step=replace(item.step, action=Action.UPDATE, observed=observed))
+
+
+def observed(client: Any, name: str) -> Observed:
+    """How observation sees the service `name`."""
+    (found,) = [o for o in observe_services(client) if o.resource_name == name]
+    return found
+
+
+def wait_for_state(client: Any, name: str, state: str, seconds: float = 30) -> None:
+    """Poll until the service's UpdateStatus.State is `state`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (client.api.inspect_service(name).get("UpdateStatus") or {}).get("State") == state:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"service {name} never reached {state}")
+
+
+def as_if_killed(client: Any, name: str, image: str, deployment_id: int) -> None:
+    """Start an update as a run killed right after its update call leaves it (same hash)."""
+    service = client.services.get(name)
+    labels = {**service.attrs["Spec"]["Labels"], "io.bojdeploy.deployment-id": str(deployment_id)}
+    service.update(image=image, labels=labels)
 
 
 def delete_work(name: str) -> Work:
@@ -111,6 +149,13 @@ def running_tasks(client: Any, name: str) -> set[str]:
     """IDs of the service's tasks that run and should."""
     tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
     return {t["ID"] for t in tasks if t["Status"]["State"] == "running"}
+
+
+def task_images(client: Any, name: str) -> list[str]:
+    """The images the service's tasks that run and should run."""
+    tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
+    running = [t for t in tasks if t["Status"]["State"] == "running"]
+    return sorted(t["Spec"]["ContainerSpec"]["Image"] for t in running)
 
 
 def task_container(client: Any, name: str) -> Any:
@@ -267,6 +312,110 @@ def test_registry_credentials_from_docker_auth_config_go_to_swarm(
         client.close()
     sent = json.loads(base64.urlsafe_b64decode(header))
     assert (sent["username"], sent["password"]) == ("deployer", "pa55")
+
+
+def test_an_interrupted_update_is_finished_without_sending_it_again(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    update = {**FAST_UPDATE, "monitor": "2s"}
+    spec = {"image": test_images["web:1"], "replicas": 2, "update": update}
+    driver.apply(work(Action.CREATE, name, spec), Recorder())
+    as_if_killed(swarm, name, test_images["web:2"], 2)
+
+    seen = observed(swarm, name)
+    assert seen.unfinished == "Swarm is still updating the service to deployment #2"
+    item = finishing(work(Action.UPDATE, name, spec, deployment_id=3), seen)
+    log = Recorder()
+    summary = driver.apply(item, log)
+
+    assert summary.startswith(f"finished the interrupted deployment #2 of service {name}")
+    assert "running" in log.text  # the usual progress lines while it waited
+    info = swarm.api.inspect_service(name)
+    assert info["UpdateStatus"]["State"] == "completed"
+    assert info["Spec"]["Labels"]["io.bojdeploy.deployment-id"] == "2"
+    assert "web:1" in info["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert task_images(swarm, name) == [test_images["web:2"]] * 2
+    assert item.facts["image"] == test_images["web:2"]
+    assert observed(swarm, name).unfinished is None
+
+
+def test_an_update_swarm_paused_is_rolled_back_by_the_next_run(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    pause = {"update": {**FAST_UPDATE, "failure_action": "pause"}}
+    spec = {"image": test_images["web:1"], **pause}
+    driver.apply(work(Action.CREATE, name, spec), Recorder())
+    web1 = swarm.api.inspect_service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    as_if_killed(swarm, name, test_images["crash:1"], 2)
+    wait_for_state(swarm, name, "paused")
+
+    seen = observed(swarm, name)
+    assert seen.unfinished == "Swarm paused the update to deployment #2"
+    item = finishing(work(Action.UPDATE, name, {**spec, "image": test_images["crash:1"]}), seen)
+    with pytest.raises(DriverError) as failure:
+        driver.apply(item, Recorder())
+
+    assert "bojdeploy rolled it back: the previous version runs again" in str(failure.value)
+    info = swarm.api.inspect_service(name)
+    assert info["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] == web1
+    assert info["Spec"]["Labels"]["io.bojdeploy.deployment-id"] == "1"
+    assert task_images(swarm, name) == [web1]
+
+
+def test_configs_left_by_a_killed_update_are_removed_by_the_next_run(
+    driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
+) -> None:
+    spec = {"image": test_images["web:1"], "configs": [{"source": "c.txt", "target": "/c.txt"}]}
+    driver.apply(work(Action.CREATE, name, spec, {"c.txt": "one"}), Recorder())
+    (used,) = [c["Spec"]["Name"] for c in swarm.api.configs(filters={"name": name})]
+    left = f"{name}-c.txt-0123456789"
+    swarm.api.create_config(left, b"two", labels=owner_labels(name, "test"))
+
+    seen = observed(swarm, name)
+    assert seen.unfinished == f"config {left} left by an interrupted deployment"
+    item = finishing(work(Action.UPDATE, name, spec, {"c.txt": "one"}, deployment_id=2), seen)
+    summary = driver.apply(item, Recorder())
+
+    assert f"removed leftover config {left}" in summary
+    assert [c["Spec"]["Name"] for c in swarm.api.configs(filters={"name": name})] == [used]
+    assert observed(swarm, name).unfinished is None
+
+
+def _swarm_service(
+    state: str | None, running: int = 2, desired: int = 2, deployment: str = "7"
+) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "Spec": {"Labels": {"io.bojdeploy.deployment-id": deployment}},
+        "ServiceStatus": {"RunningTasks": running, "DesiredTasks": desired},
+    }
+    if state:
+        service["UpdateStatus"] = {"State": state}
+    return service
+
+
+@pytest.mark.parametrize(
+    ("service", "why"),
+    [
+        (_swarm_service("updating"), "Swarm is still updating the service to deployment #7"),
+        (_swarm_service("paused"), "Swarm paused the update to deployment #7"),
+        (_swarm_service("rollback_started"), "Swarm is rolling an update back to deployment #7"),
+        (_swarm_service("rollback_paused"), "Swarm paused rolling an update back to deployment #7"),
+        (_swarm_service(None, running=0), "0/2 tasks of deployment #7 run"),
+        (_swarm_service("completed"), None),
+        (_swarm_service("completed", running=1), None),  # drift, not an unconfirmed update
+        (_swarm_service("rollback_completed"), None),  # labels name what runs again
+        (_swarm_service(None), None),
+    ],
+)
+def test_what_swarm_has_not_confirmed(service: dict[str, Any], why: str | None) -> None:
+    assert unfinished_why(service) == why
+
+
+def test_objects_a_rollback_needs_are_in_use() -> None:
+    spec = {"TaskTemplate": {"ContainerSpec": {"Configs": [{"ConfigID": "c1"}]}}}
+    previous = {"TaskTemplate": {"ContainerSpec": {"Secrets": [{"SecretID": "s0"}]}}}
+    services = [{"Spec": spec, "PreviousSpec": previous}, {"Spec": {}}]
+    assert referenced_objects(services) == {"c1", "s0"}
 
 
 def _task(state: str, desired: str = "running", err: str = "", at: str = "1") -> dict[str, Any]:
