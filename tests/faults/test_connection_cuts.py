@@ -3,11 +3,8 @@ the exit code and one line say what happened, and the next run converges with ho
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,30 +17,13 @@ from bojdeploy.store import open_store
 from tests.faults.harness import Killed, bojdeploy_command, child_env, kill_when
 from tests.faults.proxy import Proxy, proxied
 from tests.helpers import run_cli
+from tests.repos import free_port, http_get
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"
 UNWRITTEN = "could not be written (database unreachable); the next run reconciles it"
 POOL_NOISE = ("error connecting in", "discarding", "WARNING", "Traceback")
 
 pytestmark = pytest.mark.usefixtures("docker_cleanup", "test_images")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(port: int, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                return str(r.read().decode().strip())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 class Site:

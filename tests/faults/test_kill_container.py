@@ -11,9 +11,6 @@ container is left; and one more run is stable.
 from __future__ import annotations
 
 import json
-import socket
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from bojdeploy.store import open_store
 from bojdeploy.store.base import INTERRUPTED
 from tests.faults.harness import kill_when
 from tests.helpers import run_cli
+from tests.repos import free_port, http_get
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"
 STEPS = {
@@ -68,24 +66,6 @@ def kill_counts(request: pytest.FixtureRequest) -> None:
     """Count kills tried and held (the next apply converged; status and records told the truth)."""
     if not request.config.pluginmanager.has_plugin("container-kills"):
         request.config.pluginmanager.register(_KillReport(), "container-kills")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(port: int, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                return str(r.read().decode().strip())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 class Site:
