@@ -2,7 +2,7 @@
 
 import sys
 
-from bojdeploy.action import main
+from bojdeploy.frontends.action.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

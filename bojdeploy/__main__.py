@@ -1,5 +1,5 @@
 """`python -m bojdeploy`."""
 
-from bojdeploy.cli import entry
+from bojdeploy.frontends.cli import entry
 
 entry()

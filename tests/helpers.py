@@ -11,7 +11,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from bojdeploy.cli import main
+from bojdeploy.frontends.cli import main
 
 
 @dataclass

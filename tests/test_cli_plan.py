@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bojdeploy import engine
+from bojdeploy.engine.workspace import open_workspace
 from bojdeploy.settings import Settings
 from bojdeploy.store import open_store
-from bojdeploy.workspace import open_workspace
 from tests.helpers import run_cli
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

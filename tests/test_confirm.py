@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bojdeploy.confirm import confirm
 from bojdeploy.core.plan import Observed
+from bojdeploy.engine.confirm import confirm
 from bojdeploy.store import StateStore, open_store
 
 

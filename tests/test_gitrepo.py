@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bojdeploy.core.changes import FileChange, Selection
+from bojdeploy.engine.gitrepo import ZERO_SHA, GitInfo, GitRepo
 from bojdeploy.errors import BojdeployError, UsageError
-from bojdeploy.gitrepo import ZERO_SHA, GitInfo, GitRepo
 
 PATTERNS = ["deploy/**/*.yml", "deploy/**/*.yaml"]
 MANIFESTS = ["deploy/web.yml", "deploy/db.yml", "deploy/api.yml", "deploy/cache.yml"]

@@ -13,7 +13,7 @@ import pytest
 
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Action, Plan, Step
-from bojdeploy.protection import branch_refusal, delete_refusal, destroys, plan_notes
+from bojdeploy.engine.protection import branch_refusal, delete_refusal, destroys, plan_notes
 from bojdeploy.store import open_store
 from bojdeploy.testing.fake_gitea import FakeGitea
 from tests.action import TOKEN, push_event, statuses

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bojdeploy import recording
+from bojdeploy.engine import recording
+from bojdeploy.engine.recording import Records
 from bojdeploy.errors import DatabaseUnreachable, StoreError
-from bojdeploy.recording import Records
 
 
 class FlakyStore:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from bojdeploy.action_inputs import input_variable
+from bojdeploy.frontends.action.inputs import input_variable
 from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bojdeploy.action import main
+from bojdeploy.frontends.action.run import main
 from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     TOKEN,

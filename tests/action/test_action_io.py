@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from bojdeploy.action_inputs import (
+from bojdeploy.core.plan import Action, Observed, Plan, Step
+from bojdeploy.engine.apply import Outcome
+from bojdeploy.errors import UsageError
+from bojdeploy.frontends.action.inputs import (
     INPUT_DEFAULTS,
     ActionContext,
     input_variable,
     known_secrets,
     parse_flag,
 )
-from bojdeploy.action_io import Console, write_outputs
-from bojdeploy.action_status import (
+from bojdeploy.frontends.action.io import Console, write_outputs
+from bojdeploy.frontends.action.status import (
     describe_outcome,
     describe_plan,
     describe_run,
@@ -26,9 +29,6 @@ from bojdeploy.action_status import (
     runs_by_id,
     shorten,
 )
-from bojdeploy.core.plan import Action, Observed, Plan, Step
-from bojdeploy.deploy import Outcome
-from bojdeploy.errors import UsageError
 from tests.action import ROOT, action_defaults, read_outputs
 
 

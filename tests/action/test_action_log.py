@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from bojdeploy.action_io import Console, GroupedLog, watch
+from bojdeploy.frontends.action.io import Console, GroupedLog, watch
 
 
 def groups(text: str) -> list[tuple[str, list[str]]]:

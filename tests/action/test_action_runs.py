@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bojdeploy.action import main
+from bojdeploy.frontends.action.run import main
 from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     OWNER,

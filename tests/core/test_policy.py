@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bojdeploy import engine
+from bojdeploy.engine.workspace import open_workspace
 from bojdeploy.errors import ManifestError
-from bojdeploy.workspace import open_workspace
 from tests.helpers import CliResult, run_cli
 
 CONTAINER = """apiVersion: bojdeploy/v1

@@ -23,8 +23,9 @@ FORBIDDEN = {
     "xmlrpc",
     "bojdeploy.store",
     "bojdeploy.drivers",
-    "bojdeploy.gitrepo",
+    "bojdeploy.engine.gitrepo",
     "bojdeploy.engine",
+    "bojdeploy.frontends",
 }
 
 
@@ -69,7 +70,7 @@ def test_importing_the_core_loads_no_io_library() -> None:
 def test_help_loads_no_driver_or_database_library() -> None:
     code = (
         "import json, sys\n"
-        "from bojdeploy.cli import run\n"
+        "from bojdeploy.frontends.cli import run\n"
         "sys.argv = ['bojdeploy', '--help']\n"
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()): run(['--help'])\n"

@@ -232,8 +232,8 @@ def test_a_system_lost_after_the_plan_changes_nothing(
     site: Site, db_proxy: tuple[Proxy, str], lost: str
 ) -> None:
     from bojdeploy import engine
+    from bojdeploy.engine.workspace import open_workspace
     from bojdeploy.settings import Settings
-    from bojdeploy.workspace import open_workspace
 
     db, url = db_proxy
     assert site.apply().code == 0

@@ -33,7 +33,7 @@ LAND = 0.3  # seconds from the progress line to the kill: the held call has been
 IP_DELAY = 0.2
 # A kill during the confirmation leaves a VM that is done on the pool: only its deployment row
 # tells it was not confirmed. The engine's record-based confirmation finishes it (completed).
-RECORD_CONFIRMATION = importlib.util.find_spec("bojdeploy.confirm") is not None
+RECORD_CONFIRMATION = importlib.util.find_spec("bojdeploy.engine.confirm") is not None
 TALLY = {"tried": 0, "held": 0}
 
 

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bojdeploy.engine.workspace import Workspace
 from bojdeploy.errors import Problem
-from bojdeploy.workspace import Workspace
 
 
 @dataclass

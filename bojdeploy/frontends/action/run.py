@@ -11,8 +11,20 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bojdeploy import engine
-from bojdeploy.action_inputs import PR_EVENTS, ActionContext, known_secrets, parse_flag
-from bojdeploy.action_io import (
+from bojdeploy.core.config import CONFIG_FILE
+from bojdeploy.core.render import plan_to_markdown, plan_to_text
+from bojdeploy.engine.apply import Outcome
+from bojdeploy.engine.protection import plan_notes
+from bojdeploy.engine.workspace import Compare, Workspace, open_workspace
+from bojdeploy.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ForgeError,
+    UsageError,
+)
+from bojdeploy.forge.gitea import GiteaClient
+from bojdeploy.frontends.action.inputs import PR_EVENTS, ActionContext, known_secrets, parse_flag
+from bojdeploy.frontends.action.io import (
     Console,
     GroupedLog,
     give_back,
@@ -20,7 +32,7 @@ from bojdeploy.action_io import (
     write_outputs,
     write_summary,
 )
-from bojdeploy.action_status import (
+from bojdeploy.frontends.action.status import (
     Statuses,
     deployments_output,
     describe_plan,
@@ -30,21 +42,9 @@ from bojdeploy.action_status import (
     report_error,
     run_link,
 )
-from bojdeploy.core.config import CONFIG_FILE
-from bojdeploy.core.render import plan_to_markdown, plan_to_text
-from bojdeploy.deploy import Outcome
-from bojdeploy.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
-    ForgeError,
-    UsageError,
-)
-from bojdeploy.forge.gitea import GiteaClient
-from bojdeploy.present import outcome_lines
-from bojdeploy.protection import plan_notes
+from bojdeploy.frontends.present import outcome_lines
 from bojdeploy.store import open_store
 from bojdeploy.store.base import StateStore
-from bojdeploy.workspace import Compare, Workspace, open_workspace
 
 ENV_HINT = "set the environment input (or the dispatch's environment)"
 PRUNE_HINT = "set the prune input or bojdeploy.yaml's prune to delete what was left"
@@ -133,7 +133,7 @@ class ActionRun:
 
     def rollback(self) -> int:
         """Redeploy a recorded config, by deployment id or by manifest name."""
-        from bojdeploy.rollback import find_target, rollback
+        from bojdeploy.engine.rollback import find_target, rollback
 
         dep_id, name = self.ctx.deployment_id(), self.ctx.dispatch("name")
         if (dep_id is None) == (not name):

@@ -89,7 +89,7 @@ def _prepare(
 ) -> Any:
     """Open the repository, pick the environment, load and select; print warnings."""
     from bojdeploy import engine
-    from bojdeploy.workspace import open_workspace
+    from bojdeploy.engine.workspace import open_workspace
 
     ws = open_workspace(paths, branch=os.environ.get("GITHUB_REF_NAME"))
     env = ws.environment(environment, hint="pass --env")
@@ -103,14 +103,14 @@ def _prepare(
 
 def _workspace(path: Path | None) -> Any:
     """The repository around `path` (or the current folder), as apply and plan find it."""
-    from bojdeploy.workspace import open_workspace
+    from bojdeploy.engine.workspace import open_workspace
 
     return open_workspace([path] if path else [], branch=os.environ.get("GITHUB_REF_NAME"))
 
 
 def _notes(ctx: click.Context, prepared: Any, plan_: Any) -> None:
     """Tell, under a plan, that applying it to a protected environment would be refused."""
-    from bojdeploy.protection import plan_notes
+    from bojdeploy.engine.protection import plan_notes
 
     ws = prepared.workspace
     for note in plan_notes(ws.config, prepared.environment, ws.info.branch, plan_):
@@ -163,8 +163,8 @@ since_option = click.option(
 @click.pass_context
 def validate(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Validate manifests for every environment they apply to (exit 0 valid, 2 invalid)."""
-    from bojdeploy.validate import validate_workspace
-    from bojdeploy.workspace import open_workspace
+    from bojdeploy.engine.validate import validate_workspace
+    from bojdeploy.engine.workspace import open_workspace
 
     out: Output = ctx.obj["out"]
     with handled(ctx):
@@ -238,7 +238,7 @@ def _reporter(out: Output) -> Any:
 
 def _finish(run: Any, as_json: bool) -> int:
     """Print the outcome of a run and return its exit code."""
-    from bojdeploy.present import outcome_lines
+    from bojdeploy.frontends.present import outcome_lines
 
     if as_json:
         click.echo(json.dumps([o.to_dict() for o in run.outcomes], indent=2))
@@ -331,7 +331,7 @@ def rollback(
     PATH is the deployment repository (default: the one around the current folder): the
     deployment must come from it, and it goes where that deployment was made.
     """
-    from bojdeploy.rollback import rollback as do_rollback
+    from bojdeploy.engine.rollback import rollback as do_rollback
 
     out: Output = ctx.obj["out"]
     with handled(ctx):
@@ -385,8 +385,8 @@ def status(ctx: click.Context, path: Path | None, environment: str | None, as_js
     PATH is the deployment repository (default: the one around the current folder): its
     deployments are checked on its targets, as apply reaches them.
     """
-    from bojdeploy.drift import drift_report
-    from bojdeploy.present import drift_lines
+    from bojdeploy.engine.drift import drift_report
+    from bojdeploy.frontends.present import drift_lines
 
     with handled(ctx):
         settings = _settings(ctx)
@@ -410,7 +410,7 @@ def history(
     ctx: click.Context, environment: str | None, name: str | None, limit: int, as_json: bool
 ) -> None:
     """List recorded deployments, newest first."""
-    from bojdeploy.present import history_table
+    from bojdeploy.frontends.present import history_table
 
     with handled(ctx), _store(ctx) as store:
         rows = store.list_deployments(environment=environment, name=name, limit=limit)
@@ -427,7 +427,7 @@ def history(
 def logs(ctx: click.Context, deployment_id: int, as_json: bool) -> None:
     """Show the step logs of one deployment."""
     from bojdeploy.errors import UsageError
-    from bojdeploy.present import log_lines
+    from bojdeploy.frontends.present import log_lines
 
     with handled(ctx), _store(ctx) as store:
         record = store.get_deployment(deployment_id)

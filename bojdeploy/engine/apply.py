@@ -14,6 +14,8 @@ from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, ma
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers.base import Driver, Ownership, Work
+from bojdeploy.engine.gitrepo import GitInfo
+from bojdeploy.engine.recording import Records, unrecorded_note
 from bojdeploy.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -21,8 +23,6 @@ from bojdeploy.errors import (
     BojdeployError,
     ConnectError,
 )
-from bojdeploy.gitrepo import GitInfo
-from bojdeploy.recording import Records, unrecorded_note
 from bojdeploy.store.base import StateStore
 
 Reporter = Callable[[str, str, str], None]  # (resource, level, message)

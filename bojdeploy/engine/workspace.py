@@ -13,9 +13,9 @@ from bojdeploy.core.loader import discover, expand_paths
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
+from bojdeploy.engine.gitrepo import GitInfo, GitRepo
+from bojdeploy.engine.hostpaths import docker_host_for, resolved_path_problems
 from bojdeploy.errors import BojdeployError, ManifestError, UsageError
-from bojdeploy.gitrepo import GitInfo, GitRepo
-from bojdeploy.hostpaths import docker_host_for, resolved_path_problems
 
 Compare = Callable[[str, str], list[FileChange] | None]  # forge compare API: (before, after)
 

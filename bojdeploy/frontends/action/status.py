@@ -8,9 +8,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bojdeploy.action_io import Console
 from bojdeploy.core.plan import Action, Observed, Plan
-from bojdeploy.deploy import Outcome
+from bojdeploy.engine.apply import Outcome
 from bojdeploy.errors import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -19,6 +18,7 @@ from bojdeploy.errors import (
     ManifestError,
 )
 from bojdeploy.forge.gitea import GiteaClient
+from bojdeploy.frontends.action.io import Console
 
 MAX_DESCRIPTION = 140
 _STATE = {"completed": "success", "unchanged": "success", "failed": "failure"}

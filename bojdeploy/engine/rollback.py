@@ -8,15 +8,15 @@ from typing import Any
 from bojdeploy.core.loader import LoadedManifest, manifest_from_record
 from bojdeploy.core.plan import Desired, make_plan
 from bojdeploy.core.secrets import Scrubber
-from bojdeploy.deploy import Reporter, Run, apply_plan
 from bojdeploy.drivers import Targets
-from bojdeploy.engine import secret_values
+from bojdeploy.engine.apply import Reporter, Run, apply_plan
+from bojdeploy.engine.gitrepo import GitInfo
+from bojdeploy.engine.prepare import secret_values
+from bojdeploy.engine.protection import check_branch, check_deletes
+from bojdeploy.engine.workspace import Workspace
 from bojdeploy.errors import ManifestError, Problem, UsageError
-from bojdeploy.gitrepo import GitInfo
-from bojdeploy.protection import check_branch, check_deletes
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
-from bojdeploy.workspace import Workspace
 
 
 def same_repository(a: str, b: str) -> bool:

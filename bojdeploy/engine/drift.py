@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bojdeploy.confirm import confirm
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers import Targets
-from bojdeploy.engine import resource_name_of
-from bojdeploy.rollback import same_repository
+from bojdeploy.engine.confirm import confirm
+from bojdeploy.engine.observe import resource_name_of
+from bojdeploy.engine.rollback import same_repository
+from bojdeploy.engine.workspace import Workspace
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
-from bojdeploy.workspace import Workspace
 
 
 @dataclass

@@ -1,0 +1,107 @@
+"""Load, validate and select: the manifests of one environment that a run considers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from bojdeploy.core.changes import Selected, Selection
+from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.plan import Desired
+from bojdeploy.core.secrets import secret_env
+from bojdeploy.core.validation import LoadResult, dependency_levels
+from bojdeploy.engine.workspace import Compare, Workspace
+from bojdeploy.errors import ManifestError, UsageError
+
+
+@dataclass
+class Prepared:
+    """Validated manifests of one environment and the ones this run considers."""
+
+    workspace: Workspace
+    environment: str
+    result: LoadResult
+    selection: Selection
+    selected: list[LoadedManifest]
+    narrowed: bool = False  # only manifests named explicitly
+
+    @property
+    def warnings(self) -> list[str]:
+        """Human warnings (missing secrets for a plan, fallbacks of change detection)."""
+        chosen = set(self.selection.paths())
+        out = [str(p) for p in self.result.warnings if p.file in chosen]
+        if not self.workspace.manifest_files():
+            out.append(self.workspace.nothing_found())
+        if self.selection.note:
+            out.append(self.selection.note)
+        return out
+
+
+def prepare(
+    ws: Workspace,
+    environment: str,
+    environ: Mapping[str, str],
+    *,
+    changed_since: str | None = None,
+    require_secrets: bool = False,
+    fallback: Compare | None = None,
+    names: Collection[str] = (),
+) -> Prepared:
+    """Load and validate everything, then select (only `names` if given); raises ManifestError."""
+    result = ws.load(environment, environ)
+    selection = ws.select(result, changed_since, fallback)
+    if names:
+        selection = narrow(selection, result, names, environment)
+    chosen = set(selection.paths())
+    if require_secrets:
+        result.problems = [
+            dataclasses.replace(p, warning=False) if p.warning and p.file in chosen else p
+            for p in result.problems
+        ]
+    if result.errors:
+        raise ManifestError(sorted(result.errors))
+    ordered = [m for level in dependency_levels(result.manifests) for m in level]
+    selected = [m for m in ordered if m.file in chosen and (not names or m.name in names)]
+    return Prepared(ws, environment, result, selection, selected, narrowed=bool(names))
+
+
+def narrow(
+    selection: Selection, result: LoadResult, names: Collection[str], environment: str
+) -> Selection:
+    """Only the manifests called `names` (never a full selection: nothing else is pruned)."""
+    chosen = sorted({m.file for m in result.manifests if m.name in names})
+    missing = sorted(set(names) - {m.name for m in result.manifests})
+    if missing:
+        raise UsageError(f"no manifest named {', '.join(missing)} in environment {environment}")
+    why = f"{', '.join(sorted(names))} named explicitly"
+    return Selection(tuple(Selected(p, selection.reason_for(p) or why) for p in chosen), (), False)
+
+
+def secret_values(m: LoadedManifest, environ: Mapping[str, str]) -> dict[str, str]:
+    """The values of the secrets a manifest uses (missing ones left out)."""
+    values = {name: secret_env(name, environ) for name in m.secret_names}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def desired_state(prepared: Prepared, key: bytes, environ: Mapping[str, str]) -> list[Desired]:
+    """The selected manifests as Desired values (redacted spec, keyed config hash)."""
+    out = []
+    for m in prepared.selected:
+        redacted, values = m.redacted(), secret_values(m, environ)
+        out.append(
+            Desired(
+                kind=m.kind,
+                name=m.name,
+                environment=m.environment,
+                resource_name=m.resource_name,
+                config_hash=m.config_hash(values, key),
+                spec=redacted["spec"],
+                labels=redacted["metadata"]["labels"],
+                manifest=m.file,
+                reason=prepared.selection.reason_for(m.file) or "",
+                depends_on=tuple(m.manifest.metadata.depends_on),
+                missing_secrets=tuple(sorted(m.secret_names - set(values))),
+            )
+        )
+    return out

@@ -1,0 +1,1 @@
+"""The Gitea Action front end (`entrypoint.py` calls `run.main`)."""
