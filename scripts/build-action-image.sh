@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Build the Gitea Action image with no network access inside the build, as air-gapped users must:
 #   1. a Python base image debootstrapped from Debian's packages (built once, reused while present),
-#   2. the project and its dependencies as wheels, built on the host (build/wheels),
-#   3. `docker build --network none` from a small staged context holding the Dockerfile and wheels.
+#   2. the dependencies pinned in requirements.lock (hash-checked) and the project, as wheels
+#      fetched or built on the host (build/wheels),
+#   3. `docker build --network none` from a small staged context holding the Dockerfile and wheels,
+#      labelled with the version, the git revision and the source; the build stage's image and an
+#      image this build replaced under IMAGE are removed, so no dangling image is left.
 # Usage: scripts/build-action-image.sh [IMAGE]     (default IMAGE: bojdeploy-action:latest)
-# Environment: BASE_IMAGE (default local/python-base:bookworm), PYTHON (default .venv/bin/python).
+# Environment: BASE_IMAGE (default local/python-base:bookworm), PYTHON (default .venv/bin/python),
+#   SOURCE (the image's source label; default the git remote `origin`), NO_CACHE=1 (build anew).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -54,25 +58,56 @@ build_base() {
 build_wheels() {
     local log
     log=$(mktemp)
-    rm -rf build/lib build/bdist.* # setuptools would package stale files left there
-    "$PYTHON" -m pip wheel --quiet . -w build/wheels >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    rm -rf build/wheels build/lib build/bdist.* # setuptools would package stale files left there
+    { "$PYTHON" -m pip download --quiet --only-binary=:all: --require-hashes \
+        -r requirements.lock -d build/wheels &&
+        "$PYTHON" -m pip wheel --quiet --no-deps . -w build/wheels; } >"$log" 2>&1 ||
+        { cat "$log" >&2; exit 1; }
     rm -f "$log"
-    echo "wheels: $(ls build/wheels | wc -l) in build/wheels"
+    echo "wheels: $(ls build/wheels | wc -l) in build/wheels (requirements.lock and bojdeploy)"
 }
 
 # A build context with only what the Dockerfile copies (no .venv, no .git).
 stage_context() {
     local context=$1
-    cp -r Dockerfile entrypoint.py pyproject.toml README.md bojdeploy "$context/"
+    cp -r Dockerfile entrypoint.py pyproject.toml README.md requirements.lock bojdeploy "$context/"
     mkdir -p "$context/build"
     cp -r build/wheels "$context/build/wheels"
     find "$context" -name __pycache__ -prune -exec rm -rf {} +
 }
 
+# The commit the image is built from; "-dirty" when what goes into it differs from that commit.
+revision() {
+    local sha
+    sha=$(git rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
+    if [ -n "$(git status --porcelain -- Dockerfile entrypoint.py pyproject.toml \
+        requirements.lock bojdeploy 2>/dev/null)" ]; then
+        sha="$sha-dirty"
+    fi
+    echo "$sha"
+}
+
+# Where the source lives: SOURCE, else the `origin` remote without any credentials in it.
+source_url() {
+    local url=${SOURCE:-$(git remote get-url origin 2>/dev/null || true)}
+    echo "${url:-unknown}" | sed -E 's#^([a-z+]+://)[^/@]*@#\1#'
+}
+
+version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' bojdeploy/__init__.py)
+[ -n "$version" ] || { echo "error: no __version__ in bojdeploy/__init__.py" >&2; exit 2; }
 build_base
 build_wheels
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 stage_context "$context"
-docker build --quiet --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$context" >/dev/null
-echo "image: $IMAGE ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}'))"
+previous=$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
+docker build --quiet --network none ${NO_CACHE:+--no-cache} \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "VERSION=$version" \
+    --build-arg "REVISION=$(revision)" --build-arg "SOURCE=$(source_url)" \
+    -t "$IMAGE" "$context" >/dev/null
+docker image prune --force --filter label=io.bojdeploy.stage=build >/dev/null
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect --format '{{.Id}}' "$IMAGE")" ] &&
+    [ -z "$(docker image inspect --format '{{join .RepoTags ""}}' "$previous" 2>/dev/null)" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true # still used by a container: left alone
+fi
+echo "image: $IMAGE $version ($(docker image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1 / 1e6}'))"

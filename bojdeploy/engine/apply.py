@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bojdeploy import __version__
 from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
@@ -256,8 +257,11 @@ def _record(run: Run, step: Step, status: str, reason: str) -> int:
 
 
 def _with_target(run: Run, kind: str, config: dict[str, Any] | None) -> dict[str, Any]:
-    """The config to record, with where the resource went (so a rollback goes there too)."""
+    """The config to record: where the resource went (so a rollback goes there too), and which
+    bojdeploy recorded it (`deployed.bojdeploy_version`, on every row)."""
     config = config if config is not None else {"deleted": True, "kind": kind}
+    deployed = {**config.get("deployed", {}), "bojdeploy_version": __version__}
+    config = {**config, "deployed": deployed}
     return {**config, "target": dict(run.target(kind))} if run.target else config
 
 

@@ -41,15 +41,21 @@ class DriftItem:
 
 def deployed_facts(store: StateStore, record: Deployment) -> dict[str, Any]:
     """What the deployment that put this config in place recorded (unchanged rows record none)."""
-    facts = (record.config or {}).get("deployed")
+    facts = _driver_facts(record)
     if facts:
-        return dict(facts)
+        return facts
     for earlier in store.successful_deployments(
         record.environment, record.deployment_type, record.name, limit=20
     ):
-        if earlier.config_hash == record.config_hash and (earlier.config or {}).get("deployed"):
-            return dict(earlier.config["deployed"])  # type: ignore[index]
+        if earlier.config_hash == record.config_hash and (facts := _driver_facts(earlier)):
+            return facts
     return {}
+
+
+def _driver_facts(record: Deployment) -> dict[str, Any]:
+    """What the driver recorded (every row also keeps the bojdeploy version, no fact of it)."""
+    deployed = (record.config or {}).get("deployed") or {}
+    return {k: v for k, v in deployed.items() if k != "bojdeploy_version"}
 
 
 def compare(store: StateStore, record: Deployment, live: Observed | None) -> tuple[str, str]:
