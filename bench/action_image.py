@@ -1,4 +1,4 @@
-"""The action image: its size, and how long a run takes to its first commit status.
+"""The action image: its size over its base, and how long a run takes to its first commit status.
 
 Runs the action image the way act_runner does (workspace in a named volume, the Docker socket
 mounted, a fake Gitea on 127.0.0.1) and reports, as medians of --runs runs measured in the same
@@ -12,6 +12,7 @@ only imports the libraries the action cannot avoid. A report, not a test: it alw
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import statistics
@@ -117,8 +118,7 @@ def time_container(code: str) -> float:
 
 def report(runs: int) -> None:
     """Measure and print."""
-    size = int(docker("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout)
-    print(f"image {IMAGE}: {size / 1e6:.0f} MB")
+    print_size()
     volume = f"bojdeploy-bench-{uuid.uuid4().hex[:8]}"
     gitea = FakeGitea(token=TOKEN).start()
     try:
@@ -141,6 +141,24 @@ def report(runs: int) -> None:
         for cid in ids:
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
     print_table({k: statistics.median(v) for k, v in rows.items()}, runs)
+
+
+def print_size() -> None:
+    """The image's size, its version label, and how much it adds to its base image."""
+    fmt = "{{.Size}} {{json .Config.Labels}}"
+    size, labels = docker("image", "inspect", "--format", fmt, IMAGE).stdout.split(maxsplit=1)
+    version = (json.loads(labels) or {}).get("org.opencontainers.image.version", "unlabelled")
+    line = f"image {IMAGE} (bojdeploy {version}): {int(size) / 1e6:.0f} MB"
+    base = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Size}}", BASE_IMAGE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if base.returncode == 0:
+        extra = (int(size) - int(base.stdout)) / 1e6
+        line += f", {extra:.0f} MB over its base {BASE_IMAGE} ({int(base.stdout) / 1e6:.0f} MB)"
+    print(line)
 
 
 def print_table(median: dict[str, float], runs: int) -> None:
@@ -175,6 +193,7 @@ def main() -> None:
 
 
 IMAGE = "bojdeploy-action:latest"
+BASE_IMAGE = "local/python-base:bookworm"  # scripts/build-action-image.sh's default
 
 if __name__ == "__main__":
     main()

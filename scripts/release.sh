@@ -73,7 +73,7 @@ sed "s#^  image: Dockerfile\$#  image: docker://$image@$digest#" action.yml >"$o
 cp "build/wheels/bojdeploy-$VERSION-py3-none-any.whl" "$out/"
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
-cp -r pyproject.toml README.md LICENSE CHANGELOG.md requirements.lock bojdeploy "$tree/"
+cp -r pyproject.toml MANIFEST.in README.md LICENSE CHANGELOG.md requirements.lock bojdeploy "$tree/"
 find "$tree" -name __pycache__ -prune -exec rm -rf {} +
 out_abs=$(cd "$out" && pwd)
 (cd "$tree" && "$PYTHON" -c \
