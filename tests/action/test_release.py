@@ -49,7 +49,12 @@ def docker(*args: str) -> str:
 
 
 def dangling() -> set[str]:
-    return set(docker("images", "-q", "--no-trunc", "--filter", "dangling=true").split())
+    """Untagged images the Dockerfile made: its build stage's, or a final one a build replaced."""
+    found: set[str] = set()
+    for label in ("io.bojdeploy.stage=build", "org.opencontainers.image.title=bojdeploy"):
+        query = ("images", "-q", "--no-trunc", "-f", "dangling=true", "-f", f"label={label}")
+        found |= set(docker(*query).split())
+    return found
 
 
 @pytest.fixture(scope="module")
