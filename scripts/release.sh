@@ -59,6 +59,8 @@ if [ "$tests" = yes ]; then
 fi
 
 scripts/build-action-image.sh "$image"
+revision=$(docker image inspect --format '{{index .Config.Labels "org.opencontainers.image.revision"}}' "$image")
+case $revision in *-dirty) echo "warning: built from uncommitted changes (revision $revision)" >&2 ;; esac
 echo "push: $image"
 pushed=$(docker push "$image")
 digest=$(sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p' <<<"$pushed" | tail -n 1)
