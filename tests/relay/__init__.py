@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -149,6 +150,21 @@ class Relay:
                 return r.status, json.loads(r.read() or b"{}")
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"{}")
+
+    def post_raw(self, headers: Mapping[str, str], chunks: list[bytes]) -> int:
+        """Send headers, then these raw pieces of body, and read the answer's status (the
+        relay may answer before the body ends)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.putrequest("POST", "/webhook/gitea")
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            for chunk in chunks:
+                conn.send(chunk)
+            return conn.getresponse().status
+        finally:
+            conn.close()
 
     def push(self, payload: dict[str, Any], delivery: str | None = None) -> dict[str, Any]:
         """Deliver a correctly signed push; its 202 answer."""
