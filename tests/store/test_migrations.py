@@ -22,6 +22,7 @@ def versions(url: str) -> list[tuple[int, str]]:
     """The migrations a database at `url` records."""
     return VERSIONS + (POSTGRES_ONLY if url.startswith("postgresql") else [])
 
+
 # column -> (PostgreSQL information_schema type, SQLite declared type), DESIGN §5 + 002.
 DEPLOYMENTS = {
     "id": ("integer", "INTEGER"),
