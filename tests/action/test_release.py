@@ -167,7 +167,7 @@ def test_the_released_image_deploys_and_the_version_agrees(
     copy.mkdir()
     docker(
         "run", "--rm", "-v", f"{volume}:{workspace}", "-v", f"{copy}:/out", "--entrypoint", "sh",
-        image, "-c", f"cp {workspace}/.bojdeploy-state.db* /out/",
+        image, "-c", f"cp -r {workspace}/.bojdeploy-state.db* /out/",
     )  # fmt: skip
     with open_store(f"sqlite:///{copy / '.bojdeploy-state.db'}") as store:
         [record] = [r for r in store.list_deployments(limit=10) if r.name == repo.name("web")]
