@@ -18,7 +18,7 @@ from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.yamlsrc import Document
 from bojdeploy.drivers.base import Ownership, Work
-from bojdeploy.drivers.observe import observe_services
+from bojdeploy.drivers.observe import observe_service, observe_services
 from bojdeploy.drivers.service import ServiceDriver
 from bojdeploy.drivers.service_spec import owner_labels
 from bojdeploy.drivers.service_wait import (
@@ -71,8 +71,9 @@ def finishing(item: Work, observed: Observed) -> Work:
 
 
 def observed(client: Any, name: str) -> Observed:
-    """How observation sees the service `name`."""
+    """How observation sees the service `name` (the re-check under a lock sees it the same)."""
     (found,) = [o for o in observe_services(client) if o.resource_name == name]
+    assert observe_service(client, name) == [found]
     return found
 
 
@@ -180,9 +181,9 @@ def test_create_with_config_secret_and_network(
         Action.CREATE, name, spec, {"www/index.html": "from a config\n"}, {"API_KEY": SECRET}
     )
     log = Recorder()
-    summary = driver.apply(item, log)
+    applied = driver.apply(item, log)
 
-    assert summary.startswith(f"created service {name}")
+    assert applied.summary.startswith(f"created service {name}")
     assert len(running_tasks(swarm, name)) == 2
     assert served(swarm, name) == ["from a config\n"] * 2
     container = task_container(swarm, name)
@@ -191,12 +192,12 @@ def test_create_with_config_secret_and_network(
     labels = swarm.api.inspect_service(name)["Spec"]["Labels"]
     assert labels["io.bojdeploy.deployment-id"] == "1" and labels["io.bojdeploy.managed"] == "true"
     digest = swarm.api.inspect_distribution(test_images["web:1"])["Descriptor"]["digest"]
-    assert item.facts["image_digest"] == digest
-    assert item.facts["image"] == f"{test_images['web:1']}@{digest}"
+    assert applied.facts["image_digest"] == digest
+    assert applied.facts["image"] == f"{test_images['web:1']}@{digest}"
     network = swarm.api.inspect_network(f"{PREFIX}-net")
     assert network["Driver"] == "overlay" and network["Attachable"]
     assert f"resolved {test_images['web:1']} to {digest}" in log.text
-    assert SECRET not in log.text + json.dumps(item.facts)
+    assert SECRET not in log.text + json.dumps(applied.facts)
 
 
 def test_update_of_labels_only_restarts_nothing_and_keeps_force_update(
@@ -261,12 +262,13 @@ def test_delete_removes_the_service_its_configs_and_secrets(
     driver.apply(work(Action.CREATE, name, spec, {"c.txt": "c"}, {"S": SECRET}), Recorder())
     assert len(swarm.api.secrets(filters={"name": name})) == 1
 
-    assert driver.apply(delete_work(name), Recorder()).startswith(f"deleted service {name}")
+    assert driver.apply(delete_work(name), Recorder()).summary == f"deleted service {name}"
 
     assert swarm.api.services(filters={"name": name}) == []
     assert swarm.api.configs(filters={"name": name}) == []
     assert swarm.api.secrets(filters={"name": name}) == []
-    assert driver.apply(delete_work(name), Recorder()) == f"service {name} is already gone"
+    gone = driver.apply(delete_work(name), Recorder())
+    assert gone.summary == f"service {name} is already gone"
 
 
 def test_an_unmanaged_service_is_never_touched(
@@ -326,16 +328,16 @@ def test_an_interrupted_update_is_finished_without_sending_it_again(
     assert seen.unfinished == "Swarm is still updating the service to deployment #2"
     item = finishing(work(Action.UPDATE, name, spec, deployment_id=3), seen)
     log = Recorder()
-    summary = driver.apply(item, log)
+    applied = driver.apply(item, log)
 
-    assert summary.startswith(f"finished the interrupted deployment #2 of service {name}")
+    assert applied.summary.startswith(f"finished the interrupted deployment #2 of service {name}")
     assert "running" in log.text  # the usual progress lines while it waited
     info = swarm.api.inspect_service(name)
     assert info["UpdateStatus"]["State"] == "completed"
     assert info["Spec"]["Labels"]["io.bojdeploy.deployment-id"] == "2"
     assert "web:1" in info["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"]
     assert task_images(swarm, name) == [test_images["web:2"]] * 2
-    assert item.facts["image"] == test_images["web:2"]
+    assert applied.facts["image"] == test_images["web:2"]
     assert observed(swarm, name).unfinished is None
 
 
@@ -374,7 +376,7 @@ def test_configs_left_by_a_killed_update_are_removed_by_the_next_run(
     seen = observed(swarm, name)
     assert seen.unfinished == f"config {left} left by an interrupted deployment"
     item = finishing(work(Action.UPDATE, name, spec, {"c.txt": "one"}, deployment_id=2), seen)
-    summary = driver.apply(item, Recorder())
+    summary = driver.apply(item, Recorder()).summary
 
     assert f"removed leftover config {left}" in summary
     assert [c["Spec"]["Name"] for c in swarm.api.configs(filters={"name": name})] == [used]
