@@ -29,6 +29,7 @@ from bojdeploy.drivers.service_wait import (
     unfinished_why,
 )
 from bojdeploy.errors import DriverError
+from tests.drivers.auth_registry import AuthRegistry
 from tests.helpers import Recorder
 
 RUN = uuid.uuid4().hex[:8]
@@ -314,6 +315,47 @@ def test_registry_credentials_from_docker_auth_config_go_to_swarm(
         client.close()
     sent = json.loads(base64.urlsafe_b64decode(header))
     assert (sent["username"], sent["password"]) == ("deployer", "pa55")
+
+
+def test_registry_credentials_reach_the_nodes_that_pull_on_create_and_update(
+    test_images: dict[str, str], swarm: Any, name: str
+) -> None:
+    import docker
+
+    with AuthRegistry("deployer", "pa55") as registry:
+        image = {t: test_images[t].replace(registry.upstream, registry.host) for t in test_images}
+        token = base64.b64encode(b"deployer:pa55").decode()
+        config = json.dumps({"auths": {registry.host: {"auth": token}}})
+        with pytest.raises(DriverError, match="cannot resolve image .*nothing was changed"):
+            ServiceDriver(swarm, environ={}).apply(
+                work(Action.CREATE, name, {"image": image["web:1"]}), Recorder()
+            )
+        assert registry.refused and not registry.relayed  # it does require the login
+        client = docker.from_env()
+        driver = ServiceDriver(client, environ={"DOCKER_AUTH_CONFIG": config})
+        try:
+            driver.apply(work(Action.CREATE, name, {"image": image["web:1"]}), Recorder())
+            assert [i.partition("@")[0] for i in task_images(swarm, name)] == [image["web:1"]]
+            update = work(Action.UPDATE, name, {"image": image["web:2"]}, deployment_id=2)
+            driver.apply(update, Recorder())
+            assert [i.partition("@")[0] for i in task_images(swarm, name)] == [image["web:2"]]
+        finally:
+            client.api.remove_service(name)
+            client.close()
+            _untag(swarm, registry.host)
+
+
+def _untag(client: Any, host: str) -> None:
+    """Remove the references the nodes pulled through `host` (the images stay)."""
+    import contextlib
+
+    from docker.errors import APIError
+
+    for item in client.api.images(all=True):
+        for ref in (item.get("RepoDigests") or []) + (item.get("RepoTags") or []):
+            if ref.startswith(host + "/"):
+                with contextlib.suppress(APIError):
+                    client.api.remove_image(ref, force=True, noprune=True)
 
 
 def test_an_interrupted_update_is_finished_without_sending_it_again(
