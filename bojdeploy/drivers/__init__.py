@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,13 +98,16 @@ class Targets:
 
         observed: list[Observed] = []
         if "container" in kinds:
-            observed += observe_containers(self.docker())
+            with boundary("container", "cannot list containers", observing=True):
+                observed += observe_containers(self.docker())
         if "service" in kinds:
-            observed += observe_services(self.docker())
+            with boundary("service", "cannot list services", observing=True):
+                observed += observe_services(self.docker())
         if "vm" in kinds:
             from bojdeploy.drivers.vm import observe_vms
 
-            observed += observe_vms(self.xen())
+            with boundary("vm", "cannot list the VMs on Xen", observing=True):
+                observed += observe_vms(self.xen())
         return observed
 
     def observe_one(self, kind: str, resource_name: str, *, aside: bool = True) -> list[Observed]:
@@ -114,23 +118,24 @@ class Targets:
         if kind == "container":
             from bojdeploy.drivers.observe import observe_container
 
-            return observe_container(self.docker(), resource_name, aside=aside)
+            with boundary(kind, f"cannot inspect container {resource_name}", observing=True):
+                return observe_container(self.docker(), resource_name, aside=aside)
         return [o for o in self.observe({kind}) if o.resource_name == resource_name]
 
     def driver(self, kind: str) -> Driver:
-        """The driver that applies steps of `kind`."""
+        """The driver that applies steps of `kind` (inside its system's error boundary)."""
         if kind == "container":
             from bojdeploy.drivers.container import ContainerDriver
 
-            return ContainerDriver(self.docker())
+            return _Bounded(ContainerDriver(self.docker()))
         if kind == "service":
             from bojdeploy.drivers.service import ServiceDriver
 
-            return ServiceDriver(self.docker())
+            return _Bounded(ServiceDriver(self.docker()))
         if kind == "vm":
             from bojdeploy.drivers.vm import VMDriver
 
-            return VMDriver(self.xen())
+            return _Bounded(VMDriver(self.xen()))
         raise DriverError(f"no driver for {kind} manifests")
 
     def close(self) -> None:
@@ -144,6 +149,36 @@ class Targets:
             if self._docker is not None:
                 self._docker.close()
                 self._docker = None
+
+
+def boundary(kind: str, what: str, *, observing: bool = False) -> AbstractContextManager[None]:
+    """The error boundary of the system behind `kind` (Docker or Xen).
+
+    observing: nothing was changed yet, so even a refusal means the target is unusable
+    (ConnectError, exit 3) rather than a failed step.
+    """
+    refused = ConnectError if observing else DriverError
+    if kind == "vm":
+        from bojdeploy.drivers.xen_errors import xen_errors
+
+        return xen_errors(what, refused=refused)
+    from bojdeploy.drivers.docker_errors import docker_errors
+
+    return docker_errors(what, refused=refused)
+
+
+class _Bounded:
+    """A driver whose every exception leaves as a typed error: the calls inside it translate
+    their own (naming the call); this catches any that a call left untranslated."""
+
+    def __init__(self, driver: Driver):
+        self.driver = driver
+
+    def apply(self, work: Any, log: Any) -> Any:
+        """The driver's apply, inside its kind's boundary."""
+        step = work.step
+        with boundary(step.kind, f"{step.action} {step.kind} {step.name}"):
+            return self.driver.apply(work, log)
 
 
 def redact_credentials(url: str | None) -> str | None:

@@ -12,7 +12,7 @@ from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
 from bojdeploy.drivers.container_spec import parse_image, registry_auth, registry_host
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.drivers.service_finish import finish
 from bojdeploy.drivers.service_objects import SwarmObjects, removed_note

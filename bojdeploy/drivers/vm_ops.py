@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import xmlrpc.client
 from collections.abc import Mapping, Sequence
-from http.client import HTTPException
 from typing import Any
 
 import XenAPI
@@ -29,7 +27,8 @@ from bojdeploy.drivers.vm_spec import (
     vifs_match,
     with_sr,
 )
-from bojdeploy.drivers.vm_wait import NULL_REF, failure_text, run_async, xen_errors
+from bojdeploy.drivers.vm_wait import NULL_REF, run_async
+from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import ConnectError, DriverError
 
 SHUTDOWN_SECONDS = 120.0
@@ -43,12 +42,8 @@ OBSERVE_WHERE = (
 
 def observe_vms(session: Any) -> list[Observed]:
     """Every VM of the pool, and owned templates (interrupted creates), in one call."""
-    try:
+    with xen_errors("cannot list the VMs on Xen", refused=ConnectError):  # nothing changed yet
         records = session.xenapi.VM.get_all_records_where(OBSERVE_WHERE)
-    except XenAPI.Failure as e:
-        raise ConnectError(f"cannot list the VMs on Xen: {failure_text(e.details)}") from e
-    except (OSError, HTTPException, xmlrpc.client.Error) as e:
-        raise ConnectError(f"cannot list the VMs on Xen: {e}") from e
     return observed_vms(records.values())
 
 
