@@ -227,12 +227,17 @@ class Statuses:
 
 
 def report_error(
-    console: Console, statuses: Statuses | None, planning: bool, error: Exception, debug: bool
+    console: Console,
+    statuses: Statuses | None,
+    planning: bool,
+    error: Exception,
+    debug: bool,
+    hint: str = DEBUG_HINT,
 ) -> int:
     """Print an error, set the statuses it leaves open, and return the exit code.
 
-    An unexpected exception (a bug) is one `::error::` line; its traceback is printed only with
-    debug logging on (RUNNER_DEBUG=1), like every traceback.
+    An unexpected exception (a bug) is one `::error::` line ending with `hint`; its traceback is
+    printed only with `debug` (in the action: debug logging on, RUNNER_DEBUG=1).
     """
     if debug:
         console.line(traceback.format_exc())
@@ -247,7 +252,7 @@ def report_error(
         console.error(message)
     else:
         message, code = internal_error_line(error), EXIT_FAILED
-        console.error(internal_error_line(error, hint="" if debug else DEBUG_HINT))
+        console.error(internal_error_line(error, hint="" if debug else hint))
     if statuses is not None:
         failed = code == EXIT_FAILED or (planning and code == EXIT_INVALID)
         statuses.abort("failure" if failed else "error", message)
