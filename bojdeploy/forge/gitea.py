@@ -136,9 +136,10 @@ def _answer(method: str, path: str, response: requests.Response) -> Any:
     """The JSON of a < 500 answer; 4xx becomes a ForgeError with Gitea's message."""
     if response.status_code >= 400:
         try:
-            message = response.json().get("message") or response.reason
+            data = response.json()
         except ValueError:
-            message = response.reason
+            data = None
+        message = (data.get("message") if isinstance(data, dict) else None) or response.reason
         raise ForgeError(f"{method} {path}: Gitea answered {response.status_code}: {message}")
     if response.status_code == 204 or not response.content:
         return None

@@ -150,3 +150,36 @@ def test_an_unreadable_event_file_is_a_usage_error(repo: DeployRepo, gitea: Fake
     assert main(env, out) == 2
     assert "::error::cannot read the event file" in out.getvalue()
     assert read_outputs(runner / "outputcmd.txt")["result"] == "failure"
+
+
+@pytest.mark.parametrize("debug", [{}, {"RUNNER_DEBUG": "1"}, {"ACTIONS_STEP_DEBUG": "true"}])
+def test_an_unexpected_exception_is_one_error_line(
+    repo: DeployRepo, gitea: FakeGitea, monkeypatch: pytest.MonkeyPatch, debug: dict[str, str]
+) -> None:
+    from bojdeploy import engine
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nacross two lines")
+
+    monkeypatch.setattr(engine, "prepare", broken)
+    repo.write("web")
+    sha = repo.commit("web")
+    runner = repo.root.parent / "runner"
+    inputs = {"database-url": f"sqlite:///{runner / 'state.db'}"}
+    env = act_environment(
+        repo.root, runner, gitea, "push", push_event(ZERO, sha), sha=sha, ref="refs/heads/main",
+        inputs=inputs,
+    )  # fmt: skip
+    out = io.StringIO()
+    assert main({**env, **debug}, out) == 1
+    text = out.getvalue()
+    said = "internal error: RuntimeError: a bug across two lines"
+    errors = [line for line in text.splitlines() if line.startswith("::error::")]
+    if debug:
+        assert errors == [f"::error::{said}"]
+        assert "Traceback (most recent call last):" in text
+    else:
+        hint = "re-run with debug logging (RUNNER_DEBUG=1) for the traceback"
+        assert errors == [f"::error::{said}; {hint}"]
+        assert "Traceback" not in text
+    assert statuses(gitea, sha)["bojdeploy/production"][-1] == ("failure", said)

@@ -149,3 +149,13 @@ def test_every_call_fits_the_swagger_spec() -> None:
     assert fake.problems == []
     assert [c.status for c in fake.calls] == [201, 200, 201, 200, 200, 200]
     assert [c["body"] for c in fake.comments[9]] == ["two\n\n<!-- m -->\n"]
+
+
+@responses.activate
+@pytest.mark.parametrize("body", [{"json": ["not", "an", "object"]}, {"body": "<html>"}])
+def test_a_4xx_without_giteas_message_is_still_a_forge_error(
+    client: GiteaClient, body: dict
+) -> None:
+    responses.post(STATUS, status=403, **body)
+    with pytest.raises(ForgeError, match="Gitea answered 403: Forbidden"):
+        client.set_status("infra", "deployments", "abc123", "success", "c", "d", "http://x")

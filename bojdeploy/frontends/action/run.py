@@ -276,6 +276,12 @@ class ActionRun:
             self.console.warning(f"could not post the plan comment: {e}")
 
 
+def debug_logging(env: Mapping[str, str]) -> bool:
+    """Debug logging is on: RUNNER_DEBUG=1 (a re-run with debug logging, or set by hand) or
+    the ACTIONS_STEP_DEBUG=true variable that turns it on for every run."""
+    return env.get("RUNNER_DEBUG") == "1" or env.get("ACTIONS_STEP_DEBUG", "").lower() == "true"
+
+
 def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> int:
     """Run the action with act_runner's environment; the exit code (0, 1, 2 or 3)."""
     env = dict(os.environ if environ is None else environ)
@@ -287,7 +293,7 @@ def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None)
         run = ActionRun(ActionContext.from_env(env), console)
         return run.run()
     except Exception as e:  # noqa: BLE001 - every failure must end as statuses and an exit code
-        debug = env.get("RUNNER_DEBUG") == "1"
+        debug = debug_logging(env)
         statuses = run.statuses if run is not None else None
         return report_error(console, statuses, run is not None and run.planning, e, debug)
     finally:
