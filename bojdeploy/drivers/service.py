@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work

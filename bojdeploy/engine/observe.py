@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Observed, Plan, force_redeploy, make_plan
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.confirm import confirm

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bojdeploy.core.config import load_config
-from bojdeploy.core.loader import LoadedManifest, manifest_from_record
+from bojdeploy.core.files import RepoFiles
+from bojdeploy.core.loaded import LoadedManifest, manifest_from_record
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import load_manifests
 
@@ -73,7 +74,7 @@ def load(environment: str) -> list[LoadedManifest]:
     ctx = RenderContext(
         environment, GIT, config.vars_for(environment), SECRETS, tuple(config.environments)
     )
-    result = load_manifests(REPO, files, ctx, config, require_secrets=True)
+    result = load_manifests(RepoFiles(REPO), files, ctx, config, require_secrets=True)
     assert result.problems == []
     return result.manifests
 
