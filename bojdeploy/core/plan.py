@@ -136,10 +136,6 @@ class Plan:
         """Whether applying the plan would change anything."""
         return any(step.action is not Action.UNCHANGED for step in self.steps)
 
-    def step_for(self, kind: str, name: str) -> Step | None:
-        """The step for the manifest `name` of `kind`, if any."""
-        return next((s for s in self.steps if s.kind == kind and s.name == name), None)
-
 
 def field_name(path: str) -> str:
     """The top-level spec field of a change path: `spec.env.X` -> `env`."""

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bojdeploy.frontends.action.run import main
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     TOKEN,
     DeployRepo,
@@ -21,6 +20,7 @@ from tests.action import (
     statuses,
 )
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 ZERO = "0" * 40
 

@@ -12,9 +12,9 @@ import responses
 from bojdeploy.core.changes import FileChange
 from bojdeploy.errors import ForgeError
 from bojdeploy.forge.gitea import GiteaClient, changes_of
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import TOKEN
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 URL = "http://127.0.0.1:3999"
 STATUS = f"{URL}/api/v1/repos/infra/deployments/statuses/abc123"

@@ -26,11 +26,10 @@ Answer = tuple[int, Any]
 
 
 def default_swagger() -> Path:
-    """The spec: $BOJDEPLOY_GITEA_SWAGGER, else Gitea 1.25.4's, kept in the repository's tests."""
+    """The spec: $BOJDEPLOY_GITEA_SWAGGER, else Gitea 1.25.4's, kept in tests/fixtures."""
     if os.environ.get(SWAGGER_ENV):
         return Path(os.environ[SWAGGER_ENV])
-    root = Path(__file__).resolve().parents[2]
-    return root / "tests" / "fixtures" / "gitea" / "swagger.v1.25.4.json"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "gitea" / "swagger.v1.25.4.json"
 
 
 class Swagger:
