@@ -150,3 +150,25 @@ def test_an_unreadable_event_file_is_a_usage_error(repo: DeployRepo, gitea: Fake
     assert main(env, out) == 2
     assert "::error::cannot read the event file" in out.getvalue()
     assert read_outputs(runner / "outputcmd.txt")["result"] == "failure"
+
+
+def test_debug_logging_shows_the_gitea_calls_and_never_the_token(
+    repo: DeployRepo, gitea: FakeGitea
+) -> None:
+    sha = broken_manifest(repo)
+    runner = repo.root.parent / "runner"
+    values = {"database-url": f"sqlite:///{runner / 'state.db'}"}
+    event = push_event(ZERO, sha)
+    env = act_environment(
+        repo.root, runner, gitea, "push", event, sha=sha, ref="refs/heads/main", inputs=values
+    )
+    env["RUNNER_DEBUG"] = "1"
+    out = io.StringIO()
+    assert main(env, out) == 2
+    calls = [x for x in out.getvalue().splitlines() if x.startswith("debug: urllib3")]
+    assert any('"POST /api/v1/repos/' in x and "/statuses/" in x for x in calls), out.getvalue()
+    shown = [x for x in out.getvalue().splitlines() if not x.startswith("::add-mask::")]
+    assert not [x for x in shown if TOKEN in x]
+    quiet = io.StringIO()
+    assert main({**env, "RUNNER_DEBUG": "0"}, quiet) == 2
+    assert "debug: urllib3" not in quiet.getvalue()
