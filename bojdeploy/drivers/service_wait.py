@@ -216,11 +216,24 @@ def unfinished_why(service: dict[str, Any]) -> str | None:
     }
     if state in reasons:
         return reasons[state]
+    if state is None and _update_not_started(service):
+        return f"Swarm has not started the update to {which} yet"
     counts = service.get("ServiceStatus") or {}
     running, desired = int(counts.get("RunningTasks", 0)), int(counts.get("DesiredTasks", 0))
     if state is None and running < desired:
         return f"{running}/{desired} tasks of {which} run"
     return None
+
+
+def _update_not_started(service: dict[str, Any]) -> bool:
+    """An update was sent (the task template changed) but Swarm has no UpdateStatus for it yet.
+
+    For a moment after `service update`, the old tasks still run and count as running while
+    the orchestrator has not begun: the new spec is not confirmed by anything yet.
+    """
+    previous = (service.get("PreviousSpec") or {}).get("TaskTemplate")
+    current = (service.get("Spec") or {}).get("TaskTemplate")
+    return previous is not None and previous != current
 
 
 def referenced_objects(services: Sequence[dict[str, Any]]) -> set[str]:

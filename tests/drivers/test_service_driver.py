@@ -323,7 +323,10 @@ def test_an_interrupted_update_is_finished_without_sending_it_again(
     as_if_killed(swarm, name, test_images["web:2"], 2)
 
     seen = observed(swarm, name)
-    assert seen.unfinished == "Swarm is still updating the service to deployment #2"
+    assert seen.unfinished in (
+        "Swarm is still updating the service to deployment #2",
+        "Swarm has not started the update to deployment #2 yet",  # the moment after the call
+    )
     item = finishing(work(Action.UPDATE, name, spec, deployment_id=3), seen)
     log = Recorder()
     summary = driver.apply(item, log)
@@ -382,12 +385,19 @@ def test_configs_left_by_a_killed_update_are_removed_by_the_next_run(
 
 
 def _swarm_service(
-    state: str | None, running: int = 2, desired: int = 2, deployment: str = "7"
+    state: str | None,
+    running: int = 2,
+    desired: int = 2,
+    deployment: str = "7",
+    template: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     service: dict[str, Any] = {
-        "Spec": {"Labels": {"io.bojdeploy.deployment-id": deployment}},
+        "Spec": {"Labels": {"io.bojdeploy.deployment-id": deployment}, "TaskTemplate": template},
         "ServiceStatus": {"RunningTasks": running, "DesiredTasks": desired},
     }
+    if previous is not None:
+        service["PreviousSpec"] = {"TaskTemplate": previous}
     if state:
         service["UpdateStatus"] = {"State": state}
     return service
@@ -405,6 +415,16 @@ def _swarm_service(
         (_swarm_service("completed", running=1), None),  # drift, not an unconfirmed update
         (_swarm_service("rollback_completed"), None),  # labels name what runs again
         (_swarm_service(None), None),
+        (
+            _swarm_service(None, template={"image": "web:2"}, previous={"image": "web:1"}),
+            "Swarm has not started the update to deployment #7 yet",
+        ),
+        # a label-only update changes no task: nothing for Swarm to roll
+        (_swarm_service(None, template={"image": "web:1"}, previous={"image": "web:1"}), None),
+        (
+            _swarm_service("completed", template={"image": "web:2"}, previous={"image": "web:1"}),
+            None,
+        ),
     ],
 )
 def test_what_swarm_has_not_confirmed(service: dict[str, Any], why: str | None) -> None:
