@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bojdeploy.core.config import Policy, RepoConfig
 from bojdeploy.core.files import Reader
@@ -14,10 +15,11 @@ from bojdeploy.core.loader import load_file
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.yamlsrc import format_path
-from bojdeploy.errors import Problem
+from bojdeploy.errors import PlanError, Problem
 
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 MAX_FILES = 5000  # manifest files in one environment
+T = TypeVar("T")
 
 
 @dataclass
@@ -145,24 +147,33 @@ def _cycles(manifests: Sequence[LoadedManifest]) -> list[Problem]:
     return problems
 
 
-def dependency_levels(manifests: Sequence[LoadedManifest]) -> list[list[LoadedManifest]]:
-    """Groups to apply in order; each group only depends on earlier ones (needs no cycle)."""
-    by_name = {m.name: m for m in manifests}
+def levels(
+    items: Sequence[T], name: Callable[[T], str], needs: Callable[[T], Iterable[str]]
+) -> list[list[T]]:
+    """Groups to apply in order: each item comes after the items it `needs` (named `name`).
+
+    Needs outside `items` are ignored (they are not part of this run). Items keep their order
+    within a group. The one algorithm for manifests and for plan steps; a cycle is a PlanError
+    (validation reports cycles first, so a run never meets one).
+    """
+    names = {name(item) for item in items}
     done: set[str] = set()
-    levels: list[list[LoadedManifest]] = []
-    remaining = list(manifests)
+    out: list[list[T]] = []
+    remaining = list(items)
     while remaining:
-        ready = [
-            m
-            for m in remaining
-            if all(d in done or d not in by_name for d in m.manifest.metadata.depends_on)
-        ]
+        ready = [i for i in remaining if all(d in done or d not in names for d in needs(i))]
         if not ready:
-            raise ValueError("dependency cycle among: " + ", ".join(m.name for m in remaining))
-        levels.append(ready)
-        done.update(m.name for m in ready)
-        remaining = [m for m in remaining if m.name not in done]
-    return levels
+            raise PlanError("dependency cycle among: " + ", ".join(name(i) for i in remaining))
+        out.append(ready)
+        done.update(name(i) for i in ready)
+        chosen = {id(i) for i in ready}
+        remaining = [i for i in remaining if id(i) not in chosen]
+    return out
+
+
+def dependency_levels(manifests: Sequence[LoadedManifest]) -> list[list[LoadedManifest]]:
+    """Manifests grouped by `metadata.depends_on`: each group only depends on earlier ones."""
+    return levels(manifests, lambda m: m.name, lambda m: m.manifest.metadata.depends_on)
 
 
 def check_policy(manifests: Sequence[LoadedManifest], policy: Policy) -> list[Problem]:

@@ -13,6 +13,7 @@ from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.secrets import Scrubber
+from bojdeploy.core.validation import levels
 from bojdeploy.drivers.base import Driver, Ownership, Work
 from bojdeploy.engine.gitrepo import GitInfo
 from bojdeploy.engine.recording import Records, unrecorded_note
@@ -111,8 +112,12 @@ def _say(run: Run, resource: str, level: str, message: str) -> None:
 def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
     """Apply creates and updates level by level, then the deletes, only if nothing failed.
 
-    Deletes (prune) come last so that nothing is removed before what replaces it runs (a renamed
-    container keeps its port); after any failure they are not run but recorded as skipped.
+    Levels come from `depends_on` (`core.validation.levels`, the order `prepare` chose too); a
+    level starts when the previous one has ended, its steps run `run.parallel` at a time. A step
+    whose dependency failed or was itself not applied is not applied (transitively, down the
+    chain). Deletes (prune) come last, in a level of their own, so that nothing is removed before
+    what replaces it runs (a renamed container keeps its port); after any failure they are not
+    run but recorded as skipped.
     """
     changes = [s for s in plan.steps if s.action is not Action.DELETE]
     deletes = [s for s in plan.steps if s.action is Action.DELETE]
@@ -120,52 +125,47 @@ def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
         kind: tuple(s.resource_name for s in deletes if s.kind == kind)
         for kind in {s.kind for s in deletes}
     }
-    failed: set[str] = set()
-    for level in _levels(changes):
-        _apply_level(run, level, failed)
+    blocked: set[str] = set()  # names that failed or were not applied in this run
+    for level in step_levels(changes):
+        _apply_level(run, level, blocked)
     broken = [o for o in run.outcomes if o.status == "failed"]
     if deletes and broken:
         names = ", ".join(f"{o.kind} {o.name}" for o in broken)
         why = f"not deleted: {names} failed in this run, so nothing is pruned"
         run.outcomes.extend(_not_run(run, step, why) for step in deletes)
     elif deletes:
-        _apply_level(run, deletes, failed)
+        _apply_level(run, deletes, blocked)
     run.unrecorded = run.records.finish()
     return run.outcomes
 
 
-def _apply_level(run: Run, level: list[Step], failed: set[str]) -> None:
-    """One level in parallel; a step whose dependency failed is recorded and not applied."""
-    ready = [s for s in level if not (set(s.desired.depends_on if s.desired else ()) & failed)]
+def step_levels(steps: Sequence[Step]) -> list[list[Step]]:
+    """The steps grouped by their manifests' `depends_on`, by the one algorithm of the core."""
+    return levels(steps, lambda s: s.name, _needs)
+
+
+def _needs(step: Step) -> tuple[str, ...]:
+    return step.desired.depends_on if step.desired else ()
+
+
+def _apply_level(run: Run, level: list[Step], blocked: set[str]) -> None:
+    """One level in parallel; a step whose dependency is blocked is recorded and not applied."""
+    ready = []
     for step in level:
-        if step not in ready:
-            run.outcomes.append(_skipped(run, step, failed))
-            failed.add(step.name)  # and so on down the chain
+        if set(_needs(step)) & blocked:
+            run.outcomes.append(_skipped(run, step, blocked))
+            blocked.add(step.name)  # and so on down the chain
+        else:
+            ready.append(step)
     with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
         for outcome in pool.map(lambda s: apply_step(run, s), ready):
             run.outcomes.append(outcome)
             if outcome.status == "failed":
-                failed.add(outcome.name)
+                blocked.add(outcome.name)
 
 
-def _levels(steps: Sequence[Step]) -> list[list[Step]]:
-    names = {s.name for s in steps}
-    done: set[str] = set()
-    levels, remaining = [], list(steps)
-    while remaining:
-        ready = [
-            s
-            for s in remaining
-            if all(d in done or d not in names for d in (s.desired.depends_on if s.desired else ()))
-        ] or remaining
-        levels.append(ready)
-        done.update(s.name for s in ready)
-        remaining = [s for s in remaining if s not in ready]
-    return levels
-
-
-def _skipped(run: Run, step: Step, failed: set[str]) -> Outcome:
-    deps = sorted(set(step.desired.depends_on if step.desired else ()) & failed)
+def _skipped(run: Run, step: Step, blocked: set[str]) -> Outcome:
+    deps = sorted(set(_needs(step)) & blocked)
     message = f"not applied: dependency {', '.join(deps)} failed"
     return _not_run(run, step, message, status="failed")
 

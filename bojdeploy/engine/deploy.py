@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from bojdeploy.core.plan import Observed, Plan
 from bojdeploy.core.secrets import Scrubber
@@ -10,8 +10,8 @@ from bojdeploy.drivers import Targets
 from bojdeploy.drivers.base import Driver
 from bojdeploy.engine.apply import Reporter, Run, apply_plan, refuse_vm_deletes
 from bojdeploy.engine.confirm import confirm
-from bojdeploy.engine.observe import make_plan_for, observed_from_records, with_recorded_specs
-from bojdeploy.engine.prepare import Prepared, secret_values
+from bojdeploy.engine.observe import make_plan_for, recorded, with_recorded_specs
+from bojdeploy.engine.prepare import Prepared
 from bojdeploy.engine.protection import check_branch, check_deletes
 from bojdeploy.errors import PlanError
 from bojdeploy.settings import Settings
@@ -35,8 +35,9 @@ def apply(
     check_branch(config, env, prepared.workspace.info.branch, "apply")
     targets = Targets(prepared.environment, settings, prepared.workspace.config)
     try:
+        known = recorded(store, env)  # read once: the plan and every re-check use them
         the_plan = make_plan_for(
-            prepared, store, settings, prune=prune, targets=targets, force=force
+            prepared, store, settings, prune=prune, targets=targets, force=force, known=known
         )
         check_deletes(config, env, the_plan, allow_delete)
         refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
@@ -49,8 +50,8 @@ def apply(
             for s in the_plan.steps
             if s.observed is not None and not s.observed.unfinished
         }
-        observer = _recheck_observer(prepared.environment, store, targets, settled)
-        run = _run(prepared, store, settings, report, targets, observer, rollback_from, parallel)
+        observer = _recheck_observer(env, store, targets, settled, known.states)
+        run = _run(prepared, store, known.key, report, targets, observer, rollback_from, parallel)
         run.force = force
         apply_plan(run, the_plan)
     finally:
@@ -61,18 +62,14 @@ def apply(
 def _run(
     prepared: Prepared,
     store: StateStore,
-    settings: Settings,
+    key: bytes,
     report: Reporter,
     targets: Targets,
     observer: Callable[[str, str], list[Observed]],
     rollback_from: int | None,
     parallel: int,
 ) -> Run:
-    scrub = Scrubber()
-    secrets = {}
-    for m in prepared.selected:
-        secrets[(m.kind, m.name)] = secret_values(m, settings.environ)
-        scrub.add(secrets[(m.kind, m.name)].values())
+    secrets = {(m.kind, m.name): prepared.secrets_of(m) for m in prepared.selected}
     return Run(
         store=store,
         drivers=_LazyDrivers(targets),
@@ -80,9 +77,9 @@ def _run(
         info=prepared.workspace.info,
         manifests={(m.kind, m.name): m for m in prepared.selected},
         secrets=secrets,
-        scrub=scrub,
+        scrub=Scrubber(prepared.secret_texts),
         report=report,
-        key=store.installation_key(),
+        key=key,
         rollback_from=rollback_from,
         parallel=parallel,
         target=targets.record,
@@ -94,6 +91,7 @@ def _recheck_observer(
     store: StateStore,
     targets: Targets,
     settled: Mapping[tuple[str, str], int | None],
+    records: Sequence[Observed],
 ) -> Callable[[str, str], list[Observed]]:
     """Observe one resource under its lock, confirmed by its records, with its recorded spec.
 
@@ -102,7 +100,6 @@ def _recheck_observer(
     new container or none, and an interrupted row), nor, while the same deployment's resource is
     there, another query (a confirmed deployment stays confirmed).
     """
-    records = observed_from_records(store, environment)
 
     def observe_one(kind: str, name: str) -> list[Observed]:
         live = targets.observe_one(kind, name, aside=(kind, name) not in settled)

@@ -79,19 +79,20 @@ def drift_report(
 ) -> list[DriftItem]:
     """Compare this repository's recorded resources with its targets (as apply reaches them)."""
     repository = workspace.info.repository
-    mine = [
-        d
-        for d in store.list_deployments(limit=100000)
-        if not d.git_repository or same_repository(d.git_repository, repository)
-    ]
-    envs = [environment] if environment else sorted({d.environment for d in mine})
-    ids = {d.id for d in mine}
+
+    def mine(owner: str | None) -> bool:
+        return not owner or same_repository(owner, repository)
+
+    if environment:
+        envs = [environment]
+    else:  # one query: each environment and repository once, however many rows there are
+        envs = sorted({env for env, owner in store.environment_repositories() if mine(owner)})
     items: list[DriftItem] = []
     for env in envs:
         records = [
             r
             for r in store.latest_states(env)
-            if r.id in ids and not (r.config or {}).get("deleted")
+            if mine(r.git_repository) and not (r.config or {}).get("deleted")
         ]
         if records:
             items += _environment_drift(store, Targets(env, settings, workspace.config), records)

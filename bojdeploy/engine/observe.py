@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Observed, Plan, force_redeploy, make_plan
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.confirm import confirm
-from bojdeploy.engine.prepare import Prepared, desired_state, secret_values
+from bojdeploy.engine.prepare import Prepared, desired_state
 from bojdeploy.engine.workspace import Workspace
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
@@ -60,6 +61,31 @@ def with_recorded_specs(
     return out
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What a run reads from the store once: the installation key and the recorded states."""
+
+    key: bytes
+    states: list[Observed]
+
+
+def recorded(store: StateStore, environment: str) -> Recorded:
+    """The store's facts for one run of `environment` (one read each)."""
+    return Recorded(store.installation_key(), observed_from_records(store, environment))
+
+
+def kinds_to_observe(prepared: Prepared, records: Sequence[Observed], prune: bool) -> set[str]:
+    """The kinds whose targets a run contacts: those of its manifests, and those of recorded
+    resources a prune of this run could delete. No other (a Xen outage never blocks a container
+    deploy); their records stand in for them, so orphans are still named."""
+    kinds = {m.kind for m in prepared.selected}
+    if prune:
+        full = prepared.workspace.explicit is None and prepared.selection.full
+        deleted = set(prepared.selection.deleted)
+        kinds |= {r.kind for r in records if full or r.manifest in deleted}
+    return kinds
+
+
 def observe(
     prepared: Prepared,
     store: StateStore,
@@ -67,24 +93,30 @@ def observe(
     *,
     offline: bool,
     targets: Targets | None = None,
+    records: Sequence[Observed] | None = None,
+    prune: bool = True,
 ) -> list[Observed]:
-    """What exists: the targets (one list call per kind), or the recorded state when offline."""
-    records = observed_from_records(store, prepared.environment)
+    """What exists: the targets (one list call per kind), or the recorded state when offline.
+
+    `records`: the recorded states, when the caller has read them already.
+    """
+    if records is None:
+        records = observed_from_records(store, prepared.environment)
     if offline:
-        return records
+        return list(records)
+    kinds = kinds_to_observe(prepared, records, prune)
     own = targets is None
     targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
     try:
-        live = targets.observe({m.kind for m in prepared.selected} | {r.kind for r in records})
+        live = targets.observe(kinds) if kinds else []
     finally:
         if own:
             targets.close()
-    return with_recorded_specs(confirm(store, prepared.environment, live), records)
+    unobserved = [r for r in records if r.kind not in kinds]
+    return with_recorded_specs(confirm(store, prepared.environment, live), records) + unobserved
 
 
-def unfinished_elsewhere(
-    prepared: Prepared, observed: Sequence[Observed], environ: Mapping[str, str]
-) -> list[LoadedManifest]:
+def unfinished_elsewhere(prepared: Prepared, observed: Sequence[Observed]) -> list[LoadedManifest]:
     """Manifests outside the selection whose resource is unfinished: this run finishes them too.
 
     One whose secrets this run lacks is left alone: deploying it would drop a secret.
@@ -106,7 +138,7 @@ def unfinished_elsewhere(
         for m in prepared.result.manifests
         if (m.kind, m.resource_name) in unfinished
         and (m.kind, m.name) not in chosen
-        and len(secret_values(m, environ)) == len(m.secret_names)
+        and len(prepared.secrets_of(m)) == len(m.secret_names)
     ]
 
 
@@ -135,12 +167,26 @@ def make_plan_for(
     prune: bool | None = None,
     targets: Targets | None = None,
     force: bool = False,
+    known: Recorded | None = None,
 ) -> Plan:
-    """Observe, then make the plan for the prepared manifests (force: redeploy unchanged ones)."""
-    key = store.installation_key()
-    observed = observe(prepared, store, settings, offline=offline, targets=targets)
-    prepared.selected += unfinished_elsewhere(prepared, observed, settings.environ)
-    desired = desired_state(prepared, key, settings.environ)
+    """Observe, then make the plan for the prepared manifests (force: redeploy unchanged ones).
+
+    `known`: the store's facts, when the caller has read them already (apply reads them once).
+    """
+    known = known or recorded(store, prepared.environment)
+    pruning = prepared.workspace.config.prune if prune is None else prune
+    refusal = unprunable(prepared.workspace)
+    observed = observe(
+        prepared,
+        store,
+        settings,
+        offline=offline,
+        targets=targets,
+        records=known.states,
+        prune=pruning and not refusal,
+    )
+    prepared.selected += unfinished_elsewhere(prepared, observed)
+    desired = desired_state(prepared, known.key)
     deleted_files = set(prepared.selection.deleted)
     deleted_names = {
         (o.kind, o.name or o.resource_name) for o in observed if o.manifest in deleted_files
@@ -149,11 +195,11 @@ def make_plan_for(
         desired,
         observed,
         environment=prepared.environment,
-        prune=prepared.workspace.config.prune if prune is None else prune,
+        prune=pruning,
         full_scope=prepared.workspace.explicit is None and prepared.selection.full,
         deleted_names=deleted_names,
         offline=offline,
         repository=prepared.workspace.info.repository or None,
-        unprunable=unprunable(prepared.workspace),
+        unprunable=refusal,
     )
     return force_redeploy(plan) if force else plan

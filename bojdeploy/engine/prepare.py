@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bojdeploy.core.changes import Selected, Selection
 from bojdeploy.core.loaded import LoadedManifest
@@ -25,6 +25,17 @@ class Prepared:
     selection: Selection
     selected: list[LoadedManifest]
     narrowed: bool = False  # only manifests named explicitly
+    # (kind, name) -> the values of the secrets it uses, read once for every manifest loaded
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    def secrets_of(self, m: LoadedManifest) -> dict[str, str]:
+        """The values of the secrets `m` uses (missing ones left out)."""
+        return self.secrets.get((m.kind, m.name), {})
+
+    @property
+    def secret_texts(self) -> list[str]:
+        """Every secret value this run knows: what logs must never show."""
+        return [v for values in self.secrets.values() for v in values.values()]
 
     @property
     def warnings(self) -> list[str]:
@@ -63,7 +74,10 @@ def prepare(
         raise ManifestError(sorted(result.errors))
     ordered = [m for level in dependency_levels(result.manifests) for m in level]
     selected = [m for m in ordered if m.file in chosen and (not names or m.name in names)]
-    return Prepared(ws, environment, result, selection, selected, narrowed=bool(names))
+    secrets = {(m.kind, m.name): secret_values(m, environ) for m in result.manifests}
+    return Prepared(
+        ws, environment, result, selection, selected, narrowed=bool(names), secrets=secrets
+    )
 
 
 def narrow(
@@ -84,24 +98,29 @@ def secret_values(m: LoadedManifest, environ: Mapping[str, str]) -> dict[str, st
     return {k: v for k, v in values.items() if v is not None}
 
 
-def desired_state(prepared: Prepared, key: bytes, environ: Mapping[str, str]) -> list[Desired]:
+def desired_state(prepared: Prepared, key: bytes) -> list[Desired]:
     """The selected manifests as Desired values (redacted spec, keyed config hash)."""
-    out = []
-    for m in prepared.selected:
-        redacted, values = m.redacted(), secret_values(m, environ)
-        out.append(
-            Desired(
-                kind=m.kind,
-                name=m.name,
-                environment=m.environment,
-                resource_name=m.resource_name,
-                config_hash=m.config_hash(values, key),
-                spec=redacted["spec"],
-                labels=redacted["metadata"]["labels"],
-                manifest=m.file,
-                reason=prepared.selection.reason_for(m.file) or "",
-                depends_on=tuple(m.manifest.metadata.depends_on),
-                missing_secrets=tuple(sorted(m.secret_names - set(values))),
-            )
-        )
-    return out
+    return [
+        to_desired(m, prepared.secrets_of(m), key, prepared.selection.reason_for(m.file) or "")
+        for m in prepared.selected
+    ]
+
+
+def to_desired(
+    m: LoadedManifest, values: Mapping[str, str], key: bytes, reason: str = ""
+) -> Desired:
+    """One manifest as a Desired value: what apply and rollback both plan with."""
+    redacted = m.redacted()
+    return Desired(
+        kind=m.kind,
+        name=m.name,
+        environment=m.environment,
+        resource_name=m.resource_name,
+        config_hash=m.config_hash(values, key),
+        spec=redacted["spec"],
+        labels=redacted["metadata"]["labels"],
+        manifest=m.file,
+        reason=reason,
+        depends_on=tuple(m.manifest.metadata.depends_on),
+        missing_secrets=tuple(sorted(m.secret_names - set(values))),
+    )

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from bojdeploy.core.loaded import LoadedManifest, manifest_from_record
-from bojdeploy.core.plan import Desired, make_plan
+from bojdeploy.core.plan import make_plan
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Reporter, Run, apply_plan
 from bojdeploy.engine.gitrepo import GitInfo
-from bojdeploy.engine.prepare import secret_values
+from bojdeploy.engine.prepare import secret_values, to_desired
 from bojdeploy.engine.protection import check_branch, check_deletes
 from bojdeploy.engine.workspace import Workspace
 from bojdeploy.errors import ManifestError, Problem, UsageError
@@ -77,14 +77,12 @@ def rollback(
     report: Reporter,
     *,
     workspace: Workspace,
-    deployment_id: int | None = None,
-    name: str | None = None,
-    environment: str | None = None,
+    record: Deployment,
     allow_delete: bool = False,
 ) -> Run:
-    """Redeploy a recorded config where it was deployed; rollback_from names the source row."""
+    """Redeploy the config `record` holds (see `find_target`) where it was deployed, as a new
+    deployment whose rollback_from names it."""
     info, config = workspace.info, workspace.config
-    record = find_target(store, deployment_id, name, environment, info.repository)
     check_branch(config, record.environment, info.branch, "rollback")
     assert record.config is not None
     manifest = manifest_from_record(
@@ -102,8 +100,9 @@ def rollback(
         report(f"{manifest.kind}/{manifest.name}", "warn", warning)
     try:
         observed = targets.observe({manifest.kind})
+        reason = f"rollback to the config of deployment #{record.id}"
         plan = make_plan(
-            [_desired(record, manifest, values, key)],
+            [to_desired(manifest, values, key, reason)],
             observed,
             environment=record.environment,
             full_scope=False,
@@ -138,23 +137,6 @@ def target_mismatch(record: Deployment, used: Targets, current: Targets) -> list
 
 def _describe(target: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in target.items() if v) or "the default target"
-
-
-def _desired(
-    record: Deployment, manifest: LoadedManifest, values: dict[str, str], key: bytes
-) -> Desired:
-    redacted = manifest.redacted()
-    return Desired(
-        kind=manifest.kind,
-        name=manifest.name,
-        environment=record.environment,
-        resource_name=manifest.resource_name,
-        config_hash=manifest.config_hash(values, key),
-        spec=redacted["spec"],
-        labels=redacted["metadata"]["labels"],
-        manifest=manifest.file,
-        reason=f"rollback to the config of deployment #{record.id}",
-    )
 
 
 def _run(

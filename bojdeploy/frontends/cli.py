@@ -340,6 +340,7 @@ def rollback(
     PATH is the deployment repository (default: the one around the current folder): the
     deployment must come from it, and it goes where that deployment was made.
     """
+    from bojdeploy.engine.rollback import find_target
     from bojdeploy.engine.rollback import rollback as do_rollback
 
     out: Output = ctx.obj["out"]
@@ -348,14 +349,13 @@ def rollback(
         settings = _settings(ctx)
         ws = _workspace(path)
         with _store(ctx) as store:
+            record = find_target(store, deployment_id, name, environment, ws.info.repository)
             run = do_rollback(
                 store,
                 settings,
                 _reporter(out),
                 workspace=ws,
-                deployment_id=deployment_id,
-                name=name,
-                environment=environment,
+                record=record,
                 allow_delete=allow_delete,
             )
             ctx.exit(_finish(run, as_json))

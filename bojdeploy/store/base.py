@@ -95,6 +95,10 @@ class StateStore(Protocol):
         """Apply pending schema migrations; return the versions applied now."""
         ...
 
+    def pending_migrations(self) -> list[int]:
+        """The versions of the migrations this database has not applied (a read, no lock)."""
+        ...
+
     def create_deployment(
         self,
         *,
@@ -164,6 +168,10 @@ class StateStore(Protocol):
 
     def latest_states(self, environment: str) -> list[Deployment]:
         """Return, per target of an environment, its newest completed or unchanged deployment."""
+        ...
+
+    def environment_repositories(self) -> list[tuple[str, str | None]]:
+        """Every environment with each repository that recorded deployments in it."""
         ...
 
     def successful_deployments(

@@ -47,6 +47,7 @@ class PostgresStore(SqlStore):
     """State in PostgreSQL; locks are session advisory locks on dedicated connections."""
 
     dialect = "postgres"
+    migrations_table_exists = "SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL"
 
     def __init__(self, url: str):
         self.url = url

@@ -19,7 +19,12 @@ from bojdeploy.store.base import (
     Deployment,
     LogEntry,
 )
-from bojdeploy.store.migrations import CREATE_SCHEMA_MIGRATIONS, load_migrations, split_statements
+from bojdeploy.store.migrations import (
+    CREATE_SCHEMA_MIGRATIONS,
+    load_migrations,
+    migration_versions,
+    split_statements,
+)
 
 # q(sql, params) -> rows; SQL is written with "?" placeholders in both dialects.
 Query = Callable[..., list[tuple[Any, ...]]]
@@ -58,11 +63,16 @@ class SqlStore(ABC):
     """A StateStore over SQL; a backend supplies transactions and value conversions."""
 
     dialect: ClassVar[str]
+    migrations_table_exists: ClassVar[str]  # a query with a row when schema_migrations exists
     _key: bytes | None = None
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Query]:
         """Run the block in one transaction and translate driver errors."""
+
+    def _reading(self) -> AbstractContextManager[Query]:
+        """Run a block of reads in one transaction (a backend may take fewer locks for it)."""
+        return self._transaction()
 
     @abstractmethod
     def _lock_migrations(self, q: Query) -> None:
@@ -96,7 +106,15 @@ class SqlStore(ABC):
         return None if value is None else convert(value)
 
     def migrate(self) -> list[int]:
-        """Apply pending schema migrations; return the versions applied now."""
+        """Apply pending schema migrations; return the versions applied now.
+
+        The versions applied are read first, without a lock: a database already up to date
+        (every command but the first after an upgrade) costs that one query and never waits for
+        another process. Only pending migrations take the migrations lock, and they are read
+        again under it (another process may have applied them meanwhile).
+        """
+        if not self.pending_migrations():
+            return []
         applied = []
         with self._transaction() as q:
             self._lock_migrations(q)
@@ -113,6 +131,15 @@ class SqlStore(ABC):
                 )
                 applied.append(version)
         return applied
+
+    def pending_migrations(self) -> list[int]:
+        """The versions of the migrations this database has not applied (a read, no lock)."""
+        with self._reading() as q:
+            exists = bool(q(self.migrations_table_exists))
+            done = (
+                {row[0] for row in q("SELECT version FROM schema_migrations")} if exists else set()
+            )
+        return [version for version in migration_versions(self.dialect) if version not in done]
 
     def create_deployment(
         self,
@@ -196,7 +223,7 @@ class SqlStore(ABC):
 
     def get_deployment(self, deployment_id: int) -> Deployment | None:
         """Return one deployment, or None if there is no such id."""
-        with self._transaction() as q:
+        with self._reading() as q:
             rows = q(f"{SELECT_DEPLOYMENTS} WHERE id = ?", (deployment_id,))
         return self._deployment(rows[0]) if rows else None
 
@@ -218,7 +245,7 @@ class SqlStore(ABC):
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         where = " AND ".join(f"{column} = ?" for column in filters) or "1 = 1"
-        with self._transaction() as q:
+        with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE {where} ORDER BY id DESC LIMIT ?",
                 (*filters.values(), limit),
@@ -249,7 +276,7 @@ class SqlStore(ABC):
 
     def get_logs(self, deployment_id: int) -> list[LogEntry]:
         """Return a deployment's log lines in the order they were written."""
-        with self._transaction() as q:
+        with self._reading() as q:
             rows = q(
                 "SELECT id, deployment_id, timestamp, level, message, metadata"
                 " FROM deployment_logs WHERE deployment_id = ? ORDER BY id",
@@ -262,7 +289,7 @@ class SqlStore(ABC):
 
     def latest_states(self, environment: str) -> list[Deployment]:
         """Return, per target of an environment, its newest completed or unchanged deployment."""
-        with self._transaction() as q:
+        with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE id IN (SELECT MAX(id) FROM deployments"
                 " WHERE environment = ? AND status IN (?, ?) GROUP BY deployment_type, name)"
@@ -271,11 +298,21 @@ class SqlStore(ABC):
             )
         return [self._deployment(row) for row in rows]
 
+    def environment_repositories(self) -> list[tuple[str, str | None]]:
+        """Every environment with each repository that recorded deployments in it (one query:
+        a row per pair, however many deployments there are)."""
+        with self._reading() as q:
+            rows = q(
+                "SELECT DISTINCT environment, git_repository FROM deployments"
+                " ORDER BY environment, git_repository"
+            )
+        return [(str(env), repository) for env, repository in rows]
+
     def successful_deployments(
         self, environment: str, deployment_type: str, name: str, limit: int = 10
     ) -> list[Deployment]:
         """Return a target's completed deployments, newest first."""
-        with self._transaction() as q:
+        with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE environment = ? AND deployment_type = ?"
                 " AND name = ? AND status = 'completed' ORDER BY id DESC LIMIT ?",
@@ -304,7 +341,7 @@ class SqlStore(ABC):
         """The rows of an environment with these ids, each with its later confirmation."""
         ids = sorted({int(i) for i in deployment_ids})
         found: dict[int, Confirmation] = {}
-        with self._transaction() as q:
+        with self._reading() as q:
             for start in range(0, len(ids), CONFIRMATION_BATCH):
                 batch = ids[start : start + CONFIRMATION_BATCH]
                 sql = SELECT_CONFIRMATIONS.format(ids=", ".join("?" * len(batch)))

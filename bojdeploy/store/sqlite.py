@@ -36,6 +36,9 @@ class SqliteStore(SqlStore):
     """State in one SQLite file (WAL mode); locks in flock'ed files beside it."""
 
     dialect = "sqlite"
+    migrations_table_exists = (
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    )
 
     def __init__(self, path: Path):
         self.path = path
@@ -64,6 +67,19 @@ class SqliteStore(SqlStore):
                 except BaseException:
                     self._conn.rollback()
                     raise
+            except sqlite3.Error as e:
+                raise StoreError(f"SQLite database {self.path}: {e}") from e
+
+    @contextmanager
+    def _reading(self) -> Iterator[Query]:
+        """A deferred transaction: in WAL mode reads never wait for another process's writes."""
+        with self._mutex:
+            try:
+                self._conn.execute("BEGIN")
+                try:
+                    yield self._query
+                finally:
+                    self._conn.rollback()
             except sqlite3.Error as e:
                 raise StoreError(f"SQLite database {self.path}: {e}") from e
 

@@ -153,7 +153,7 @@ class ActionRun:
                 self.settings,
                 GroupedLog(self.console),
                 workspace=ws,
-                deployment_id=target.id,
+                record=target,
                 allow_delete=self.ctx.allow_delete(),
             )
         return self._finish(target.environment, run.outcomes, time.monotonic() - started)
@@ -203,9 +203,7 @@ class ActionRun:
             fallback=self._compare(),
             names=[name] if name else (),
         )
-        environ = self.settings.environ
-        secrets = [engine.secret_values(m, environ) for m in prepared.result.manifests]
-        self.console.mask([v for values in secrets for v in values.values()])
+        self.console.mask(prepared.secret_texts)
         for warning in prepared.warnings:
             self.console.warning(warning)
         return prepared

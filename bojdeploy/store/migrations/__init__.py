@@ -12,16 +12,30 @@ CREATE_SCHEMA_MIGRATIONS = (
 )
 
 
-def load_migrations(dialect: str) -> list[tuple[int, str, str]]:
-    """Return (version, name, sql) in order; NNN_name.<dialect>.sql is one dialect's only."""
-    found: dict[int, tuple[str, str]] = {}
+def _files(dialect: str) -> dict[int, tuple[str, Path]]:
+    """version -> (name, path); NNN_name.<dialect>.sql is one dialect's only."""
+    found: dict[int, tuple[str, Path]] = {}
     for path in MIGRATIONS.glob("*.sql"):
         stem, _, variant = path.name.removesuffix(".sql").partition(".")
         if variant and variant != dialect:
             continue
         number, _, name = stem.partition("_")
-        found[int(number)] = (name, path.read_text(encoding="utf-8"))
-    return [(version, *found[version]) for version in sorted(found)]
+        found[int(number)] = (name, path)
+    return found
+
+
+def migration_versions(dialect: str) -> list[int]:
+    """The versions of a dialect's migrations, in order (their files are not read)."""
+    return sorted(_files(dialect))
+
+
+def load_migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """Return (version, name, sql) in order."""
+    found = _files(dialect)
+    return [
+        (version, found[version][0], found[version][1].read_text(encoding="utf-8"))
+        for version in sorted(found)
+    ]
 
 
 def split_statements(sql: str) -> list[str]:
