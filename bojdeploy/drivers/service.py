@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Observed, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Applied, Ownership, StepLog, Work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 import xmlrpc.client
@@ -14,6 +15,7 @@ from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import ConnectError
 
 ORIGINATOR = "bojdeploy"
+log = logging.getLogger("bojdeploy.xenapi")  # shown with -vv: see bojdeploy/logs.py
 CALL_TIMEOUT = 60.0  # seconds for one XenAPI call
 
 
@@ -57,6 +59,7 @@ class _Session(XenAPI.Session):  # type: ignore[misc]
 
     def xenapi_request(self, methodname: str, params: tuple[Any, ...]) -> Any:
         """The SDK's request (and its re-login on SESSION_INVALID), serialized."""
+        log.debug("XenAPI %s", methodname)  # never the parameters: passwords, xenstore data
         with self._lock:
             return super().xenapi_request(methodname, params)
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.secrets import Scrubber

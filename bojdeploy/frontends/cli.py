@@ -155,10 +155,19 @@ def _store(ctx: click.Context) -> Any:
     show_default=True,
     help="Diagnostics on stderr as text or JSON lines.",
 )
-@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Tracebacks on errors; the libraries' log lines (-v: info, -vv: debug: every Docker, "
+    "XenAPI and Gitea call).",
+)
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, log_format: str, verbose: int) -> None:
     """bojdeploy: GitOps deployments from a Gitea repository to Docker, Swarm and Xen."""
+    from bojdeploy import logs
+
+    logs.configure(verbose, log_format)
     ctx.ensure_object(dict)
     ctx.obj.update(database_url=database_url, out=Output(log_format, verbose))
 

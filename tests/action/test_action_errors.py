@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bojdeploy.frontends.action.run import main
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     TOKEN,
     DeployRepo,
@@ -21,6 +20,7 @@ from tests.action import (
     statuses,
 )
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 ZERO = "0" * 40
 
@@ -183,3 +183,25 @@ def test_an_unexpected_exception_is_one_error_line(
         assert errors == [f"::error::{said}; {hint}"]
         assert "Traceback" not in text
     assert statuses(gitea, sha)["bojdeploy/production"][-1] == ("failure", said)
+
+
+def test_debug_logging_shows_the_gitea_calls_and_never_the_token(
+    repo: DeployRepo, gitea: FakeGitea
+) -> None:
+    sha = broken_manifest(repo)
+    runner = repo.root.parent / "runner"
+    values = {"database-url": f"sqlite:///{runner / 'state.db'}"}
+    event = push_event(ZERO, sha)
+    env = act_environment(
+        repo.root, runner, gitea, "push", event, sha=sha, ref="refs/heads/main", inputs=values
+    )
+    env["RUNNER_DEBUG"] = "1"
+    out = io.StringIO()
+    assert main(env, out) == 2
+    calls = [x for x in out.getvalue().splitlines() if x.startswith("debug: urllib3")]
+    assert any('"POST /api/v1/repos/' in x and "/statuses/" in x for x in calls), out.getvalue()
+    shown = [x for x in out.getvalue().splitlines() if not x.startswith("::add-mask::")]
+    assert not [x for x in shown if TOKEN in x]
+    quiet = io.StringIO()
+    assert main({**env, "RUNNER_DEBUG": "0"}, quiet) == 2
+    assert "debug: urllib3" not in quiet.getvalue()

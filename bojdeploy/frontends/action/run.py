@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bojdeploy import engine
+from bojdeploy import engine, logs
 from bojdeploy.core.config import CONFIG_FILE
 from bojdeploy.core.render import plan_to_markdown, plan_to_text
 from bojdeploy.engine.apply import Outcome
@@ -288,6 +288,8 @@ def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None)
     started = time.time()
     console = Console(stream)
     console.mask(known_secrets(env))
+    # debug logging on: every Docker, XenAPI and Gitea call in the step log, scrubbed
+    logs.configure(2 if debug_logging(env) else 0, write=console.line)
     run = None
     try:
         run = ActionRun(ActionContext.from_env(env), console)
