@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
+from bojdeploy.testing.fake_gitea import FakeGitea
 from packaging.utils import canonicalize_name
 
 from bojdeploy import __version__
 from bojdeploy.store import open_store
-from bojdeploy.testing.fake_gitea import FakeGitea
 from tests.action import OWNER, REPO, ROOT, TOKEN, DeployRepo, statuses
 from tests.action.test_action_image import docs_command
 from tests.conftest import require

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bojdeploy import __version__
 from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ContainerManifest
 from bojdeploy.core.plan import Plan
@@ -36,7 +37,7 @@ def test_the_facts_a_driver_returns_are_recorded_and_its_time_shown(tmp_path: Pa
         "created web in 2.5s",
         2.5,
     )
-    assert row.config["deployed"] == {"image_id": "sha256:abc"}
+    assert row.config["deployed"] == {"image_id": "sha256:abc", "bojdeploy_version": __version__}
     assert ("container/web", "info", "created web in 2.5s") in run.lines  # type: ignore[attr-defined]
 
 
@@ -46,4 +47,4 @@ def test_a_driver_that_reports_no_facts_leaves_the_config_as_planned(tmp_path: P
         run.manifests = {("container", "web"): manifest("web")}
         apply_plan(run, Plan(ENV, (step("web"),)))
         row = rows_by_name(store)["web"]
-    assert "deployed" not in row.config
+    assert row.config["deployed"] == {"bojdeploy_version": __version__}  # no driver facts
