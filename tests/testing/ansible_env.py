@@ -38,11 +38,14 @@ def ansible_venv() -> Path:
     venv = venv_path()
     if _ready(venv):
         return venv
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _ready(venv):
-            _make(venv)
+    try:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not _ready(venv):
+                _make(venv)
+    except OSError as e:
+        require("ansible", False, f"cannot make {venv}: {e}")
     return venv
 
 
