@@ -460,6 +460,60 @@ def migrate(ctx: click.Context) -> None:
         dialect = "sqlite" if url.startswith("sqlite") else "postgres"
         latest = load_migrations(dialect)[-1][0]
         click.echo(f"{redact_url(url)}: schema up to date (migration {latest:03d})")
+        if dialect == "postgres" and _queue_schema(url):
+            click.echo(f"{redact_url(url)}: the relay's job queue (procrastinate) is ready")
+
+
+def _queue_schema(url: str) -> bool:
+    """Apply procrastinate's schema when the relay extra is installed; whether it is there."""
+    try:
+        from bojdeploy.frontends.relay.queue import apply_schema
+    except ImportError:
+        return False
+    apply_schema(url)
+    return True
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Deploy jobs run at a time in this process (0: HTTP only).",
+)
+@click.pass_context
+def relay(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the Gitea webhook relay (needs PostgreSQL and BOJDEPLOY_WEBHOOK_SECRET)."""
+    from bojdeploy.frontends.relay.config import RelayConfig
+
+    with handled(ctx):
+        config = RelayConfig.from_env(database_url=ctx.obj["database_url"])
+        from bojdeploy.frontends.relay.serve import run_relay
+
+        run_relay(config, host, port, workers)
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Deploy jobs run at a time.",
+)
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int) -> None:
+    """Run the relay's deploy jobs (on any machine reaching its PostgreSQL)."""
+    from bojdeploy.frontends.relay.config import RelayConfig
+
+    with handled(ctx):
+        config = RelayConfig.from_env(database_url=ctx.obj["database_url"], need_secret=False)
+        from bojdeploy.frontends.relay.serve import run_worker
+
+        run_worker(config, concurrency)
 
 
 @main.command()

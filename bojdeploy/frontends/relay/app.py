@@ -1,0 +1,52 @@
+"""The relay's ASGI app: one router per area, the queue opened (and workers run) for its life."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from bojdeploy import __version__
+from bojdeploy.frontends.relay import pages, webhook
+from bojdeploy.frontends.relay.config import RelayConfig
+from bojdeploy.frontends.relay.queue import make_app
+from bojdeploy.store import open_store
+
+log = logging.getLogger("bojdeploy.relay")
+
+
+def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
+    """The relay: webhooks and pages, with `workers` jobs run at a time in this process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        queue = make_app(config.database_url)
+        app.state.config = config
+        app.state.queue = queue
+        app.state.store = await asyncio.to_thread(open_store, config.database_url)
+        async with queue.open_async():
+            running = None
+            if workers > 0:
+                running = asyncio.create_task(
+                    queue.run_worker_async(
+                        concurrency=workers,
+                        install_signal_handlers=False,
+                        additional_context={"config": config},
+                    )
+                )
+            try:
+                yield
+            finally:
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
+                app.state.store.close()
+
+    app = FastAPI(title="bojdeploy relay", version=__version__, lifespan=lifespan)
+    app.include_router(webhook.router)
+    app.include_router(pages.router)
+    return app

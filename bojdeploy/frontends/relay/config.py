@@ -1,0 +1,61 @@
+"""The relay's settings, from the environment; refusals name what is missing in one line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bojdeploy.errors import UsageError
+from bojdeploy.settings import Settings
+from bojdeploy.store.base import redact_url
+
+SECRET_VAR = "BOJDEPLOY_WEBHOOK_SECRET"
+REPOS_VAR = "BOJDEPLOY_RELAY_REPOS"
+URL_VAR = "BOJDEPLOY_RELAY_URL"
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """What the relay and its workers need: the database, the secret, Gitea, the allow-list."""
+
+    database_url: str
+    secret: bytes = field(repr=False)
+    repos: frozenset[str] | None  # None: every correctly signed repository
+    public_url: str | None  # how users reach the relay (status links); None: as requested
+    settings: Settings = field(repr=False)
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        database_url: str | None = None,
+        need_secret: bool = True,
+    ) -> RelayConfig:
+        """Read the settings; UsageError when the secret is missing or the database is not
+        PostgreSQL (workers need no secret)."""
+        env = dict(os.environ if environ is None else environ)
+        url = database_url or env.get("BOJDEPLOY_DATABASE_URL") or ""
+        secret = env.get(SECRET_VAR, "")
+        if need_secret and not secret.strip():
+            raise UsageError(f"{SECRET_VAR} is not set: the relay refuses unsigned webhooks")
+        if not url:
+            raise UsageError("BOJDEPLOY_DATABASE_URL is not set: the relay needs PostgreSQL")
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise UsageError(
+                f"the relay needs PostgreSQL (a shared queue), not {redact_url(url)!r}: "
+                "set BOJDEPLOY_DATABASE_URL to postgresql://..."
+            )
+        repos = frozenset(r.strip() for r in env.get(REPOS_VAR, "").split(",") if r.strip())
+        return cls(
+            database_url=url,
+            secret=secret.encode(),
+            repos=repos or None,
+            public_url=(env.get(URL_VAR) or "").rstrip("/") or None,
+            settings=Settings.from_env(env, database_url=url),
+        )
+
+    def allows(self, repository: str) -> bool:
+        """Whether `repository` (owner/name) may deploy through this relay."""
+        return self.repos is None or repository in self.repos
