@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up everything the test suite needs on a Debian 12 machine without systemd, idempotently:
 # packages, dockerd, a single-node Swarm, a registry on 127.0.0.1:5000, PostgreSQL 15 with the
-# test role and database, the busybox test images, and the project's .venv.
+# test role and database, the busybox test images, the project's .venv, and a virtualenv with
+# Ansible for the XAPI simulator's client tests.
 # Safe to re-run: what runs is left alone, what is missing is installed or started.
 set -euo pipefail
 
@@ -234,6 +235,23 @@ make_venv() {
     echo "venv: installed .[dev] into .venv"
 }
 
+# Ansible (with community.general) and the XenAPI SDK in a virtualenv of their own, outside the
+# checkout so that every checkout shares it: a ~55 MB download, ~550 MB installed. The stamp is
+# a copy of the requirements it was made from; tests/testing/ansible_env.py reads it too.
+make_ansible_venv() {
+    local venv=${BOJDEPLOY_ANSIBLE_VENV:-$HOME/.cache/bojdeploy-ansible}
+    local req=tests/testing/ansible/requirements.txt
+    if [ -x "$venv/bin/ansible-playbook" ] && cmp -s "$req" "$venv/.setup-env-installed"; then
+        echo "ansible: up to date ($venv)"
+        return
+    fi
+    mkdir -p "${venv%/*}"
+    [ -x "$venv/bin/python" ] || quiet python3 -m venv "$venv"
+    quiet "$venv/bin/python" -m pip install -q -r "$req"
+    cp "$req" "$venv/.setup-env-installed"
+    echo "ansible: installed $(grep -m1 '^ansible' "$req") into $venv"
+}
+
 # lock_holders: pids other than this script that hold the set-up lock as fd 9 (a daemon that
 # inherited it would make every later run wait for it).
 lock_holders() {
@@ -261,4 +279,5 @@ start_registry
 start_postgres
 push_test_images
 make_venv
+make_ansible_venv
 check_lock

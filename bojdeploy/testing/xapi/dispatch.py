@@ -10,7 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 # The handler modules register their calls on import.
-from bojdeploy.testing.xapi import devices, schema, sessions, tasks, vm, vm_clone, vm_config  # noqa: F401
+from bojdeploy.testing.xapi import (  # noqa: F401
+    devices,
+    drives,
+    events,
+    schema,
+    sessions,
+    tasks,
+    vm,
+    vm_clone,
+    vm_config,
+)
 from bojdeploy.testing.xapi.faults import Faults, XapiError
 from bojdeploy.testing.xapi.registry import Method, resolve
 from bojdeploy.testing.xapi.store import Store, new_ref

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bojdeploy.testing.xapi.devices import new_vdi
 from bojdeploy.testing.xapi.schema import now
 from bojdeploy.testing.xapi.store import Store
 from bojdeploy.testing.xapi.vm import MIB, memory_overhead
@@ -78,6 +79,7 @@ def seed(store: Store) -> None:
         sm_config={"devserial": "sim-local-storage"},
     )
     store.record("host", host).update(suspend_image_sr=sr, crash_dump_sr=sr)
+    _tools_sr(store)
     store.create("pool", master=host, default_SR=sr, suspend_image_SR=sr, crash_dump_SR=sr)
     for index in (0, 1):
         store.create(
@@ -92,6 +94,25 @@ def seed(store: Store) -> None:
     _control_domain(store, host)
     _template(store, "Debian Bookworm 12", "debian-12", 1, _DEBIAN)
     _template(store, "Other install media", "other-install-media", 1, {"install-methods": "cdrom"})
+
+
+def _tools_sr(store: Store) -> None:
+    """The ISO library every XCP-ng host has, with the guest tools ISO (for CD drives)."""
+    sr = store.create(
+        "SR",
+        name_label="XCP-ng Tools",
+        name_description="XCP-ng Tools ISOs",
+        type="iso",
+        content_type="iso",
+        shared=True,
+        is_tools_sr=True,
+        physical_size=64 * MIB,
+        other_config={"xensource_internal": "true", "xenserver_tools_sr": "true"},
+    )
+    iso = new_vdi(
+        store, sr, name_label="guest-tools.iso", virtual_size=62 * MIB, type="user", read_only=True
+    )
+    store.record("VDI", iso).update(is_tools_iso=True, sharable=True)
 
 
 def _control_domain(store: Store, host: str) -> None:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from bojdeploy.testing.xapi import schema
+from bojdeploy.testing.xapi.eventlog import EventLog
 from bojdeploy.testing.xapi.faults import XapiError
 
 
@@ -35,6 +36,7 @@ class Store:
         self.next_domid = 1
         # VIF MAC -> the address the simulated guest "got" by DHCP (kept across reboots)
         self.leases: dict[str, str] = {}
+        self.events = EventLog()
 
     def create(self, cls: str, **values: Any) -> str:
         """Add a record of class `cls` (defaults overridden by `values`) and return its ref."""
