@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
 from bojdeploy import __version__
-from bojdeploy.frontends.relay import pages, webhook
+from bojdeploy.frontends.relay import api, health, logs, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app
 from bojdeploy.store import open_store
 
 log = logging.getLogger("bojdeploy.relay")
+WEBHOOK_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a ping"},
+    400: {"description": "not a push payload"},
+    401: {"description": "missing or wrong X-Gitea-Signature; nothing stored"},
+    403: {"description": "repository not in BOJDEPLOY_RELAY_REPOS"},
+    413: {"description": "body larger than 1 MiB"},
+    415: {"description": "content type is not application/json"},
+    503: {"description": "the database is unreachable; redeliver later"},
+}
 
 
 def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
@@ -45,8 +56,23 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await running
                 app.state.store.close()
+                metrics.process_exited()
 
     app = FastAPI(title="bojdeploy relay", version=__version__, lifespan=lifespan)
-    app.include_router(webhook.router)
-    app.include_router(pages.router)
+    app.middleware("http")(metrics.timed)
+    app.include_router(webhook.router, responses=WEBHOOK_ANSWERS, tags=["webhook"])
+    app.include_router(api.router)
+    app.include_router(api.writes)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(pages.router, include_in_schema=False)
     return app
+
+
+def from_env() -> FastAPI:
+    """The relay from the environment's settings, for `uvicorn --factory --workers N` (set
+    PROMETHEUS_MULTIPROC_DIR to an empty folder so /metrics sums every process)."""
+    logs.setup(os.environ.get("BOJDEPLOY_LOG_FORMAT", "text"))
+    config = RelayConfig.from_env()
+    workers = int(os.environ.get("BOJDEPLOY_RELAY_WORKERS", "1"))
+    return create_app(config, workers)
