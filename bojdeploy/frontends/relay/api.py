@@ -20,7 +20,7 @@ from bojdeploy.frontends.relay.config import API_TOKEN_VAR, RelayConfig
 from bojdeploy.frontends.relay.jobs import JobOut, read_job
 from bojdeploy.store.base import Deployment, StateStore
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**53 - 1  # ids exact in every JSON reader
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 REPOSITORY = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
 STATUS = r"^[a-z_]+$"
@@ -96,6 +96,7 @@ class Queued(BaseModel):
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such id"}}
 WRITE: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not JSON"},
     401: {"model": Problem, "description": "missing or wrong bearer token"},
     403: {"model": Problem, "description": f"writes are disabled ({API_TOKEN_VAR} unset)"},
     404: {"model": Problem, "description": "nothing to redeploy or roll back"},

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -18,15 +17,6 @@ from bojdeploy.frontends.relay.queue import make_app
 from bojdeploy.store import open_store
 
 log = logging.getLogger("bojdeploy.relay")
-WEBHOOK_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "a ping"},
-    400: {"description": "not a push payload"},
-    401: {"description": "missing or wrong X-Gitea-Signature; nothing stored"},
-    403: {"description": "repository not in BOJDEPLOY_RELAY_REPOS"},
-    413: {"description": "body larger than 1 MiB"},
-    415: {"description": "content type is not application/json"},
-    503: {"description": "the database is unreachable; redeliver later"},
-}
 
 
 def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
@@ -60,7 +50,7 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
 
     app = FastAPI(title="bojdeploy relay", version=__version__, lifespan=lifespan)
     app.middleware("http")(metrics.timed)
-    app.include_router(webhook.router, responses=WEBHOOK_ANSWERS, tags=["webhook"])
+    app.include_router(webhook.router, tags=["webhook"])
     app.include_router(api.router)
     app.include_router(api.writes)
     app.include_router(health.router)

@@ -25,6 +25,22 @@ MAX_BODY = 1024 * 1024
 ZERO_SHA = "0" * 40
 log = logging.getLogger("bojdeploy.relay")
 router = APIRouter()
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a ping"},
+    400: {"description": "not a push payload"},
+    401: {"description": "missing or wrong X-Gitea-Signature; nothing stored"},
+    403: {"description": "repository not in BOJDEPLOY_RELAY_REPOS"},
+    413: {"description": "body larger than 1 MiB"},
+    415: {"description": "content type is not application/json"},
+    503: {"description": "the database is unreachable; redeliver later"},
+}
+# The body is read raw (the signature covers its bytes): declared here for the OpenAPI document.
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
 
 
 class Refused(Exception):
@@ -66,7 +82,7 @@ async def verified(request: Request, config: RelayConfig) -> bytes:
     return body
 
 
-@router.post("/webhook/gitea", status_code=202)
+@router.post("/webhook/gitea", status_code=202, responses=ANSWERS, openapi_extra=BODY)
 async def gitea_webhook(request: Request) -> JSONResponse:
     """Take one Gitea delivery in."""
     config: RelayConfig = request.app.state.config
