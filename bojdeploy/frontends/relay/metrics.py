@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -175,7 +175,7 @@ async def metrics(request: Request) -> Response:
     except Exception as e:  # noqa: BLE001 - the process's own metrics are still worth a scrape
         log.warning("metrics: the database could not be read: %s", type(e).__name__)
         found = None
-    return Response(exposition(found), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(found), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
