@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.relay import Relay
-from tests.relay.api import API_TOKEN, call, record
+from tests.action import DeployRepo, statuses
+from tests.relay import SECRET, TOKEN, FakeGitea, Relay, push_payload, rows, wait_for
+from tests.relay.api import API_TOKEN, call, record, settled_job
 
 pytestmark = pytest.mark.postgres
 REPO = "infra/deployments"
@@ -152,3 +156,89 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "5xx" not in done.stdout.split("SUMMARY")[-1]
+
+
+@pytest.mark.docker
+def test_rollback_and_redeploy_run_as_jobs_with_statuses_and_clean_json_logs(
+    tmp_path: Path,
+    postgres_database: str,
+    gitea: FakeGitea,
+    relays: list[Relay],
+    test_images: dict[str, str],
+    docker_cleanup: None,
+    docker_client: Any,
+) -> None:
+    repo = DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
+    relay = Relay(tmp_path, postgres_database, gitea, BOJDEPLOY_API_TOKEN=API_TOKEN)
+    relay.process = relay.command(
+        "--log-format", "json", "relay", "--port", str(relay.port), "--workers", "2"
+    )
+    relays.append(relay)
+    wait_for("the relay to answer", lambda: call(relay, "GET", "/health")[0] == 200, timeout=60)
+    web = repo.name("web")
+    repo.write("web")
+    first = repo.commit("web:1")
+    deploy(relay, repo, "0" * 40, first)
+    repo.write("web", image="web:2")
+    second = repo.commit("web:2")
+    deploy(relay, repo, first, second)
+    _, page = call(relay, "GET", f"/api/v1/deployments?name={web}")
+    old, new = sorted(d["id"] for d in page["items"])
+
+    status, queued = call(
+        relay, "POST", "/api/v1/rollback", {"deployment_id": old}, token=API_TOKEN
+    )
+    assert status == 202 and queued["url"] == f"{relay.url}/jobs/{queued['job_id']}"
+    job = settled_job(relay, queued["job_id"])
+    [request] = job["pushes"]
+    assert (request["status"], request["after_sha"]) == ("deployed", second), request
+    [rolled] = request["deployments"]
+    _, row = call(relay, "GET", f"/api/v1/deployments/{rolled}")
+    assert (row["status"], row["rollback_from"], row["name"]) == ("completed", old, web)
+    assert image_of(docker_client, web).endswith("web:1")
+
+    wanted = {"repository": REPO, "environment": "production", "name": web}
+    status, queued = call(relay, "POST", "/api/v1/redeploy", wanted, token=API_TOKEN)
+    assert status == 202
+    [request] = settled_job(relay, queued["job_id"])["pushes"]
+    assert request["status"] == "deployed", request
+    [again] = request["deployments"]
+    _, row = call(relay, "GET", f"/api/v1/deployments/{again}")
+    assert (row["status"], row["git_commit"]) == ("completed", second)
+    assert image_of(docker_client, web).endswith("web:2")
+    _, lines = call(relay, "GET", f"/api/v1/deployments/{again}/logs")
+    assert lines, "the redeploy wrote no log"
+
+    overall = [s for s, _ in statuses(gitea, second)["bojdeploy/production"]]
+    assert overall == ["pending", "success"] * 3  # the push, the rollback, the redeploy
+    assert gitea.problems == []
+
+    relay.stop()
+    text = relay.log.read_text()
+    for secret in (SECRET, TOKEN, API_TOKEN):
+        assert secret not in text
+    events = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert events and all({"event", "level", "timestamp"} <= set(e) for e in events)
+    assert any(e.get("deployment_id") == again and e.get("name") == web for e in events)
+    assert any(
+        e.get("job_id") == queued["job_id"] and e.get("repository") == REPO
+        and e.get("environment") == "production"
+        for e in events
+    )  # fmt: skip
+    assert any(e.get("delivery") for e in events)
+
+
+def deploy(relay: Relay, repo: DeployRepo, before: str, after: str) -> None:
+    """Push `after` and wait until it is deployed."""
+    relay.push(push_payload(REPO, f"file://{repo.root}", before, after))
+
+    def final() -> str | None:
+        found = rows(relay.database_url, "SELECT status FROM relay_deliveries WHERE after_sha = %s "
+                     "AND delivery IS NOT NULL", (after,))  # fmt: skip
+        return found[0][0] if found and found[0][0] in ("deployed", "failed") else None
+
+    assert wait_for(f"{after[:7]} to deploy", final) == "deployed"
+
+
+def image_of(docker_client: Any, name: str) -> str:
+    return str(docker_client.containers.get(name).image.tags[0])
