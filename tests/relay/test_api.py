@@ -174,7 +174,7 @@ def test_rollback_and_redeploy_run_as_jobs_with_statuses_and_clean_json_logs(
         "--log-format", "json", "relay", "--port", str(relay.port), "--workers", "2"
     )
     relays.append(relay)
-    wait_for("the relay to answer", lambda: call(relay, "GET", "/health")[0] == 200, timeout=60)
+    wait_for("the relay to answer", relay._answers, timeout=60)
     web = repo.name("web")
     repo.write("web")
     first = repo.commit("web:1")
