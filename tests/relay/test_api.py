@@ -152,7 +152,7 @@ def test_schemathesis_finds_no_server_error_nor_schema_violation(
             "--header", f"Authorization: Bearer {API_TOKEN}",
             "--report-dir", str(tmp_path / "schemathesis"),
         ],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True, text=True, timeout=180, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "5xx" not in done.stdout.split("SUMMARY")[-1]
