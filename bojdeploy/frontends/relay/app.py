@@ -49,7 +49,7 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
                 metrics.process_exited()
 
     app = FastAPI(title="bojdeploy relay", version=__version__, lifespan=lifespan)
-    app.middleware("http")(metrics.timed)
+    app.add_middleware(metrics.Timed)
     app.include_router(webhook.router, tags=["webhook"])
     app.include_router(api.router)
     app.include_router(api.writes)

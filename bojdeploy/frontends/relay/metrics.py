@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("bojdeploy.relay")
 router = APIRouter()
@@ -178,16 +179,30 @@ async def metrics(request: Request) -> Response:
     return Response(exposition(found), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+class Timed:
+    """ASGI middleware: time every request under its route template; count webhook deliveries."""
 
+    def __init__(self, app: ASGIApp):
+        self.app = app
 
-async def timed(request: Request, call_next: Handler) -> Response:
-    """Middleware: time every request under its route template; count webhook deliveries."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = getattr(request.scope.get("route"), "path", None) or "(unmatched)"
-    observe_request(request.method, route, response.status_code, time.perf_counter() - started)
-    if route == "/webhook/gitea":
-        event = request.headers.get("x-gitea-event", "")
-        count_webhook(event, response.status_code, event not in ("push", "ping"))
-    return response
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, noting the answer's status."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "(unmatched)"
+            observe_request(scope["method"], route, status, time.perf_counter() - started)
+            if route == "/webhook/gitea":
+                event = dict(scope["headers"]).get(b"x-gitea-event", b"").decode("latin-1")
+                count_webhook(event, status, event not in ("push", "ping"))
