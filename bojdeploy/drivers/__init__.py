@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Observed
-from bojdeploy.drivers.base import Driver
+from bojdeploy.drivers.base import Applied, Driver, StepLog, Work
 from bojdeploy.errors import ConnectError, DriverError
 from bojdeploy.settings import Settings
 
@@ -52,7 +53,8 @@ class Targets:
         self.xen_username: str | None = chosen["xen_username"]
         self._docker: Any = None
         self._xen: Any = None
-        self._lock = threading.Lock()
+        self._drivers: dict[str, Driver] = {}
+        self._lock = threading.RLock()  # driver() holds it while a factory connects
 
     def record(self, kind: str) -> dict[str, str | None]:
         """Where a `kind` resource goes, without credentials: kept with its deployment."""
@@ -92,18 +94,12 @@ class Targets:
             return self._xen
 
     def observe(self, kinds: set[str]) -> list[Observed]:
-        """Observe every kind in `kinds` with one list call per kind."""
-        from bojdeploy.drivers.observe import observe_containers, observe_services
-
+        """Every resource of each kind in `kinds` (one list call per kind, or nearly)."""
         observed: list[Observed] = []
-        if "container" in kinds:
-            observed += observe_containers(self.docker())
-        if "service" in kinds:
-            observed += observe_services(self.docker())
-        if "vm" in kinds:
-            from bojdeploy.drivers.vm import observe_vms
-
-            observed += observe_vms(self.xen())
+        for kind in sorted(kinds, key=_kind_order):
+            driver = self.driver(kind)
+            with boundary(kind, f"cannot list the {_PLURAL.get(kind, kind)}", observing=True):
+                observed += driver.observe()
         return observed
 
     def observe_one(self, kind: str, resource_name: str, *, aside: bool = True) -> list[Observed]:
@@ -111,31 +107,26 @@ class Targets:
 
         aside=False skips looking for a container's `.previous` beside a container that exists.
         """
-        if kind == "container":
-            from bojdeploy.drivers.observe import observe_container
-
-            return observe_container(self.docker(), resource_name, aside=aside)
-        return [o for o in self.observe({kind}) if o.resource_name == resource_name]
+        driver = self.driver(kind)
+        with boundary(kind, f"cannot look up {kind} {resource_name}", observing=True):
+            return driver.observe_one(resource_name, aside=aside)
 
     def driver(self, kind: str) -> Driver:
-        """The driver that applies steps of `kind`."""
-        if kind == "container":
-            from bojdeploy.drivers.container import ContainerDriver
-
-            return ContainerDriver(self.docker())
-        if kind == "service":
-            from bojdeploy.drivers.service import ServiceDriver
-
-            return ServiceDriver(self.docker())
-        if kind == "vm":
-            from bojdeploy.drivers.vm import VMDriver
-
-            return VMDriver(self.xen())
-        raise DriverError(f"no driver for {kind} manifests")
+        """The driver of `kind` (inside its system's error boundary), made on first use."""
+        make = DRIVERS.get(kind)
+        if make is None:
+            raise DriverError(
+                f"no driver for {kind!r} resources (known kinds: {', '.join(DRIVERS)})"
+            )
+        with self._lock:
+            if kind not in self._drivers:
+                self._drivers[kind] = _Bounded(kind, make(self))
+            return self._drivers[kind]
 
     def close(self) -> None:
         """Log out of Xen and close the Docker client."""
         with self._lock:
+            self._drivers.clear()
             if self._xen is not None:
                 from bojdeploy.drivers.vm import disconnect_xen
 
@@ -144,6 +135,80 @@ class Targets:
             if self._docker is not None:
                 self._docker.close()
                 self._docker = None
+
+
+def _container_driver(targets: Targets) -> Driver:
+    from bojdeploy.drivers.container import ContainerDriver
+
+    return ContainerDriver(targets.docker())
+
+
+def _service_driver(targets: Targets) -> Driver:
+    from bojdeploy.drivers.service import ServiceDriver
+
+    return ServiceDriver(targets.docker())
+
+
+def _vm_driver(targets: Targets) -> Driver:
+    from bojdeploy.drivers.vm import VMDriver
+
+    return VMDriver(targets.xen())
+
+
+# kind -> how to make its driver. The modules load on first use (docker and XenAPI are slow to
+# import), and a driver connects to its target when made: a kind not in the run needs neither.
+DRIVERS: dict[str, Callable[[Targets], Driver]] = {
+    "container": _container_driver,
+    "service": _service_driver,
+    "vm": _vm_driver,
+}
+
+
+def _kind_order(kind: str) -> int:
+    """The order kinds are observed in: as DRIVERS lists them, unknown kinds last."""
+    return list(DRIVERS).index(kind) if kind in DRIVERS else len(DRIVERS)
+
+
+def boundary(kind: str, what: str, *, observing: bool = False) -> AbstractContextManager[None]:
+    """The error boundary of the system behind `kind` (Docker or Xen).
+
+    observing: nothing was changed yet, so even a refusal means the target is unusable
+    (ConnectError, exit 3) rather than a failed step.
+    """
+    refused = ConnectError if observing else DriverError
+    if kind == "vm":
+        from bojdeploy.drivers.xen_errors import xen_errors
+
+        return xen_errors(what, refused=refused)
+    from bojdeploy.drivers.docker_errors import docker_errors
+
+    return docker_errors(what, refused=refused)
+
+
+_PLURAL = {"container": "containers", "service": "services", "vm": "VMs on Xen"}
+
+
+class _Bounded:
+    """A driver whose every exception leaves as a typed error: the calls inside it translate
+    their own (naming the call); this catches any that a call left untranslated."""
+
+    def __init__(self, kind: str, driver: Driver):
+        self.kind = kind
+        self.driver = driver
+
+    def observe(self) -> list[Observed]:
+        """The driver's observe (the caller puts it inside the boundary)."""
+        return self.driver.observe()
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        """The driver's observe_one (the caller puts it inside the boundary)."""
+        return self.driver.observe_one(name, aside=aside)
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
+        """The driver's apply, inside its kind's boundary."""
+        step = work.step
+        with boundary(self.kind, f"{step.action} {step.kind} {step.name}"):
+            return self.driver.apply(work, log)
 
 
 def redact_credentials(url: str | None) -> str | None:
