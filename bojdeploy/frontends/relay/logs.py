@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
+
+from bojdeploy.logs import redact
 
 KEYS = ("delivery", "job_id", "deployment_id", "repository", "environment", "kind", "name")
 
@@ -39,6 +41,7 @@ def setup(log_format: str = "text", level: int = logging.INFO) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redacted,
                 renderer,
             ],
         )
@@ -49,6 +52,15 @@ def setup(log_format: str = "text", level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def redacted(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Every string value with credentials replaced by '***' (a second guard: the relay's own
+    messages carry none)."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
 
 
 @contextlib.contextmanager
