@@ -519,7 +519,7 @@ def relay(ctx: click.Context, host: str, port: int, workers: int) -> None:
         config = RelayConfig.from_env(database_url=ctx.obj["database_url"])
         from bojdeploy.frontends.relay.serve import run_relay
 
-        run_relay(config, host, port, workers)
+        run_relay(config, host, port, workers, ctx.obj["out"].fmt)
 
 
 @main.command()
@@ -539,7 +539,7 @@ def worker(ctx: click.Context, concurrency: int) -> None:
         config = RelayConfig.from_env(database_url=ctx.obj["database_url"], need_secret=False)
         from bojdeploy.frontends.relay.serve import run_worker
 
-        run_worker(config, concurrency)
+        run_worker(config, concurrency, ctx.obj["out"].fmt)
 
 
 @main.command()

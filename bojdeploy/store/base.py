@@ -147,8 +147,9 @@ class StateStore(Protocol):
         deployment_type: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        before_id: int | None = None,
     ) -> list[Deployment]:
-        """Return matching deployments, newest first."""
+        """Return matching deployments, newest first (only ids below `before_id` if given)."""
         ...
 
     def add_log(

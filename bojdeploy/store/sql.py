@@ -235,8 +235,9 @@ class SqlStore(ABC):
         deployment_type: str | None = None,
         status: str | None = None,
         limit: int = 50,
+        before_id: int | None = None,
     ) -> list[Deployment]:
-        """Return matching deployments, newest first."""
+        """Return matching deployments, newest first (only ids below `before_id` if given)."""
         filters = {
             "environment": environment,
             "name": name,
@@ -245,10 +246,13 @@ class SqlStore(ABC):
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         where = " AND ".join(f"{column} = ?" for column in filters) or "1 = 1"
+        below = () if before_id is None else (before_id,)
+        if below:
+            where += " AND id < ?"
         with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE {where} ORDER BY id DESC LIMIT ?",
-                (*filters.values(), limit),
+                (*filters.values(), *below, limit),
             )
         return [self._deployment(row) for row in rows]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from bojdeploy import __version__
-from bojdeploy.frontends.relay import pages, webhook
+from bojdeploy.frontends.relay import api, health, logs, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app
 from bojdeploy.store import open_store
@@ -45,8 +46,23 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await running
                 app.state.store.close()
+                metrics.process_exited()
 
     app = FastAPI(title="bojdeploy relay", version=__version__, lifespan=lifespan)
-    app.include_router(webhook.router)
-    app.include_router(pages.router)
+    app.add_middleware(metrics.Timed)
+    app.include_router(webhook.router, tags=["webhook"])
+    app.include_router(api.router)
+    app.include_router(api.writes)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(pages.router, include_in_schema=False)
     return app
+
+
+def from_env() -> FastAPI:
+    """The relay from the environment's settings, for `uvicorn --factory --workers N` (set
+    PROMETHEUS_MULTIPROC_DIR to an empty folder so /metrics sums every process)."""
+    logs.setup(os.environ.get("BOJDEPLOY_LOG_FORMAT", "text"))
+    config = RelayConfig.from_env()
+    workers = int(os.environ.get("BOJDEPLOY_RELAY_WORKERS", "1"))
+    return create_app(config, workers)

@@ -13,6 +13,7 @@ from bojdeploy.store.base import redact_url
 SECRET_VAR = "BOJDEPLOY_WEBHOOK_SECRET"
 REPOS_VAR = "BOJDEPLOY_RELAY_REPOS"
 URL_VAR = "BOJDEPLOY_RELAY_URL"
+API_TOKEN_VAR = "BOJDEPLOY_API_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class RelayConfig:
     repos: frozenset[str] | None  # None: every correctly signed repository
     public_url: str | None  # how users reach the relay (status links); None: as requested
     settings: Settings = field(repr=False)
+    api_token: str | None = field(default=None, repr=False)  # None: the REST API is read-only
 
     @classmethod
     def from_env(
@@ -54,6 +56,7 @@ class RelayConfig:
             repos=repos or None,
             public_url=(env.get(URL_VAR) or "").rstrip("/") or None,
             settings=Settings.from_env(env, database_url=url),
+            api_token=env.get(API_TOKEN_VAR, "").strip() or None,
         )
 
     def allows(self, repository: str) -> bool:

@@ -15,6 +15,7 @@ from bojdeploy.errors import BojdeployError
 from bojdeploy.forge.gitea import GiteaClient
 from bojdeploy.frontends.action.io import Console
 from bojdeploy.frontends.action.status import Statuses, describe_run, not_pruned, report_error
+from bojdeploy.frontends.relay import logs
 from bojdeploy.frontends.relay.clones import Clones
 from bojdeploy.settings import Settings
 from bojdeploy.store import open_store
@@ -34,6 +35,8 @@ class Push:
     clone_url: str
     job_page: str  # the relay's page for this job
     pages: str  # the relay's base URL for deployment pages
+    names: tuple[str, ...] = ()  # only these manifests (a redeploy); (): what changed
+    force: bool = False  # apply even what is unchanged (a redeploy)
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,18 @@ class LinkedStatuses(Statuses):
         super().set(state, description, name)
 
 
+Work = Callable[[Push, Settings, GiteaClient | None, JobConsole, Statuses, Any], Result]
+
+
 def deploy(push: Push, settings: Settings, clones: Clones, job: str) -> Result:
     """Check out the pushed commit and deploy what changed since `push.since`; never raises
     for a failed deploy (the statuses and the result say it)."""
+    return run_job(push, settings, clones, job, _deploy)
+
+
+def run_job(push: Push, settings: Settings, clones: Clones, job: str, work: Work) -> Result:
+    """Check out `push.sha` and do `work` in it with the action's statuses and console; never
+    raises (a failure ends as statuses and a failed result)."""
     console = JobConsole(job)
     console.mask([v for v in (settings.gitea_token,) if v])
     client = (
@@ -102,8 +114,8 @@ def deploy(push: Push, settings: Settings, clones: Clones, job: str) -> Result:
     )
     try:
         statuses.set("pending", f"deploying to {push.environment}")
-        with clones.checkout(push.clone_url, push.sha) as work:
-            return _deploy(push, settings, client, console, statuses, work)
+        with clones.checkout(push.clone_url, push.sha) as tree:
+            return work(push, settings, client, console, statuses, tree)
     except Exception as e:  # noqa: BLE001 - every failure ends as statuses and a result
         bug = not isinstance(e, BojdeployError)  # its traceback goes to the relay's own log
         report_error(console, statuses, False, e, debug=bug, hint="")
@@ -130,6 +142,7 @@ def _deploy(
         changed_since=push.since,
         require_secrets=True,
         fallback=(lambda a, b: client.compare(owner, repo, a, b)) if client else None,
+        names=push.names,
     )
     environ = settings.environ
     console.mask([v for m in prepared.selected for v in engine.secret_values(m, environ).values()])
@@ -138,15 +151,23 @@ def _deploy(
     statuses.pending([m.name for m in prepared.selected], f"deploying to {push.environment}")
     started = time.monotonic()
     with open_store(settings.database_url) as store:
-        the_plan, run = engine.apply(prepared, store, settings, _reporter(console))
+        the_plan, run = engine.apply(prepared, store, settings, reporter(console), force=push.force)
     note = not_pruned(the_plan.orphans, len(prepared.selection.deleted), run.outcomes)
-    overall = describe_run(run.outcomes, time.monotonic() - started, note)
-    statuses.finish(run.outcomes, overall)
-    ids = [o.deployment_id for o in run.outcomes if o.deployment_id is not None]
-    return Result(any(o.status == "failed" for o in run.outcomes), ids, overall)
+    return finished(run.outcomes, time.monotonic() - started, note, statuses)
 
 
-def _reporter(console: JobConsole) -> Callable[[str, str, str], None]:
+def finished(outcomes: Sequence[Outcome], seconds: float, note: str, statuses: Statuses) -> Result:
+    """Log each outcome, set the final statuses, and say what the job did."""
+    for o in outcomes:
+        with logs.bound(deployment_id=o.deployment_id, kind=o.kind, name=o.name):
+            log.info("%s/%s: %s (%s)", o.kind, o.name, o.status, o.summary)
+    overall = describe_run(outcomes, seconds, note)
+    statuses.finish(outcomes, overall)
+    ids = [o.deployment_id for o in outcomes if o.deployment_id is not None]
+    return Result(any(o.status == "failed" for o in outcomes), ids, overall)
+
+
+def reporter(console: JobConsole) -> Callable[[str, str, str], None]:
     def report(resource: str, level: str, message: str) -> None:
         console.write(level, f"{resource}: {message}" if resource else message)
 

@@ -14,6 +14,7 @@ POOL_TIMEOUT = 5.0  # seconds to wait for a connection: then the database is dow
 
 def make_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     """A procrastinate App on `database_url`, with the relay's tasks."""
+    from bojdeploy.frontends.relay.manual import manual
     from bojdeploy.frontends.relay.tasks import tasks
 
     connector = procrastinate.PsycopgConnector(
@@ -25,6 +26,7 @@ def make_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     )
     app = procrastinate.App(connector=connector)
     app.add_tasks_from(tasks, namespace="bojdeploy")
+    app.add_tasks_from(manual, namespace="bojdeploy")
     return app
 
 

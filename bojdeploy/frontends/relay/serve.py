@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
+from bojdeploy.frontends.relay import logs
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import apply_schema, make_app
 from bojdeploy.store import open_store
@@ -15,21 +14,23 @@ def prepare_database(config: RelayConfig) -> None:
     apply_schema(config.database_url)
 
 
-def run_relay(config: RelayConfig, host: str, port: int, workers: int) -> None:
+def run_relay(
+    config: RelayConfig, host: str, port: int, workers: int, log_format: str = "text"
+) -> None:
     """Serve the relay until stopped."""
     import uvicorn
 
     from bojdeploy.frontends.relay.app import create_app
 
+    logs.setup(log_format)
     prepare_database(config)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(config, workers), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(config, workers), host=host, port=port, log_config=None)
 
 
-def run_worker(config: RelayConfig, concurrency: int) -> None:
+def run_worker(config: RelayConfig, concurrency: int, log_format: str = "text") -> None:
     """Run deploy jobs until stopped."""
+    logs.setup(log_format)
     prepare_database(config)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     make_app(config.database_url).run_worker(
         concurrency=concurrency, additional_context={"config": config}
     )

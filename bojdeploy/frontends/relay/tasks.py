@@ -18,7 +18,7 @@ from procrastinate import Blueprint, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
 from bojdeploy.core.config import CONFIG_FILE, parse_config
-from bojdeploy.frontends.relay import deliveries
+from bojdeploy.frontends.relay import deliveries, logs
 from bojdeploy.frontends.relay.clones import Clones, state_dir
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.job import Push, deploy
@@ -54,11 +54,12 @@ async def route_push(context: JobContext, delivery_id: int) -> None:
         push = await deliveries.get(conn, delivery_id)
     if push is None or push.status not in ("queued", "routed") or not push.clone_url:
         return
-    environment = push.environment
-    if push.status == "queued":  # (routed: a retry after the deploy could not be queued)
-        environment = await _route(config, pool, push)
-    if environment is not None:
-        await _queue_deploy(context, push.repository, environment, push.after_sha)
+    with logs.bound(job_id=context.job.id, delivery=push.delivery, repository=push.repository):
+        environment = push.environment
+        if push.status == "queued":  # (routed: a retry after the deploy could not be queued)
+            environment = await _route(config, pool, push)
+        if environment is not None:
+            await _queue_deploy(context, push.repository, environment, push.after_sha)
 
 
 async def _route(config: RelayConfig, pool: Any, push: deliveries.Delivery) -> str | None:
@@ -116,10 +117,11 @@ async def deploy_pair(context: JobContext, repository: str, environment: str) ->
         job_page=f"{pages}/jobs/{job_id}",
         pages=pages,
     )
-    log.info("job %s: deploying %s to %s (since %s)", job_id, push.sha[:7], environment, since)
-    result = await asyncio.to_thread(
-        deploy, push, config.settings, clones_of(config), f"job {job_id}"
-    )
+    with logs.bound(job_id=job_id, repository=repository, environment=environment):
+        log.info("job %s: deploying %s to %s (since %s)", job_id, push.sha[:7], environment, since)
+        result = await asyncio.to_thread(
+            deploy, push, config.settings, clones_of(config), f"job {job_id}"
+        )
     status = "failed" if result.failed else "deployed"
     async with pool.connection() as conn:
         await deliveries.finish(conn, job_id, status, result.summary, result.deployments)

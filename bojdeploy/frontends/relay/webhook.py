@@ -13,10 +13,11 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bojdeploy.frontends.relay import deliveries
+from bojdeploy.frontends.relay import deliveries, logs
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.signature import signed
 
@@ -24,6 +25,22 @@ MAX_BODY = 1024 * 1024
 ZERO_SHA = "0" * 40
 log = logging.getLogger("bojdeploy.relay")
 router = APIRouter()
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a ping"},
+    400: {"description": "not a push payload"},
+    401: {"description": "missing or wrong X-Gitea-Signature; nothing stored"},
+    403: {"description": "repository not in BOJDEPLOY_RELAY_REPOS"},
+    413: {"description": "body larger than 1 MiB"},
+    415: {"description": "content type is not application/json"},
+    503: {"description": "the database is unreachable; redeliver later"},
+}
+# The body is read raw (the signature covers its bytes): declared here for the OpenAPI document.
+BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
 
 
 class Refused(Exception):
@@ -65,11 +82,16 @@ async def verified(request: Request, config: RelayConfig) -> bytes:
     return body
 
 
-@router.post("/webhook/gitea", status_code=202)
+@router.post("/webhook/gitea", status_code=202, responses=ANSWERS, openapi_extra=BODY)
 async def gitea_webhook(request: Request) -> JSONResponse:
     """Take one Gitea delivery in."""
     config: RelayConfig = request.app.state.config
     event = request.headers.get("x-gitea-event", "")
+    with logs.bound(delivery=request.headers.get("x-gitea-delivery") or None):
+        return await _take(request, config, event)
+
+
+async def _take(request: Request, config: RelayConfig, event: str) -> JSONResponse:
     try:
         body = await verified(request, config)
         if event == "ping":
@@ -111,6 +133,7 @@ async def take_push(request: Request, config: RelayConfig, body: bytes) -> JSONR
     if not config.allows(repository):
         raise Refused(403, f"{repository} is not in BOJDEPLOY_RELAY_REPOS")
     delivery = request.headers.get("x-gitea-delivery") or None
+    structlog.contextvars.bind_contextvars(repository=repository)
     base = config.public_url or str(request.base_url).rstrip("/")
     ignored = None
     if not ref.startswith("refs/heads/"):
