@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import yaml
-from bojdeploy.testing.fake_gitea import FakeGitea
 from packaging.utils import canonicalize_name
 
 from bojdeploy import __version__
@@ -31,6 +30,7 @@ from bojdeploy.store import open_store
 from tests.action import OWNER, REPO, ROOT, TOKEN, DeployRepo, statuses
 from tests.action.test_action_image import docs_command
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REGISTRY = "127.0.0.1:5000"
