@@ -1,5 +1,5 @@
 # The bojdeploy Gitea Action. Offline build (scripts/build-action-image.sh does it):
-#   pip wheel . -w build/wheels
+#   pip wheel '.[relay]' -w build/wheels
 #   docker build --network none --build-arg BASE_IMAGE=local/python-base:bookworm -t bojdeploy-action .
 # Without build/wheels (act_runner building `image: Dockerfile` from a clone of this repository)
 # the package and git are installed from the package registries instead.
@@ -10,9 +10,9 @@ COPY . /src
 RUN python3 -m venv /opt/bojdeploy \
  && if [ -d /src/build/wheels ]; then \
         /opt/bojdeploy/bin/pip install --quiet --no-cache-dir --no-index \
-            --find-links /src/build/wheels bojdeploy; \
+            --find-links /src/build/wheels "bojdeploy[relay]"; \
     else \
-        /opt/bojdeploy/bin/pip install --quiet --no-cache-dir /src; \
+        /opt/bojdeploy/bin/pip install --quiet --no-cache-dir "/src[relay]"; \
     fi \
  && /opt/bojdeploy/bin/pip uninstall --quiet --yes pip setuptools
 

@@ -55,7 +55,7 @@ build_wheels() {
     local log
     log=$(mktemp)
     rm -rf build/lib build/bdist.* # setuptools would package stale files left there
-    "$PYTHON" -m pip wheel --quiet . -w build/wheels >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    "$PYTHON" -m pip wheel --quiet '.[relay]' -w build/wheels >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     rm -f "$log"
     echo "wheels: $(ls build/wheels | wc -l) in build/wheels"
 }
