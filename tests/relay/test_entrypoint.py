@@ -1,4 +1,5 @@
-"""The action image's entry point doubles as the relay's: `relay` and `worker` go to the CLI."""
+"""The action image's entry point doubles as the relay's: `relay` and `worker` go to the CLI;
+their secrets may come from files (Docker secrets, systemd credentials)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from bojdeploy.errors import UsageError
+from bojdeploy.frontends.relay.config import RelayConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,3 +50,24 @@ def test_without_arguments_it_is_the_action(tmp_path: Path) -> None:
     done = entrypoint(tmp_path)  # no checkout, no inputs: the action says what it misses
     assert done.returncode == 2
     assert "::error::cannot tell the environment" in done.stdout
+
+
+def test_secrets_come_from_files_as_docker_secrets_give_them(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("from-a-file\n")
+    (tmp_path / "db").write_text("postgresql://relay:pw@db/bojdeploy")
+    env = {
+        "BOJDEPLOY_WEBHOOK_SECRET_FILE": str(tmp_path / "secret"),
+        "BOJDEPLOY_DATABASE_URL_FILE": str(tmp_path / "db"),
+        "BOJDEPLOY_GITEA_TOKEN_FILE": str(tmp_path / "secret"),
+        "BOJDEPLOY_GITEA_TOKEN": "set-directly-wins",
+    }
+    config = RelayConfig.from_env(env)
+    assert config.secret == b"from-a-file"
+    assert config.database_url == "postgresql://relay:pw@db/bojdeploy"
+    assert config.settings.gitea_token == "set-directly-wins"
+
+
+def test_a_secret_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(UsageError, match=f"BOJDEPLOY_WEBHOOK_SECRET_FILE: cannot read {missing}"):
+        RelayConfig.from_env({"BOJDEPLOY_WEBHOOK_SECRET_FILE": str(missing)})
