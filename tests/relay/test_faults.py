@@ -156,7 +156,10 @@ def test_the_database_out_of_reach_gets_503_and_stores_nothing_then_redelivery_d
         assert wait_for("the redelivered push to deploy", lambda: settled(db, sha)) == "deployed"
 
     assert rows(db, "SELECT delivery, status FROM relay_deliveries") == [("first-try", "deployed")]
-    assert len(rows(db, "SELECT 1 FROM procrastinate_jobs WHERE task_name LIKE '%route%'")) == 1
+    assert (
+        len(rows(db, "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'bojdeploy:route_push'"))
+        == 1
+    )
     assert docker_client.containers.get(repo.name("web")).status == "running"
 
 
