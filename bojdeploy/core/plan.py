@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
+from bojdeploy.core.actions import Action
+from bojdeploy.core.diff import FieldChange, diff_specs, field_name
+from bojdeploy.core.kinds import Refusal, rules_for
 from bojdeploy.errors import PlanError
-
-
-class Action(StrEnum):
-    """The closed vocabulary of plan actions."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    REPLACE = "replace"
-    DELETE = "delete"
-    UNCHANGED = "unchanged"
-
 
 REASON_CONFIG_CHANGED = "config changed"
 REASON_UNCHANGED = "config hash matches"
 REASON_SECRET_CHANGED = "a secret or an included file changed"
 REASON_DELETED = "manifest deleted"
-
-# Changing these fields of a running VM needs it halted; `on_change` decides how.
-VM_HALT_FIELDS = ("vcpus", "memory", "networks")
-
-_OWNERSHIP = {"vm": "bojdeploy ownership keys in other_config"}
-_RENAME_HINT = {"container": "spec.container_name or another metadata.name"}
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_/-]*")
-_FIELD = re.compile(r"[^.\[]+")
 
 
 @dataclass(frozen=True)
@@ -77,15 +58,6 @@ class Observed:
     # updating, a swap or clone left half-done); None when confirmed or unknown. The config hash
     # alone never means "done": an unfinished resource is finished or rolled back by the next run.
     unfinished: str | None = None
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One changed field, with its path in the spec (e.g. `spec.env.LOG_LEVEL`)."""
-
-    path: str
-    old: Any
-    new: Any
 
 
 @dataclass(frozen=True)
@@ -139,59 +111,6 @@ class Plan:
     def step_for(self, kind: str, name: str) -> Step | None:
         """The step for the manifest `name` of `kind`, if any."""
         return next((s for s in self.steps if s.kind == kind and s.name == name), None)
-
-
-def field_name(path: str) -> str:
-    """The top-level spec field of a change path: `spec.env.X` -> `env`."""
-    rest = path.removeprefix("spec.")
-    match = _FIELD.match(rest)
-    return match.group(0) if match else rest
-
-
-def diff_specs(
-    old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "spec"
-) -> list[FieldChange]:
-    """Field-level differences between two JSON-like specs, keys sorted, lists per index."""
-    changes: list[FieldChange] = []
-    _diff(old, new, prefix, changes)
-    return changes
-
-
-def _diff(old: Any, new: Any, path: str, out: list[FieldChange]) -> None:
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        for key in sorted(old.keys() | new.keys(), key=str):
-            sub = _key_path(path, key)
-            if key not in new:
-                out.append(FieldChange(sub, old[key], None))
-            elif key not in old:
-                out.append(FieldChange(sub, None, new[key]))
-            else:
-                _diff(old[key], new[key], sub, out)
-    elif isinstance(old, list | tuple) and isinstance(new, list | tuple):
-        for i in range(max(len(old), len(new))):
-            sub = f"{path}[{i}]"
-            if i >= len(new):
-                out.append(FieldChange(sub, old[i], None))
-            elif i >= len(old):
-                out.append(FieldChange(sub, None, new[i]))
-            else:
-                _diff(old[i], new[i], sub, out)
-    elif not _same(old, new):
-        out.append(FieldChange(path, old, new))
-
-
-def _same(old: Any, new: Any) -> bool:
-    """Equal as JSON values: 1, 1.0 and true differ, as they do in the config hash."""
-    if isinstance(old, bool | float) or isinstance(new, bool | float):
-        return type(old) is type(new) and repr(old) == repr(new)
-    return bool(old == new)
-
-
-def _key_path(prefix: str, key: Any) -> str:
-    key = str(key)
-    if not _PLAIN_KEY.fullmatch(key):
-        return f"{prefix}[{json.dumps(key)}]"
-    return f"{prefix}.{key}" if prefix else key
 
 
 def make_plan(
@@ -283,12 +202,12 @@ def _ownership_conflict(
     want: Desired, obs: Observed, environment: str, repository: str | None
 ) -> str | None:
     """Why the one resource of that name is not this run's to change, if it is not."""
-    hint = _RENAME_HINT.get(want.kind, "another metadata.name")
+    rules = rules_for(want.kind)
+    hint = rules.rename_hint
     if not obs.managed:
-        marker = _OWNERSHIP.get(want.kind, "io.bojdeploy.managed label")
         return (
             f"{_what(want)} exists on the target but is not managed by bojdeploy "
-            f"(no {marker}); refusing to replace it"
+            f"(no {rules.ownership}); refusing to replace it"
         )
     if obs.environment != environment:
         return (
@@ -328,18 +247,15 @@ def _same_config_step(want: Desired, obs: Observed) -> Step:
     """Equal hashes: unchanged, unless unfinished or not in the state the spec asks for."""
     if obs.unfinished:
         return _step(Action.UPDATE, want, obs, (), f"unfinished: {obs.unfinished}")
-    if want.kind == "container" and obs.state is not None and obs.state != "running":
-        return _step(Action.REPLACE, want, obs, (), f"container is {obs.state}")
-    if want.kind == "vm" and obs.state is not None:
-        power = str(want.spec.get("power", "running")).lower()
-        if obs.state.lower() != power:
-            change = FieldChange("power", obs.state.lower(), power)
-            return _step(Action.UPDATE, want, obs, (change,), f"VM is {obs.state.lower()}")
+    if obs.state is not None:
+        verdict = rules_for(want.kind).wrong_state(want.spec, obs.state)
+        if verdict is not None:
+            return _step(verdict.action, want, obs, verdict.changes, verdict.reason)
     return _step(Action.UNCHANGED, want, obs, (), REASON_UNCHANGED)
 
 
 def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | None:
-    """Different hashes: replace a container, update a service, update or replace a VM."""
+    """Different hashes: what the change needs is the kind's rule (core.kinds)."""
     changes = diff_specs(obs.spec, want.spec) if obs.spec is not None else []
     if obs.labels is not None:
         changes += diff_specs(obs.labels, want.labels, prefix="metadata.labels")
@@ -351,38 +267,19 @@ def _changed_step(want: Desired, obs: Observed, conflicts: list[str]) -> Step | 
     if not changes:
         changes = [FieldChange("config_hash", obs.config_hash, want.config_hash)]
         reason = REASON_SECRET_CHANGED if obs.spec is not None else "config hash differs"
-    if want.kind == "container":
-        return _step(Action.REPLACE, want, obs, changes, reason)
-    if want.kind != "vm":
-        return _step(Action.UPDATE, want, obs, changes, reason)
-    fields = {field_name(change.path) for change in changes}
-    on_change = want.spec.get("on_change", "reboot")
-    if "template" in fields:
-        if on_change == "refuse":
-            conflicts.append(
-                f"{_what(want)}: changing the template needs a new VM and on_change is refuse"
-            )
-            return None
-        return _step(Action.REPLACE, want, obs, changes, "template changed")
-    halting = [f for f in VM_HALT_FIELDS if f in fields]
-    # Offline the power state is unknown: assume running, the case that needs a halt.
-    if not halting or (obs.state or "running").lower() == "halted":
-        return _step(Action.UPDATE, want, obs, changes, reason)
-    needs = f"changing {', '.join(halting)} needs the VM halted"
-    if on_change == "refuse":
-        conflicts.append(f"{_what(want)}: {needs} and on_change is refuse")
+    fields = frozenset(field_name(change.path) for change in changes)
+    verdict = rules_for(want.kind).changed(want.spec, obs.state, fields, reason)
+    if isinstance(verdict, Refusal):
+        conflicts.append(f"{_what(want)}: {verdict.why}")
         return None
-    if on_change == "recreate":
-        return _step(Action.REPLACE, want, obs, changes, f"{needs} and on_change is recreate")
-    return _step(Action.UPDATE, want, obs, changes, f"{needs}: it will be rebooted")
+    return _step(verdict.action, want, obs, changes, verdict.reason)
 
 
 def force_redeploy(plan: Plan, reason: str = "redeploy requested") -> Plan:
-    """Turn unchanged steps into redeploys: replace for containers, update otherwise."""
+    """Turn unchanged steps into redeploys, each as its kind redeploys (a container is replaced)."""
     steps = []
     for step in plan.steps:
         if step.action is Action.UNCHANGED:
-            action = Action.REPLACE if step.kind == "container" else Action.UPDATE
-            step = replace(step, action=action, reason=reason)
+            step = replace(step, action=rules_for(step.kind).redeploy, reason=reason)
         steps.append(step)
     return replace(plan, steps=tuple(steps))

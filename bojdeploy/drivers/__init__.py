@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,7 +52,8 @@ class Targets:
         self.xen_username: str | None = chosen["xen_username"]
         self._docker: Any = None
         self._xen: Any = None
-        self._lock = threading.Lock()
+        self._drivers: dict[str, Driver] = {}
+        self._lock = threading.RLock()  # driver() holds it while a factory connects
 
     def record(self, kind: str) -> dict[str, str | None]:
         """Where a `kind` resource goes, without credentials: kept with its deployment."""
@@ -92,18 +93,10 @@ class Targets:
             return self._xen
 
     def observe(self, kinds: set[str]) -> list[Observed]:
-        """Observe every kind in `kinds` with one list call per kind."""
-        from bojdeploy.drivers.observe import observe_containers, observe_services
-
+        """Every resource of each kind in `kinds` (one list call per kind, or nearly)."""
         observed: list[Observed] = []
-        if "container" in kinds:
-            observed += observe_containers(self.docker())
-        if "service" in kinds:
-            observed += observe_services(self.docker())
-        if "vm" in kinds:
-            from bojdeploy.drivers.vm import observe_vms
-
-            observed += observe_vms(self.xen())
+        for kind in sorted(kinds, key=_kind_order):
+            observed += self.driver(kind).observe()
         return observed
 
     def observe_one(self, kind: str, resource_name: str, *, aside: bool = True) -> list[Observed]:
@@ -111,31 +104,24 @@ class Targets:
 
         aside=False skips looking for a container's `.previous` beside a container that exists.
         """
-        if kind == "container":
-            from bojdeploy.drivers.observe import observe_container
-
-            return observe_container(self.docker(), resource_name, aside=aside)
-        return [o for o in self.observe({kind}) if o.resource_name == resource_name]
+        return self.driver(kind).observe_one(resource_name, aside=aside)
 
     def driver(self, kind: str) -> Driver:
-        """The driver that applies steps of `kind`."""
-        if kind == "container":
-            from bojdeploy.drivers.container import ContainerDriver
-
-            return ContainerDriver(self.docker())
-        if kind == "service":
-            from bojdeploy.drivers.service import ServiceDriver
-
-            return ServiceDriver(self.docker())
-        if kind == "vm":
-            from bojdeploy.drivers.vm import VMDriver
-
-            return VMDriver(self.xen())
-        raise DriverError(f"no driver for {kind} manifests")
+        """The driver of `kind`, made (and its target connected) on first use."""
+        make = DRIVERS.get(kind)
+        if make is None:
+            raise DriverError(
+                f"no driver for {kind!r} resources (known kinds: {', '.join(DRIVERS)})"
+            )
+        with self._lock:
+            if kind not in self._drivers:
+                self._drivers[kind] = make(self)
+            return self._drivers[kind]
 
     def close(self) -> None:
         """Log out of Xen and close the Docker client."""
         with self._lock:
+            self._drivers.clear()
             if self._xen is not None:
                 from bojdeploy.drivers.vm import disconnect_xen
 
@@ -144,6 +130,38 @@ class Targets:
             if self._docker is not None:
                 self._docker.close()
                 self._docker = None
+
+
+def _container_driver(targets: Targets) -> Driver:
+    from bojdeploy.drivers.container import ContainerDriver
+
+    return ContainerDriver(targets.docker())
+
+
+def _service_driver(targets: Targets) -> Driver:
+    from bojdeploy.drivers.service import ServiceDriver
+
+    return ServiceDriver(targets.docker())
+
+
+def _vm_driver(targets: Targets) -> Driver:
+    from bojdeploy.drivers.vm import VMDriver
+
+    return VMDriver(targets.xen())
+
+
+# kind -> how to make its driver. The modules load on first use (docker and XenAPI are slow to
+# import), and a driver connects to its target when made: a kind not in the run needs neither.
+DRIVERS: dict[str, Callable[[Targets], Driver]] = {
+    "container": _container_driver,
+    "service": _service_driver,
+    "vm": _vm_driver,
+}
+
+
+def _kind_order(kind: str) -> int:
+    """The order kinds are observed in: as DRIVERS lists them, unknown kinds last."""
+    return list(DRIVERS).index(kind) if kind in DRIVERS else len(DRIVERS)
 
 
 def redact_credentials(url: str | None) -> str | None:

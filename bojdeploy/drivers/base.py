@@ -1,4 +1,4 @@
-"""What every driver offers: apply one plan step to a target, logging each step."""
+"""What every driver offers: observe its kind on a target, apply one plan step, log each step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bojdeploy.core.loader import LoadedManifest
-from bojdeploy.core.plan import Step
+from bojdeploy.core.plan import Observed, Step
 
 LABEL_PREFIX = "io.bojdeploy."
 
@@ -55,15 +55,38 @@ class Work:
     secrets: Mapping[str, str] = field(default_factory=dict)  # values of the secrets it uses
     ownership: Ownership | None = None  # None for deletes
     key: bytes = b""  # the installation key, for keyed hashes of secrets
-    facts: dict[str, Any] = field(default_factory=dict)  # filled by the driver: image, ip...
     # Names of this kind the run deletes after every change succeeded (prune): a create may
     # stop one that holds what it needs (a host port) and start it again if the create fails.
     deleting: tuple[str, ...] = ()
 
 
-class Driver(Protocol):
-    """Applies steps of one kind; raises DriverError (with the previous version restored)."""
+@dataclass(frozen=True)
+class Applied:
+    """What applying one step did: a short summary, facts about what now runs, how long it took.
 
-    def apply(self, work: Work, log: StepLog) -> str:
-        """Apply `work.step`; return a short human summary ("replaced container web in 3.2s")."""
+    The facts (an image id, a digest, a VM's uuid and IP) are recorded with the deployment.
+    """
+
+    summary: str  # "replaced container web with reg/web:2" (the engine adds the time)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Driver(Protocol):
+    """Observes and applies resources of one kind on one target (a Docker host, a Xen pool)."""
+
+    def observe(self) -> list[Observed]:
+        """Every resource of this kind on the target (managed or not: name collisions matter)."""
+        ...
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        """The resource named `name`, if any, found without listing the whole target.
+
+        The re-check under a lock. aside=False: the plan found it finished, so what a swap sets
+        aside beside it (a container's `.previous`) need not be looked for.
+        """
+        ...
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
+        """Apply `work.step`; raise DriverError (with the previous version restored) on failure."""
         ...

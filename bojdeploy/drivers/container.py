@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from typing import Any, NoReturn, TypeGuard
 
 from bojdeploy.core.manifest import ContainerManifest
-from bojdeploy.core.plan import Action, Step
-from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
+from bojdeploy.core.plan import Action, Observed, Step
+from bojdeploy.drivers.base import LABEL_PREFIX, Applied, Ownership, StepLog, Work
 from bojdeploy.drivers.container_image import ensure_image, image_digest, prepare_resources
 from bojdeploy.drivers.container_spec import ContainerConfig, container_config, pull_policy
 from bojdeploy.drivers.container_wait import docker_errors, wait_ready
 from bojdeploy.drivers.handover import give_back, take_over
+from bojdeploy.drivers.observe import observe_container, observe_containers
 from bojdeploy.errors import BojdeployError, DriverError
 
 __all__ = ["ContainerDriver", "image_digest"]
@@ -29,18 +30,27 @@ class ContainerDriver:
         self.client = client
         self.environ = os.environ if environ is None else environ
 
-    def apply(self, work: Work, log: StepLog) -> str:
+    def observe(self) -> list[Observed]:
+        """Every container on the host, with a `.previous` beside one as evidence (one call)."""
+        return observe_containers(self.client)
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        """The container `name` and (unless aside=False) its `.previous` (two inspects)."""
+        return observe_container(self.client, name, aside=aside)
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
         """Apply one create, replace (update), delete or unchanged step."""
+        started = time.monotonic()
         action = work.step.action
         if action is Action.UNCHANGED:
-            return "unchanged"
+            return Applied("unchanged")
         if action is Action.DELETE:
-            return self._delete(work.step, log)
-        return self._deploy(work, log)
+            return Applied(self._delete(work.step, log), seconds=time.monotonic() - started)
+        summary, facts = self._deploy(work, log)
+        return Applied(summary, facts, time.monotonic() - started)
 
-    def _deploy(self, work: Work, log: StepLog) -> str:
+    def _deploy(self, work: Work, log: StepLog) -> tuple[str, dict[str, Any]]:
         """Pull, prepare, set the current one aside, start the new one; roll back on failure."""
-        started = time.monotonic()
         manifest, ownership = _container_work(work)
         cfg = container_config(manifest, work.secrets, ownership.labels())
         if _finishing(work.step) and (current := self._inspect(cfg.name)) is not None:
@@ -57,11 +67,11 @@ class ContainerDriver:
                 self._roll_back(cfg.name, previous, e, log)
             finally:
                 give_back(self.client, holders, log)
-        self._record_facts(work, cfg)
+        facts = self._facts(cfg)
         if previous is None:
-            return f"created container {cfg.name} ({cfg.image}) in {_since(started)}"
+            return f"created container {cfg.name} ({cfg.image})", facts
         self._remove(previous["Id"], cfg.name + PREVIOUS_SUFFIX, log)
-        return f"replaced container {cfg.name} with {cfg.image} in {_since(started)}"
+        return f"replaced container {cfg.name} with {cfg.image}", facts
 
     def _finish(
         self,
@@ -70,7 +80,7 @@ class ContainerDriver:
         current: dict[str, Any],
         timeout: float,
         log: StepLog,
-    ) -> str:
+    ) -> tuple[str, dict[str, Any]]:
         """Finish an interrupted deployment (the new one becomes ready) or undo it."""
         aside = self._inspect(cfg.name + PREVIOUS_SUFFIX)
         for info in (current, aside):
@@ -85,8 +95,7 @@ class ContainerDriver:
             self._roll_back(cfg.name, aside, e, log, head=f"could not finish {what}")
         if aside is not None:
             self._remove(aside["Id"], _name(aside), log)
-        self._record_facts(work, cfg)
-        return f"finished the interrupted {what}: container {cfg.name} is {goal}"
+        return f"finished the interrupted {what}: container {cfg.name} is {goal}", self._facts(cfg)
 
     def _await(self, info: dict[str, Any], name: str, timeout: float, log: StepLog) -> str:
         """Start a container left created, wait until it is ready; 'healthy' or 'running'."""
@@ -97,11 +106,11 @@ class ContainerDriver:
         ready = wait_ready(self.client, info["Id"], name, timeout, log)
         return "healthy" if ready["State"].get("Health") else "running"
 
-    def _record_facts(self, work: Work, cfg: ContainerConfig) -> None:
+    def _facts(self, cfg: ContainerConfig) -> dict[str, Any]:
         """What now runs: the image id (drift detection) and the registry digest."""
         with docker_errors(f"cannot inspect {cfg.name}"):
-            work.facts["image_id"] = self.client.api.inspect_container(cfg.name)["Image"]
-        work.facts["image_digest"] = image_digest(self.client, cfg.image)
+            image_id = self.client.api.inspect_container(cfg.name)["Image"]
+        return {"image_id": image_id, "image_digest": image_digest(self.client, cfg.image)}
 
     def _find_previous(self, name: str, timeout: float, log: StepLog) -> dict[str, Any] | None:
         """The managed container to replace; a swap left half-done is finished or undone first."""
@@ -205,7 +214,6 @@ class ContainerDriver:
 
     def _delete(self, step: Step, log: StepLog) -> str:
         """Stop and remove the managed container (and a stale `.previous`); volumes stay."""
-        started = time.monotonic()
         name = step.resource_name
         found = [
             info
@@ -220,7 +228,7 @@ class ContainerDriver:
             stop_timeout = info["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
             self._stop(info["Id"], _name(info), stop_timeout, log)
             self._remove(info["Id"], _name(info), log)
-        return f"deleted container {name} in {_since(started)}"
+        return f"deleted container {name}"
 
     def _stop(self, ident: str, name: str, timeout: int, log: StepLog) -> None:
         log("info", f"stopping {name} (timeout {timeout}s)")
@@ -250,10 +258,6 @@ class ContainerDriver:
             except NotFound:
                 return None
         return info if _name(info) == name else None
-
-
-def _since(started: float) -> str:
-    return f"{time.monotonic() - started:.1f}s"
 
 
 def _name(info: Mapping[str, Any]) -> str:

@@ -154,16 +154,27 @@ def observe_services(client: Any) -> list[Observed]:
     A service whose update Swarm has not confirmed, or that has configs or secrets left by an
     interrupted update, is `unfinished` (three list calls in all, none per service).
     """
-    from dataclasses import replace
+    return _observed_services(client, None)
 
+
+def observe_service(client: Any, name: str) -> list[Observed]:
+    """The Swarm service called `name`, if any, as observe_services sees it (three calls)."""
+    return _observed_services(client, name)
+
+
+def _observed_services(client: Any, name: str | None) -> list[Observed]:
+    """The services (all, or the one called `name`), each with why it is unfinished."""
     from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
 
     from bojdeploy.drivers.service_wait import unfinished_why
 
     try:
-        items = client.api.services(status=True)
-        leftovers = _leftover_objects(client, items) if items else {}
+        filters = {"name": [name]} if name is not None else None
+        items = client.api.services(filters=filters, status=True)
+        if name is not None:  # the name filter matches prefixes too
+            items = [i for i in items if (i.get("Spec") or {}).get("Name") == name]
+        leftovers = _leftover_objects(client, items, name) if items else {}
     except APIError as e:
         if e.response is not None and e.response.status_code == 503:
             return []
@@ -175,8 +186,9 @@ def observe_services(client: Any) -> list[Observed]:
         spec = item.get("Spec") or {}
         labels = spec.get("Labels") or {}
         image = spec.get("TaskTemplate", {}).get("ContainerSpec", {}).get("Image")
-        name, ident = spec.get("Name", ""), item["ID"]
-        found = observed_from_labels("service", name, labels, None, ident, image)
+        found = observed_from_labels(
+            "service", spec.get("Name", ""), labels, None, item["ID"], image
+        )
         left = leftovers.get((found.environment, found.name)) if found.managed else None
         why = unfinished_why(item) if found.managed else None
         if why is None and left:
@@ -186,16 +198,25 @@ def observe_services(client: Any) -> list[Observed]:
 
 
 def _leftover_objects(
-    client: Any, services: list[dict[str, Any]]
+    client: Any, services: list[dict[str, Any]], name: str | None
 ) -> dict[tuple[str | None, str | None], list[str]]:
-    """Our service configs and secrets no service uses: (environment, name) -> 'config X'."""
+    """Our service configs and secrets no service uses: (environment, name) -> 'config X'.
+
+    With `name`: only those of the service called `name` (its labels say whose they are).
+    """
     from bojdeploy.drivers.service_wait import referenced_objects
 
     in_use = referenced_objects(services)
-    filters = {"label": [LABEL + "managed=true", LABEL + "kind=service"]}
+    wanted = [LABEL + "managed=true", LABEL + "kind=service"]
+    if name is not None:
+        labels = services[0].get("Spec", {}).get("Labels") or {}
+        owner = (labels.get(LABEL + "environment"), labels.get(LABEL + "name"))
+        if None in owner:
+            return {}
+        wanted += [f"{LABEL}environment={owner[0]}", f"{LABEL}name={owner[1]}"]
     out: dict[tuple[str | None, str | None], list[str]] = {}
     for kind, items in (("config", client.api.configs), ("secret", client.api.secrets)):
-        for item in items(filters=filters):
+        for item in items(filters={"label": wanted}):
             if item["ID"] in in_use:
                 continue
             labels = item["Spec"].get("Labels") or {}

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bojdeploy.core.loader import LoadedManifest
 from bojdeploy.core.manifest import ServiceManifest
-from bojdeploy.core.plan import Action, Step
-from bojdeploy.drivers.base import LABEL_PREFIX, Ownership, StepLog, Work
-from bojdeploy.drivers.container_spec import parse_image, registry_auth, registry_host
+from bojdeploy.core.plan import Action, Observed, Step
+from bojdeploy.drivers.base import LABEL_PREFIX, Applied, Ownership, StepLog, Work
+from bojdeploy.drivers.container_spec import DOCKER_HUB, parse_image, registry_auth, registry_host
 from bojdeploy.drivers.container_wait import docker_errors
 from bojdeploy.drivers.networks import ensure_network
+from bojdeploy.drivers.observe import observe_service, observe_services
 from bojdeploy.drivers.service_finish import finish
 from bojdeploy.drivers.service_objects import SwarmObjects, removed_note
 from bojdeploy.drivers.service_spec import (
@@ -40,18 +42,29 @@ class ServiceDriver:
     def __init__(self, client: Any, environ: Mapping[str, str] | None = None):
         self.client = client
         self.environ = os.environ if environ is None else environ
+        self._logged_in: set[str] = set()  # registries whose DOCKER_AUTH_CONFIG login is done
+        self._login_lock = threading.Lock()
 
-    def apply(self, work: Work, log: StepLog) -> str:
+    def observe(self) -> list[Observed]:
+        """Every Swarm service, each with why it is unfinished (three list calls in all)."""
+        return observe_services(self.client)
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        """The service `name`, if any, with its own leftover configs and secrets."""
+        return observe_service(self.client, name)
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
         """Apply one create, update, delete or unchanged step."""
-        if work.step.action is Action.UNCHANGED:
-            return "unchanged"
-        if work.step.action is Action.DELETE:
-            return self._delete(work.step, log)
-        return self._deploy(work, log)
-
-    def _deploy(self, work: Work, log: StepLog) -> str:
-        """Resolve the image, make networks, configs and secrets, create or update, wait."""
         started = time.monotonic()
+        if work.step.action is Action.UNCHANGED:
+            return Applied("unchanged")
+        if work.step.action is Action.DELETE:
+            return Applied(self._delete(work.step, log), seconds=time.monotonic() - started)
+        summary, facts = self._deploy(work, log)
+        return Applied(summary, facts, time.monotonic() - started)
+
+    def _deploy(self, work: Work, log: StepLog) -> tuple[str, dict[str, Any]]:
+        """Resolve the image, make networks, configs and secrets, create or update, wait."""
         manifest, loaded, ownership = _service_work(work)
         spec = manifest.spec
         current = self._inspect(manifest.resource_name)
@@ -59,8 +72,7 @@ class ServiceDriver:
         if current is not None and _interrupted(work, current, ownership.config_hash):
             finished = finish(self.client, current, store, spec.timeout, _unfinished(work), log)
             if finished is not None:
-                work.facts.update(finished[1])
-                return f"{finished[0]} in {_since(started)}"
+                return finished
         image, digest = self._resolve(spec.image, log)
         self._ensure_networks(spec.networks, log)
         objects = swarm_objects(manifest, loaded.files, work.secrets, work.key)
@@ -75,16 +87,14 @@ class ServiceDriver:
             service_id = self._update(current, cfg, spec.timeout, store, log)
         store.prune(names, log)
         configs = [obj.name for obj in objects if obj.kind == "config"]
-        work.facts.update(image=image, image_digest=digest, service_id=service_id, configs=configs)
+        facts = {"image": image, "image_digest": digest, "service_id": service_id}
         verb = "created" if current is None else "updated"
-        return (
-            f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}){removed_note(removed)} "
-            f"in {_since(started)}"
-        )
+        summary = f"{verb} service {cfg.name} ({spec.image}, {digest[:19]}){removed_note(removed)}"
+        return summary, {**facts, "configs": configs}
 
     def _resolve(self, image: str, log: StepLog) -> tuple[str, str]:
         """The image pinned to its registry digest, so every task runs the same bytes."""
-        self._remember_credentials(image)
+        self._log_in(image, log)
         if "@" in image:
             return image, image.partition("@")[2]
         with docker_errors(f"cannot resolve image {image} in its registry (nothing was changed)"):
@@ -92,18 +102,35 @@ class ServiceDriver:
         log("info", f"resolved {image} to {digest}")
         return pinned_image(image, digest), digest
 
-    def _remember_credentials(self, image: str) -> None:
-        """Add DOCKER_AUTH_CONFIG's credentials to docker's own; docker-py sends them to Swarm."""
-        from docker import auth
+    def _log_in(self, image: str, log: StepLog) -> None:
+        """Log the client in with DOCKER_AUTH_CONFIG's credentials for the image's registry.
 
+        docker-py sends a client's login with every service create and update (Swarm hands it
+        to the nodes that pull) and with the digest lookup; without one, docker's own config.
+        """
         repository = parse_image(image)[0]
         credentials = registry_auth(repository, self.environ.get("DOCKER_AUTH_CONFIG"))
         if credentials is None:
             return
-        api = self.client.api
-        if not api._auth_configs or api._auth_configs.is_empty:
-            api._auth_configs = auth.load_config(credstore_env=api.credstore_env)
-        api._auth_configs.add_auth(registry_host(repository), credentials)
+        host = registry_host(repository)
+        with self._login_lock:
+            if host in self._logged_in:
+                return
+            if "username" not in credentials:
+                raise DriverError(
+                    f"DOCKER_AUTH_CONFIG: the credentials for {host} are an identity token; "
+                    "Swarm services need a username and password (nothing was changed)"
+                )
+            what = f"cannot log in to registry {host} with DOCKER_AUTH_CONFIG (nothing was changed)"
+            with docker_errors(what):
+                self.client.api.login(
+                    credentials["username"],
+                    credentials["password"],
+                    registry=None if host == DOCKER_HUB else host,
+                    reauth=True,  # DOCKER_AUTH_CONFIG wins over docker's own config.json
+                )
+            self._logged_in.add(host)
+        log("info", f"logged in to registry {host} as {credentials['username']}")
 
     def _ensure_networks(self, networks: Iterable[str], log: StepLog) -> None:
         """Create missing overlay networks (attachable, so containers can join them too)."""
@@ -170,7 +197,6 @@ class ServiceDriver:
 
     def _delete(self, step: Step, log: StepLog) -> str:
         """Remove the managed service, then its configs and secrets; networks stay."""
-        started = time.monotonic()
         name = step.resource_name
         current = self._inspect(name)
         if current is not None:
@@ -178,7 +204,7 @@ class ServiceDriver:
         SwarmObjects(self.client, owner_labels(step.name, step.environment)).prune((), log)
         if current is None:
             return f"service {name} is already gone"
-        return f"deleted service {name} in {_since(started)}"
+        return f"deleted service {name}"
 
     def _remove(self, service_id: str, name: str, log: StepLog) -> None:
         from docker.errors import NotFound
@@ -211,10 +237,6 @@ class ServiceDriver:
 
 def _first_line(error: Exception) -> str:
     return str(error).partition("\n")[0]
-
-
-def _since(started: float) -> str:
-    return f"{time.monotonic() - started:.1f}s"
 
 
 def _interrupted(work: Work, current: dict[str, Any], config_hash: str) -> bool:

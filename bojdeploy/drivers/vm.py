@@ -6,12 +6,12 @@ import time
 from typing import Any, NoReturn
 
 from bojdeploy.core.manifest import VMManifest
-from bojdeploy.core.plan import Action, Step
+from bojdeploy.core.plan import Action, Observed, Step
 from bojdeploy.drivers import vm_build as build
 from bojdeploy.drivers import vm_ops as ops
 from bojdeploy.drivers import vm_resume as resume
-from bojdeploy.drivers.base import StepLog, Work
-from bojdeploy.drivers.vm_ops import observe_vms
+from bojdeploy.drivers.base import Applied, StepLog, Work
+from bojdeploy.drivers.vm_ops import observe_vm, observe_vms
 from bojdeploy.drivers.vm_resume import CREATING_SUFFIX, PREVIOUS_SUFFIX
 from bojdeploy.drivers.vm_session import connect_xen, disconnect_xen
 from bojdeploy.drivers.vm_spec import (
@@ -34,19 +34,29 @@ class VMDriver:
     """Applies VM steps through one XenAPI session; a failed create leaves nothing behind."""
 
     def __init__(self, session: Any):
+        self.session = session
         self.api = session.xenapi
 
-    def apply(self, work: Work, log: StepLog) -> str:
+    def observe(self) -> list[Observed]:
+        """Every VM of the pool, and owned templates (interrupted creates), in one call."""
+        return observe_vms(self.session)
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        """The VM `name`, with its leftovers as evidence, looked up by name (not the pool)."""
+        return observe_vm(self.session, name)
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
         """Apply one create, update, replace, delete or unchanged step."""
         step = work.step
         if step.action is Action.UNCHANGED:
-            return "unchanged"
+            return Applied("unchanged")
         started = time.monotonic()
+        facts: dict[str, Any] = {}  # filled as the VM comes up: uuid, ip
         if step.action is Action.DELETE:
             summary = self._delete(step, log)
         else:
-            summary = self._deploy(step, _config(work), log, work.facts)
-        return f"{summary} in {time.monotonic() - started:.1f}s"
+            summary = self._deploy(step, _config(work), log, facts)
+        return Applied(summary, facts, time.monotonic() - started)
 
     def _deploy(self, step: Step, config: VMConfig, log: StepLog, facts: dict[str, Any]) -> str:
         if step.action is Action.CREATE:

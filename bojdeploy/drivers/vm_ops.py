@@ -11,7 +11,14 @@ import XenAPI
 
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.vm_resume import DESTROYING, TRANSIENT_KEYS, UNFINISHED_KEY, observed_vms
+from bojdeploy.drivers.vm_resume import (
+    CREATING_SUFFIX,
+    DESTROYING,
+    PREVIOUS_SUFFIX,
+    TRANSIENT_KEYS,
+    UNFINISHED_KEY,
+    observed_vms,
+)
 from bojdeploy.drivers.vm_spec import (
     Hardware,
     VIFWant,
@@ -50,6 +57,45 @@ def observe_vms(session: Any) -> list[Observed]:
     except (OSError, HTTPException, xmlrpc.client.Error) as e:
         raise ConnectError(f"cannot list the VMs on Xen: {e}") from e
     return observed_vms(records.values())
+
+
+def observe_vm(session: Any, name: str) -> list[Observed]:
+    """The VM (or owned template) named `name`, as observe_vms sees it, without listing the pool.
+
+    Looks up `name` and the leftovers that would make it unfinished (`<name>.creating`,
+    `<name>.previous`) by name_label: three lookups and one record each.
+    """
+    api = session.xenapi
+    try:
+        records = [
+            record
+            for label in (name, name + CREATING_SUFFIX, name + PREVIOUS_SUFFIX)
+            for record in _records_named(api, label)
+        ]
+    except XenAPI.Failure as e:
+        raise ConnectError(f"cannot look up VM {name} on Xen: {failure_text(e.details)}") from e
+    except (OSError, HTTPException, xmlrpc.client.Error) as e:
+        raise ConnectError(f"cannot look up VM {name} on Xen: {e}") from e
+    return [o for o in observed_vms(records) if o.resource_name == name]
+
+
+def _records_named(api: Any, label: str) -> list[dict[str, Any]]:
+    """Records of the VMs named `label` that OBSERVE_WHERE would select."""
+    records = []
+    for ref in api.VM.get_by_name_label(label):
+        try:
+            record = api.VM.get_record(ref)
+        except XenAPI.Failure as e:
+            if e.details[:1] == ["HANDLE_INVALID"]:
+                continue  # destroyed since the lookup
+            raise
+        if not (
+            record.get("is_a_snapshot")
+            or record.get("is_control_domain")
+            or record.get("is_default_template")
+        ):
+            records.append(record)
+    return records
 
 
 def find_template(api: Any, wanted: str) -> str:

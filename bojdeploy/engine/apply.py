@@ -285,16 +285,17 @@ def _locked(run: Run, step: Step) -> Outcome:
     log("info", f"deployment #{dep_id}: {what}" + (f" ({reason})" if reason not in what else ""))
     work = _work(run, step, dep_id)
     try:
-        summary = run.drivers[step.kind].apply(work, log)
+        applied = run.drivers[step.kind].apply(work, log)
     except BojdeployError as e:
         return _failed(run, step, dep_id, started, log, str(e))
     except Exception as e:  # noqa: BLE001 - a bug must still leave an honest row behind
         return _failed(run, step, dep_id, started, log, f"internal error: {type(e).__name__}: {e}")
-    seconds = time.monotonic() - started
-    log("info", f"{summary} in {seconds:.1f}s" if " in " not in summary else summary)
+    summary = f"{applied.summary} in {applied.seconds:.1f}s"
+    log("info", summary)
     config = None
-    if work.facts and work.manifest is not None:
-        config = _with_target(run, step.kind, {**work.manifest.record(), "deployed": work.facts})
+    if applied.facts and work.manifest is not None:
+        deployed = {**work.manifest.record(), "deployed": dict(applied.facts)}
+        config = _with_target(run, step.kind, deployed)
     run.records.update(dep_id, status="completed", config=config, completed=True)
     return Outcome(
         step.kind,
@@ -303,7 +304,7 @@ def _locked(run: Run, step: Step) -> Outcome:
         "completed",
         run.scrub(summary),
         dep_id,
-        seconds=seconds,
+        seconds=applied.seconds,
     )
 
 

@@ -125,8 +125,9 @@ def test_create(driver: ContainerDriver, docker_client: Any, test_images: Any, n
         volumes=[f"bojt-{RUN}-data:/data"],
         restart="on-failure:2",
     )
-    summary = driver.apply(work(Action.CREATE, name, spec), log)
-    assert summary.startswith(f"created container {name} ({test_images['web:1']}) in ")
+    applied = driver.apply(work(Action.CREATE, name, spec), log)
+    assert applied.summary == f"created container {name} ({test_images['web:1']})"
+    assert applied.seconds > 0
     assert http_get(port) == "version 1"
     info = docker_client.api.inspect_container(name)
     labels = info["Config"]["Labels"]
@@ -155,8 +156,9 @@ def test_replace(driver: ContainerDriver, docker_client: Any, test_images: Any, 
     driver.apply(work(Action.CREATE, name, web(test_images, "web:1", port)), Recorder())
     assert http_get(port) == "version 1"
     spec = web(test_images, "web:2", port, healthcheck=FAST_CHECK)
-    summary = driver.apply(work(Action.REPLACE, name, spec), Recorder())
-    assert summary.startswith(f"replaced container {name} with {test_images['web:2']} in ")
+    applied = driver.apply(work(Action.REPLACE, name, spec), Recorder())
+    assert applied.summary == f"replaced container {name} with {test_images['web:2']}"
+    assert applied.facts["image_id"] == docker_client.api.inspect_container(name)["Image"]
     assert http_get(port) == "version 2"
     assert ours(docker_client) == [name]
 
@@ -257,16 +259,17 @@ def test_delete_keeps_volumes(
     spec = web(test_images, "web:1", free_port(), volumes=[f"{volume}:/data"])
     driver.apply(work(Action.CREATE, name, spec), Recorder())
     log = Recorder()
-    assert driver.apply(delete_work(name), log).startswith(f"deleted container {name} in ")
+    assert driver.apply(delete_work(name), log).summary == f"deleted container {name}"
     assert "stopping" in log.text and "(timeout 1s)" in log.text
     assert ours(docker_client) == []
     assert docker_client.api.inspect_volume(volume)["Name"] == volume
-    assert driver.apply(delete_work(name), Recorder()) == f"container {name} is already gone"
+    gone = driver.apply(delete_work(name), Recorder())
+    assert gone.summary == f"container {name} is already gone"
 
 
 def test_unchanged_is_a_no_op(driver: ContainerDriver, test_images: Any, name: str) -> None:
     step = work(Action.UNCHANGED, name, web(test_images, "web:1", free_port()))
-    assert driver.apply(step, Recorder()) == "unchanged"
+    assert driver.apply(step, Recorder()).summary == "unchanged"
 
 
 def _interrupted(driver: ContainerDriver, client: Any, images: Any, name: str, port: int) -> str:
@@ -349,7 +352,7 @@ def test_an_interrupted_replace_is_finished(
     port = free_port()
     _half_swapped(driver, docker_client, test_images, name, port, "web:2", start)
     log, spec = Recorder(), web(test_images, "web:2", port, healthcheck=FAST_CHECK)
-    summary = driver.apply(finishing(name, spec), log)
+    summary = driver.apply(finishing(name, spec), log).summary
     assert summary == f"finished the interrupted deployment #1: container {name} is healthy"
     assert "pulling" not in log.text  # nothing is redeployed
     assert http_get(port) == "version 2"

@@ -18,7 +18,7 @@ from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.yamlsrc import Document
 from bojdeploy.drivers.base import Ownership, Work
-from bojdeploy.drivers.observe import observe_services
+from bojdeploy.drivers.observe import observe_service, observe_services
 from bojdeploy.drivers.service import ServiceDriver
 from bojdeploy.drivers.service_spec import owner_labels
 from bojdeploy.drivers.service_wait import (
@@ -29,6 +29,7 @@ from bojdeploy.drivers.service_wait import (
     unfinished_why,
 )
 from bojdeploy.errors import DriverError
+from tests.drivers.auth_registry import AuthRegistry
 from tests.helpers import Recorder
 
 RUN = uuid.uuid4().hex[:8]
@@ -71,8 +72,9 @@ def finishing(item: Work, observed: Observed) -> Work:
 
 
 def observed(client: Any, name: str) -> Observed:
-    """How observation sees the service `name`."""
+    """How observation sees the service `name` (the re-check under a lock sees it the same)."""
     (found,) = [o for o in observe_services(client) if o.resource_name == name]
+    assert observe_service(client, name) == [found]
     return found
 
 
@@ -180,9 +182,9 @@ def test_create_with_config_secret_and_network(
         Action.CREATE, name, spec, {"www/index.html": "from a config\n"}, {"API_KEY": SECRET}
     )
     log = Recorder()
-    summary = driver.apply(item, log)
+    applied = driver.apply(item, log)
 
-    assert summary.startswith(f"created service {name}")
+    assert applied.summary.startswith(f"created service {name}")
     assert len(running_tasks(swarm, name)) == 2
     assert served(swarm, name) == ["from a config\n"] * 2
     container = task_container(swarm, name)
@@ -191,12 +193,12 @@ def test_create_with_config_secret_and_network(
     labels = swarm.api.inspect_service(name)["Spec"]["Labels"]
     assert labels["io.bojdeploy.deployment-id"] == "1" and labels["io.bojdeploy.managed"] == "true"
     digest = swarm.api.inspect_distribution(test_images["web:1"])["Descriptor"]["digest"]
-    assert item.facts["image_digest"] == digest
-    assert item.facts["image"] == f"{test_images['web:1']}@{digest}"
+    assert applied.facts["image_digest"] == digest
+    assert applied.facts["image"] == f"{test_images['web:1']}@{digest}"
     network = swarm.api.inspect_network(f"{PREFIX}-net")
     assert network["Driver"] == "overlay" and network["Attachable"]
     assert f"resolved {test_images['web:1']} to {digest}" in log.text
-    assert SECRET not in log.text + json.dumps(item.facts)
+    assert SECRET not in log.text + json.dumps(applied.facts)
 
 
 def test_update_of_labels_only_restarts_nothing_and_keeps_force_update(
@@ -261,12 +263,13 @@ def test_delete_removes_the_service_its_configs_and_secrets(
     driver.apply(work(Action.CREATE, name, spec, {"c.txt": "c"}, {"S": SECRET}), Recorder())
     assert len(swarm.api.secrets(filters={"name": name})) == 1
 
-    assert driver.apply(delete_work(name), Recorder()).startswith(f"deleted service {name}")
+    assert driver.apply(delete_work(name), Recorder()).summary == f"deleted service {name}"
 
     assert swarm.api.services(filters={"name": name}) == []
     assert swarm.api.configs(filters={"name": name}) == []
     assert swarm.api.secrets(filters={"name": name}) == []
-    assert driver.apply(delete_work(name), Recorder()) == f"service {name} is already gone"
+    gone = driver.apply(delete_work(name), Recorder())
+    assert gone.summary == f"service {name} is already gone"
 
 
 def test_an_unmanaged_service_is_never_touched(
@@ -314,6 +317,47 @@ def test_registry_credentials_from_docker_auth_config_go_to_swarm(
     assert (sent["username"], sent["password"]) == ("deployer", "pa55")
 
 
+def test_registry_credentials_reach_the_nodes_that_pull_on_create_and_update(
+    test_images: dict[str, str], swarm: Any, name: str
+) -> None:
+    import docker
+
+    with AuthRegistry("deployer", "pa55") as registry:
+        image = {t: test_images[t].replace(registry.upstream, registry.host) for t in test_images}
+        token = base64.b64encode(b"deployer:pa55").decode()
+        config = json.dumps({"auths": {registry.host: {"auth": token}}})
+        with pytest.raises(DriverError, match="cannot resolve image .*nothing was changed"):
+            ServiceDriver(swarm, environ={}).apply(
+                work(Action.CREATE, name, {"image": image["web:1"]}), Recorder()
+            )
+        assert registry.refused and not registry.relayed  # it does require the login
+        client = docker.from_env()
+        driver = ServiceDriver(client, environ={"DOCKER_AUTH_CONFIG": config})
+        try:
+            driver.apply(work(Action.CREATE, name, {"image": image["web:1"]}), Recorder())
+            assert [i.partition("@")[0] for i in task_images(swarm, name)] == [image["web:1"]]
+            update = work(Action.UPDATE, name, {"image": image["web:2"]}, deployment_id=2)
+            driver.apply(update, Recorder())
+            assert [i.partition("@")[0] for i in task_images(swarm, name)] == [image["web:2"]]
+        finally:
+            client.api.remove_service(name)
+            client.close()
+            _untag(swarm, registry.host)
+
+
+def _untag(client: Any, host: str) -> None:
+    """Remove the references the nodes pulled through `host` (the images stay)."""
+    import contextlib
+
+    from docker.errors import APIError
+
+    for item in client.api.images(all=True):
+        for ref in (item.get("RepoDigests") or []) + (item.get("RepoTags") or []):
+            if ref.startswith(host + "/"):
+                with contextlib.suppress(APIError):
+                    client.api.remove_image(ref, force=True, noprune=True)
+
+
 def test_an_interrupted_update_is_finished_without_sending_it_again(
     driver: ServiceDriver, swarm: Any, test_images: dict[str, str], name: str
 ) -> None:
@@ -329,16 +373,16 @@ def test_an_interrupted_update_is_finished_without_sending_it_again(
     )
     item = finishing(work(Action.UPDATE, name, spec, deployment_id=3), seen)
     log = Recorder()
-    summary = driver.apply(item, log)
+    applied = driver.apply(item, log)
 
-    assert summary.startswith(f"finished the interrupted deployment #2 of service {name}")
+    assert applied.summary.startswith(f"finished the interrupted deployment #2 of service {name}")
     assert "running" in log.text  # the usual progress lines while it waited
     info = swarm.api.inspect_service(name)
     assert info["UpdateStatus"]["State"] == "completed"
     assert info["Spec"]["Labels"]["io.bojdeploy.deployment-id"] == "2"
     assert "web:1" in info["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Image"]
     assert task_images(swarm, name) == [test_images["web:2"]] * 2
-    assert item.facts["image"] == test_images["web:2"]
+    assert applied.facts["image"] == test_images["web:2"]
     assert observed(swarm, name).unfinished is None
 
 
@@ -377,7 +421,7 @@ def test_configs_left_by_a_killed_update_are_removed_by_the_next_run(
     seen = observed(swarm, name)
     assert seen.unfinished == f"config {left} left by an interrupted deployment"
     item = finishing(work(Action.UPDATE, name, spec, {"c.txt": "one"}, deployment_id=2), seen)
-    summary = driver.apply(item, Recorder())
+    summary = driver.apply(item, Recorder()).summary
 
     assert f"removed leftover config {left}" in summary
     assert [c["Spec"]["Name"] for c in swarm.api.configs(filters={"name": name})] == [used]

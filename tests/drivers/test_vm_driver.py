@@ -123,6 +123,7 @@ def work(session: Any, spec: dict[str, Any], name: str = "web") -> Work:
     config_hash = loaded.config_hash({}, b"k")
     desired = Desired("vm", name, ENV, name, config_hash, loaded.redacted()["spec"], loaded.file)
     observed = [o for o in observe_vms(session) if o.resource_name == name]
+    assert VMDriver(session).observe_one(name) == observed  # the re-check sees it the same
     (step,) = make_plan([desired], observed, environment=ENV, full_scope=False).steps
     owner = Ownership(name, "vm", ENV, config_hash, 1, "abc123", "org/repo", loaded.file)
     return Work(step, loaded, {}, owner)
@@ -136,9 +137,9 @@ def delete_work(session: Any, name: str = "web") -> Work:
 def test_create_from_template(session: Any, pool: Pool) -> None:
     log = Recorder()
     job = work(session, vm_spec())
-    summary = VMDriver(session).apply(job, log)
+    applied = VMDriver(session).apply(job, log)
     vm = pool.vm("web")
-    assert summary.startswith(f"created VM web ({vm['uuid']}) from template {TEMPLATE}")
+    assert applied.summary.startswith(f"created VM web ({vm['uuid']}) from template {TEMPLATE}")
     assert vm["power_state"] == "Running"
     assert (vm["VCPUs_max"], vm["VCPUs_at_startup"]) == ("2", "2")
     assert (
@@ -159,8 +160,8 @@ def test_create_from_template(session: Any, pool: Pool) -> None:
     assert other["bojdeploy.managed"] == "true" and other["bojdeploy.environment"] == ENV
     assert other["bojdeploy.config-hash"] == job.ownership.config_hash  # type: ignore[union-attr]
     assert not vm["is_a_template"]
-    assert job.facts["uuid"] == vm["uuid"] and job.facts["ip"]
-    assert f"guest IP {job.facts['ip']} after" in log.text
+    assert applied.facts["uuid"] == vm["uuid"] and applied.facts["ip"]
+    assert f"guest IP {applied.facts['ip']} after" in log.text
     assert "cloning template" in log.text and "provisioning VM web" in log.text
 
 
@@ -169,7 +170,7 @@ def test_reapply_unchanged_makes_no_call(session: Any, sim: Any) -> None:
     again = work(session, vm_spec())
     before = len(sim.calls)
     assert again.step.action is Action.UNCHANGED
-    assert VMDriver(session).apply(again, Recorder()) == "unchanged"
+    assert VMDriver(session).apply(again, Recorder()).summary == "unchanged"
     assert len(sim.calls) == before
 
 
@@ -180,7 +181,9 @@ def test_vcpus_and_memory_change(session: Any, pool: Pool, on_change: str) -> No
     first = pool.vm("web")
     vdis = pool.vdi_count()
     log = Recorder()
-    summary = driver.apply(work(session, vm_spec(vcpus=4, memory="2GiB", on_change=on_change)), log)
+    summary = driver.apply(
+        work(session, vm_spec(vcpus=4, memory="2GiB", on_change=on_change)), log
+    ).summary
     vm = pool.vm("web")
     assert (vm["VCPUs_max"], vm["VCPUs_at_startup"], vm["memory_static_max"]) == (
         "4",
@@ -240,7 +243,7 @@ def test_in_place_update_of_xenstore_without_reboot(session: Any, pool: Pool) ->
     driver.apply(work(session, vm_spec()), Recorder())
     started = pool.vm("web")["domid"]
     spec = vm_spec(xenstore={"vm-data/custom/new": "1"})
-    summary = driver.apply(work(session, spec), Recorder())
+    summary = driver.apply(work(session, spec), Recorder()).summary
     vm = pool.vm("web")
     assert summary.startswith("updated VM web in place (xenstore_data)")
     assert vm["domid"] == started and vm["power_state"] == "Running"
@@ -254,7 +257,7 @@ def test_power_halted(session: Any, pool: Pool) -> None:
     assert pool.vm("web")["power_state"] == "Halted"
     driver.apply(work(session, vm_spec()), Recorder())
     assert pool.vm("web")["power_state"] == "Running"
-    summary = driver.apply(work(session, vm_spec(power="halted")), Recorder())
+    summary = driver.apply(work(session, vm_spec(power="halted")), Recorder()).summary
     assert pool.vm("web")["power_state"] == "Halted"
     assert "power halted" in summary
 
@@ -321,7 +324,7 @@ def test_delete_destroys_vm_and_disks(session: Any, pool: Pool) -> None:
     vdis = pool.vdi_count()
     VMDriver(session).apply(work(session, vm_spec()), Recorder())
     assert pool.vdi_count() > vdis
-    summary = VMDriver(session).apply(delete_work(session), Recorder())
+    summary = VMDriver(session).apply(delete_work(session), Recorder()).summary
     assert summary.startswith("destroyed VM web and its disks")
     assert pool.vms("web") == [] and pool.vdi_count() == vdis
 
@@ -385,7 +388,7 @@ def test_a_half_made_vm_is_one_unfinished_resource_and_is_finished(
     job = work(session, vm_spec())
     assert job.step.action is Action.UPDATE and job.step.reason.startswith("unfinished: create #1")
     log = Recorder()
-    summary = VMDriver(session).apply(job, log)
+    summary = VMDriver(session).apply(job, log).summary
     assert "finishing that create" in log.text and summary.startswith("created VM web")
     (record,) = pool.vms("web")
     assert pool.api.VM.get_by_uuid(record["uuid"]) == vm
@@ -448,6 +451,23 @@ def test_a_previous_vm_left_by_a_replace_goes_once_the_vm_runs(session: Any, poo
     assert obs.unfinished == "web.previous left by an interrupted deployment"
     driver.apply(work(session, vm_spec()), Recorder())
     assert names(pool) == ["web"] and pool.vdi_count() == vdis
+
+
+def test_the_recheck_of_one_vm_looks_it_up_by_name_without_listing_the_pool(
+    session: Any, pool: Pool, sim: Any
+) -> None:
+    driver = VMDriver(session)
+    driver.apply(work(session, vm_spec()), Recorder())
+    unkeyed_clone(pool)
+    before = len(sim.calls)
+    (obs,) = driver.observe_one("web")
+    called = [name for name, _ in sim.calls[before:]]
+    assert obs.unfinished == "web.creating left by an interrupted deployment"
+    assert "VM.get_by_name_label" in called
+    assert [c for c in called if c.startswith("VM.get_all")] == [], called
+    before = len(sim.calls)
+    assert "web" in [o.resource_name for o in driver.observe()]
+    assert [name for name, _ in sim.calls[before:]] == ["VM.get_all_records_where"]
 
 
 def test_what_is_not_provably_ours_is_never_touched(session: Any, pool: Pool) -> None:

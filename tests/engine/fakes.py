@@ -16,7 +16,7 @@ from typing import Any
 
 from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.secrets import Scrubber
-from bojdeploy.drivers.base import StepLog, Work
+from bojdeploy.drivers.base import Applied, StepLog, Work
 from bojdeploy.engine.apply import Run
 from bojdeploy.engine.gitrepo import GitInfo
 from bojdeploy.errors import DriverError
@@ -42,7 +42,16 @@ class FakeDriver:
     def __post_init__(self) -> None:
         self._barrier = threading.Barrier(self.parties) if self.parties > 1 else None
 
-    def apply(self, work: Work, log: StepLog) -> str:
+    facts: dict[str, Any] = field(default_factory=dict)  # what each apply reports as deployed
+    seconds: float = 0.0  # how long each apply says it took
+
+    def observe(self) -> list[Observed]:
+        return []
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        return []
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
         name = work.step.name
         with self._lock:
             self.journal.append(("start", name))
@@ -54,7 +63,7 @@ class FakeDriver:
             if name in self.failing:
                 raise DriverError(f"{name} broke")
             log("info", f"applied {name}")
-            return f"{work.step.action.value}d {name}"
+            return Applied(f"{work.step.action.value}d {name}", self.facts, self.seconds)
         finally:
             with self._lock:
                 self.running -= 1
@@ -88,7 +97,7 @@ def make_run(store: StateStore, driver: FakeDriver, parallel: int = 4) -> Run:
     lines: list[tuple[str, str, str]] = []
     run = Run(
         store=store,
-        drivers={"container": driver},  # type: ignore[dict-item]
+        drivers={"container": driver},
         observe=lambda kind, name: [],
         info=GitInfo("abc1234", "abc1234", "main", "refs/heads/main", REPOSITORY),
         manifests={},
