@@ -16,14 +16,16 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bojdeploy.testing.fake_gitea import FakeGitea
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the fake Gitea lives with the tests
+from tests.fakes.fake_gitea import FakeGitea  # noqa: E402
+
 PYTHON = "/opt/bojdeploy/bin/python"
 LIBRARIES = "import docker, requests, pydantic, yaml, jinja2"
 TOKEN = "bench-token"

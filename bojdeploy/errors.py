@@ -92,3 +92,11 @@ class DatabaseUnreachable(StoreError, ConnectError):
     """The state store's database could not be reached (refused, timed out, connection lost)."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+def internal_error_line(error: BaseException, hint: str = "") -> str:
+    """One line for an unexpected exception (a bug): 'internal error: KeyError: 'x'; <hint> for
+    the traceback'. Front ends print it; the traceback only when the user asked for it."""
+    text = " ".join(str(error).split())
+    line = f"internal error: {type(error).__name__}" + (f": {text}" if text else "")
+    return f"{line}; {hint} for the traceback" if hint else line

@@ -15,9 +15,9 @@ from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Action, Plan, Step
 from bojdeploy.engine.protection import branch_refusal, delete_refusal, destroys, plan_notes
 from bojdeploy.store import open_store
-from bojdeploy.testing.fake_gitea import FakeGitea
 from tests.action import TOKEN, push_event, statuses
 from tests.action.test_entrypoint import ZERO, Scenario
+from tests.fakes.fake_gitea import FakeGitea
 from tests.helpers import run_cli
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"

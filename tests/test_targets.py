@@ -21,9 +21,9 @@ from bojdeploy.drivers import Targets, redact_credentials
 from bojdeploy.errors import ConnectError
 from bojdeploy.settings import Settings
 from bojdeploy.store import open_store
-from bojdeploy.testing.fake_gitea import FakeGitea
 from tests.action import TOKEN
 from tests.action.test_entrypoint import ZERO, Scenario
+from tests.fakes.fake_gitea import FakeGitea
 from tests.helpers import run_cli
 
 REGISTRY = "127.0.0.1:5000/bojdeploy-test"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from pathlib import PurePosixPath
+
+from bojdeploy.core.discovery import is_manifest_path, normalize
 
 _VERBS = {"A": "added", "M": "modified", "D": "deleted", "T": "type changed"}
 
@@ -42,7 +42,7 @@ class Selection:
 
     def reason_for(self, path: str) -> str | None:
         """Why `path` is selected, or None when it is not."""
-        wanted = _normalize(path)
+        wanted = normalize(path)
         return next((s.reason for s in self.selected if s.path == wanted), None)
 
     def paths(self) -> list[str]:
@@ -68,16 +68,10 @@ def parse_name_status(output: str) -> list[FileChange]:
         if not status or len(paths) != width - 1:
             raise ValueError(f"truncated `git diff --name-status -z` output near {fields[i]!r}")
         if status == "R":
-            changes.append(FileChange("D", _normalize(paths[0])))
-        changes.append(FileChange("A" if width == 3 else status, _normalize(paths[-1])))
+            changes.append(FileChange("D", normalize(paths[0])))
+        changes.append(FileChange("A" if width == 3 else status, normalize(paths[-1])))
         i += width
     return changes
-
-
-def is_manifest_path(path: str, patterns: Sequence[str]) -> bool:
-    """True when `path` matches a glob pattern; `**` matches zero or more directories."""
-    parts = _normalize(path).split("/")
-    return any(_match(parts, _normalize(pattern).split("/")) for pattern in patterns)
 
 
 def select_changed(
@@ -90,12 +84,12 @@ def select_changed(
     range_label: str = "",
 ) -> Selection:
     """Select the manifests a diff touches: changed, reading a changed file, or via the config."""
-    by_path = {_normalize(change.path): change for change in changes}
+    by_path = {normalize(change.path): change for change in changes}
     suffix = f" in {range_label}" if range_label else ""
-    reads_of = {_normalize(m): {_normalize(d) for d in deps} for m, deps in dependencies.items()}
-    config_changed = _normalize(config_file) in by_path
+    reads_of = {normalize(m): {normalize(d) for d in deps} for m, deps in dependencies.items()}
+    config_changed = normalize(config_file) in by_path
     selected = []
-    for manifest in sorted({_normalize(m) for m in manifests}):
+    for manifest in sorted({normalize(m) for m in manifests}):
         reasons = []
         own = by_path.get(manifest)
         if own is not None and own.status != "D":
@@ -104,7 +98,7 @@ def select_changed(
         if reads:
             reasons.append("includes " + ", ".join(f"{d} ({by_path[d].verb})" for d in reads))
         if config_changed:
-            reasons.append(f"{_normalize(config_file)} changed")
+            reasons.append(f"{normalize(config_file)} changed")
         if reasons:
             selected.append(Selected(manifest, "; ".join(reasons)))
     deleted = sorted(
@@ -119,21 +113,6 @@ def select_all(manifests: Sequence[str], reason: str) -> Selection:
     """Select every manifest for one reason, when the change itself cannot be known."""
     selected = tuple(
         Selected(path, f"all manifests: {reason}")
-        for path in sorted({_normalize(m) for m in manifests})
+        for path in sorted({normalize(m) for m in manifests})
     )
     return Selection(selected, (), full=True, note=f"{reason}: considering every manifest")
-
-
-def _normalize(path: str) -> str:
-    """A repo-relative path with forward slashes and no leading './' or '/'."""
-    return PurePosixPath(path).as_posix().lstrip("/")
-
-
-def _match(parts: Sequence[str], pattern: Sequence[str]) -> bool:
-    """Match path segments against glob segments, where a `**` segment spans any depth."""
-    if not pattern:
-        return not parts
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_match(parts[i:], rest) for i in range(len(parts) + 1))
-    return bool(parts) and fnmatchcase(parts[0], head) and _match(parts[1:], rest)

@@ -1,8 +1,16 @@
-"""Repository files: confined to the repository, bounded in size, UTF-8 with line numbers."""
+"""Repository files: confined to the repository, bounded in size, UTF-8 with line numbers.
+
+The loader reads files only through a `Reader`; `RepoFiles` is the reader of a checkout on
+disk (pathlib only), and lists the files where `manifests:` patterns can match."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from bojdeploy.core.discovery import literal_prefix, max_depth
 
 MAX_FILE_BYTES = 1 << 20  # a manifest, an included file, a config source: 1 MiB
 
@@ -59,3 +67,57 @@ def decode(data: bytes, rel: str) -> str:
             f"column {column})",
             line,
         ) from e
+
+
+class Reader(Protocol):
+    """Where loading reads repository files from: the only way the loader sees files."""
+
+    def read(self, rel: str) -> str:
+        """Text of repository file `rel`; RepoFileError when it cannot be used."""
+        ...
+
+    def path_of(self, rel: str) -> str:
+        """The repo-relative path `rel` names (folders and links resolved); RepoFileError."""
+        ...
+
+
+@dataclass(frozen=True)
+class RepoFiles:
+    """The files of a checkout on disk, confined to its root."""
+
+    root: Path
+
+    def read(self, rel: str) -> str:
+        """Text of repository file `rel` (UTF-8, at most MAX_FILE_BYTES)."""
+        return read_repo_file(self.root, rel)
+
+    def path_of(self, rel: str) -> str:
+        """The repo-relative path `rel` names once folders and links are resolved."""
+        return confine(self.root, rel).relative_to(self.root.resolve()).as_posix()
+
+    def candidates(self, patterns: Sequence[str]) -> list[str]:
+        """Repo-relative files where `patterns` can match: below each pattern's literal
+        folders, no deeper than it reaches; symlinked folders and `.git` are not entered."""
+        found: set[str] = set()
+        base = self.root
+        for pattern in patterns:
+            start = base.joinpath(*literal_prefix(pattern))
+            depth = max_depth(pattern)
+            if start.is_dir():
+                found.update(p.relative_to(base).as_posix() for p in _walk(start, depth))
+        return sorted(found)
+
+
+def _walk(folder: Path, depth: int | None) -> Iterator[Path]:
+    if depth is not None and depth <= 0:
+        return
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:  # unreadable folders hold no manifests, as with Path.glob
+        return
+    for entry in entries:
+        if entry.is_dir():
+            if not entry.is_symlink() and entry.name != ".git":
+                yield from _walk(entry, None if depth is None else depth - 1)
+        elif entry.is_file():
+            yield entry

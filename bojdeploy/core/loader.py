@@ -1,34 +1,20 @@
-"""Manifests from files: discover, render, parse, validate; every problem with file:line: key."""
+"""Loading: manifest text -> validated manifests, every problem with file:line: key.
+
+Pure: files are read through the `Reader` given (`core.files.RepoFiles` for a checkout), so the
+same code loads from a working tree, a git object or a test's dictionary.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bojdeploy.core.fields import KINDS
-from bojdeploy.core.manifest import MODELS, Manifest
+from bojdeploy.core.files import Reader, RepoFileError
+from bojdeploy.core.loaded import LoadedManifest, with_files
+from bojdeploy.core.manifest import MODELS
 from bojdeploy.core.sandbox import Budget
-from bojdeploy.core.secrets import (
-    MARKER_RE,
-    hashed,
-    names_in,
-    redact,
-    redact_with_refs,
-    restore_markers,
-    secret_env,
-)
-from bojdeploy.core.template import (
-    RenderContext,
-    Renderer,
-    RepoFileError,
-    TemplateProblem,
-    confine,
-    read_repo_file,
-)
+from bojdeploy.core.secrets import secret_env
+from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem
 from bojdeploy.core.yamlsrc import (
     Document,
     control_character,
@@ -42,109 +28,6 @@ from bojdeploy.errors import Problem
 
 MAX_DOCUMENTS = 1000  # YAML documents in one manifest file
 MAX_PROBLEMS = 50  # problems reported for one file
-
-
-@dataclass
-class LoadedManifest:
-    """A validated manifest for one environment, with where it came from and what it reads."""
-
-    manifest: Manifest
-    file: str
-    environment: str
-    doc: Document
-    dependencies: frozenset[str] = frozenset()
-    files: dict[str, str] = field(default_factory=dict)
-    secret_names: frozenset[str] = frozenset()
-
-    @property
-    def kind(self) -> str:
-        """'container' | 'service' | 'vm'."""
-        return KINDS[self.manifest.kind]
-
-    @property
-    def name(self) -> str:
-        """metadata.name."""
-        return self.manifest.metadata.name
-
-    @property
-    def resource_name(self) -> str:
-        """The name on the target."""
-        return self.manifest.resource_name
-
-    @property
-    def line(self) -> int:
-        """The first line of the manifest's YAML document."""
-        return self.doc.line
-
-    def line_of(self, *path: str | int) -> int:
-        """The line of a key path inside this manifest."""
-        return self.doc.line_of(path)
-
-    def canonical(self) -> dict[str, Any]:
-        """The canonical rendered form (secrets as markers); the config hash is taken over it."""
-        spec = self.manifest.spec.model_dump(mode="json", exclude_defaults=True)
-        out: dict[str, Any] = {
-            "apiVersion": "bojdeploy/v1",
-            "kind": self.manifest.kind,
-            "metadata": {"name": self.name, "labels": dict(self.manifest.metadata.labels)},
-            "spec": spec,
-        }
-        if self.files:
-            out["files"] = {p: _sha256(c) for p, c in sorted(self.files.items())}
-        return out
-
-    def record(self) -> dict[str, Any]:
-        """What the database keeps: redacted, with file contents and where secrets stood."""
-        body = self.canonical()
-        body["metadata"]["depends_on"] = list(self.manifest.metadata.depends_on)
-        if self.files:
-            body["files"] = dict(sorted(self.files.items()))
-        redacted, refs = redact_with_refs(body)
-        redacted["secret_refs"] = refs
-        return redacted  # type: ignore[no-any-return]
-
-    def redacted(self) -> dict[str, Any]:
-        """The canonical form with secrets replaced by '***': safe to show and store."""
-        return redact(self.canonical())  # type: ignore[no-any-return]
-
-    def config_hash(self, secret_values: Mapping[str, str], key: bytes) -> str:
-        """sha256 of the canonical form, secrets as keyed hashes, keys sorted."""
-        body = hashed(self.canonical(), secret_values, key)
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def discover(root: Path, patterns: Sequence[str]) -> list[str]:
-    """Repository-relative manifest files matching the discovery patterns, sorted."""
-    found: set[str] = set()
-    for pattern in patterns:
-        found.update(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())
-    return sorted(found)
-
-
-def expand_paths(root: Path, paths: Iterable[Path]) -> list[str]:
-    """CLI PATH arguments (files or folders) -> repository-relative YAML files."""
-    out: set[str] = set()
-    base = root.resolve()
-    for given in paths:
-        try:
-            path = given.resolve()
-        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
-            raise ValueError(f"{given} cannot be resolved: a symlink loop or a bad path") from e
-        if not path.is_relative_to(base):
-            raise ValueError(f"{given} is outside the repository {root}")
-        if path.is_dir():
-            for ext in ("*.yml", "*.yaml"):
-                out.update(p.relative_to(base).as_posix() for p in path.rglob(ext) if p.is_file())
-        elif path.is_file():
-            out.add(path.relative_to(base).as_posix())
-        else:
-            raise ValueError(f"{given} does not exist")
-    return sorted(out)
 
 
 def _raw_environments(text: str) -> list[list[str] | None] | None:
@@ -183,7 +66,7 @@ def _excluded_everywhere(text: str, environment: str) -> bool:
 
 
 def load_file(
-    root: Path,
+    reader: Reader,
     rel: str,
     ctx: RenderContext,
     *,
@@ -192,7 +75,7 @@ def load_file(
 ) -> tuple[list[LoadedManifest], list[Problem]]:
     """Render, parse and validate every document of one manifest file for one environment."""
     try:
-        text = read_repo_file(root, rel)
+        text = reader.read(rel)
     except RepoFileError as e:
         return [], [Problem(rel, e.line or 1, "", str(e))]
     found = control_character(text)
@@ -200,7 +83,7 @@ def load_file(
         line, name = found
         key = key_by_indentation(text, line)
         return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
-    renderer = Renderer(root, ctx, budget)
+    renderer = Renderer(reader, ctx, budget)
     try:
         rendered = renderer.render(rel, text)
     except TemplateProblem as e:
@@ -223,7 +106,7 @@ def load_file(
             continue
         if item.data is None:
             continue
-        result, doc_problems = _load_document(root, rel, item, renderer, rendered.includes)
+        result, doc_problems = _load_document(reader, rel, item, renderer, rendered.includes)
         problems += doc_problems
         if result is None:
             continue
@@ -256,7 +139,7 @@ def _at_most(problems: list[Problem], limit: int) -> list[Problem]:
 
 
 def _load_document(
-    root: Path, rel: str, doc: Document, renderer: Renderer, includes: set[str]
+    reader: Reader, rel: str, doc: Document, renderer: Renderer, includes: set[str]
 ) -> tuple[LoadedManifest | None, list[Problem]]:
     data = doc.data
     problems = [Problem(rel, line, format_path(p), "duplicate key") for p, line in doc.duplicates]
@@ -275,20 +158,19 @@ def _load_document(
     if errors or manifest is None:
         return None, problems + errors
     env = renderer.ctx.environment
-    loaded = LoadedManifest(manifest=manifest, file=rel, environment=env, doc=doc)  # type: ignore[arg-type]
-    files, file_problems = _read_files(root, loaded, renderer)
-    loaded.files = files
-    loaded.dependencies = frozenset(includes | set(files))
-    loaded.secret_names = frozenset(names_in(loaded.canonical()) | _file_secrets(files))
-    return loaded, problems + file_problems
-
-
-def _file_secrets(files: Mapping[str, str]) -> set[str]:
-    return {m for content in files.values() for m in MARKER_RE.findall(content)}
+    loaded = LoadedManifest(
+        manifest=manifest,  # type: ignore[arg-type]
+        file=rel,
+        environment=env,
+        doc=doc,
+        dependencies=frozenset(includes),
+    )
+    files, file_problems = _read_files(reader, loaded, renderer)
+    return with_files(loaded, files), problems + file_problems
 
 
 def _read_files(
-    root: Path, loaded: LoadedManifest, renderer: Renderer
+    reader: Reader, loaded: LoadedManifest, renderer: Renderer
 ) -> tuple[dict[str, str], list[Problem]]:
     """Repository files a manifest names: VM user_data_file (rendered), Service configs sources."""
     wanted: list[tuple[tuple[str | int, ...], str, bool]] = []
@@ -303,8 +185,8 @@ def _read_files(
     for path, rel, render in wanted:
         where = (loaded.file, loaded.line_of(*path), format_path(path))
         try:
-            norm = PurePosixPath(confine(root, rel).relative_to(root.resolve())).as_posix()
-            content = read_repo_file(root, rel)
+            norm = reader.path_of(rel)
+            content = reader.read(rel)
             files[norm] = renderer.render(rel, content).text if render else content
         except ValueError as e:
             problems.append(Problem(*where, str(e)))
@@ -347,20 +229,3 @@ def _path_of_marker(
         if found is not None:
             return found
     return None
-
-
-def manifest_from_record(config: Mapping[str, Any], file: str, environment: str) -> LoadedManifest:
-    """Rebuild a LoadedManifest from a recorded config (rollback); secrets become markers again."""
-    body = restore_markers(
-        {k: v for k, v in config.items() if k not in ("secret_refs", "deployed", "target")},
-        config.get("secret_refs") or {},
-    )
-    files = body.pop("files", {}) or {}
-    model = MODELS[body["kind"]]
-    manifest = model.model_validate(body)
-    doc = Document(data=body, line=1)
-    loaded = LoadedManifest(manifest=manifest, file=file, environment=environment, doc=doc)  # type: ignore[arg-type]
-    loaded.files = dict(files)
-    loaded.dependencies = frozenset(files)
-    loaded.secret_names = frozenset(names_in(loaded.canonical()) | _file_secrets(files))
-    return loaded

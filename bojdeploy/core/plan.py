@@ -108,10 +108,6 @@ class Plan:
         """Whether applying the plan would change anything."""
         return any(step.action is not Action.UNCHANGED for step in self.steps)
 
-    def step_for(self, kind: str, name: str) -> Step | None:
-        """The step for the manifest `name` of `kind`, if any."""
-        return next((s for s in self.steps if s.kind == kind and s.name == name), None)
-
 
 def make_plan(
     desired: Sequence[Desired],

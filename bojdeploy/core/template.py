@@ -5,23 +5,14 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 import jinja2
 
-from bojdeploy.core.files import RepoFileError, confine, read_repo_file
+from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, Budget, TemplateLimit
 from bojdeploy.core.secrets import SECRET_NAME_RE, marker
-
-__all__ = [
-    "RenderContext",
-    "Renderer",
-    "RepoFileError",
-    "TemplateProblem",
-    "confine",
-    "read_repo_file",
-]
 
 
 class TemplateProblem(Exception):
@@ -53,10 +44,10 @@ class Rendered:
 
 
 class Renderer:
-    """Renders repository files with one context."""
+    """Renders repository files with one context; `include()` reads through `reader`."""
 
-    def __init__(self, root: Path, ctx: RenderContext, budget: Budget | None = None):
-        self.root = root
+    def __init__(self, reader: Reader, ctx: RenderContext, budget: Budget | None = None):
+        self.reader = reader
         self.ctx = ctx
         # No loader: {% include %} would bypass include()'s confinement and change tracking.
         self.env = BoundedSandbox(
@@ -79,9 +70,9 @@ class Renderer:
 
         def include(path: str) -> str:
             if path not in self._included:  # a loop may include one file many times
-                self._included[path] = read_repo_file(self.root, path)
+                self._included[path] = self.reader.read(path)
             content = self._included[path]
-            out.includes.add(Path(path).as_posix())
+            out.includes.add(PurePosixPath(path).as_posix())
             return content[:-1] if content.endswith("\n") else content
 
         variables = {

@@ -6,11 +6,12 @@ import difflib
 import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 from bojdeploy.core.config import Policy, RepoConfig
-from bojdeploy.core.loader import LoadedManifest, load_file
+from bojdeploy.core.files import Reader
+from bojdeploy.core.loaded import LoadedManifest
+from bojdeploy.core.loader import load_file
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.yamlsrc import format_path
@@ -41,7 +42,7 @@ class LoadResult:
 
 
 def load_manifests(
-    root: Path,
+    reader: Reader,
     files: Sequence[str],
     ctx: RenderContext,
     config: RepoConfig,
@@ -61,7 +62,9 @@ def load_manifests(
             message = f"not loaded: {why} ({len(files) - n} files left unchecked)"
             result.problems.append(Problem(rel, 1, "", message))
             break
-        loaded, problems = load_file(root, rel, ctx, require_secrets=require_secrets, budget=budget)
+        loaded, problems = load_file(
+            reader, rel, ctx, require_secrets=require_secrets, budget=budget
+        )
         result.manifests += loaded
         result.problems += problems
     result.problems += check_unique(result.manifests)

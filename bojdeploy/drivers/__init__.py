@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.plan import Observed
-from bojdeploy.drivers.base import Driver
+from bojdeploy.drivers.base import Applied, Driver, StepLog, Work
 from bojdeploy.errors import ConnectError, DriverError
 from bojdeploy.settings import Settings
 
@@ -96,7 +97,9 @@ class Targets:
         """Every resource of each kind in `kinds` (one list call per kind, or nearly)."""
         observed: list[Observed] = []
         for kind in sorted(kinds, key=_kind_order):
-            observed += self.driver(kind).observe()
+            driver = self.driver(kind)
+            with boundary(kind, f"cannot list the {_PLURAL.get(kind, kind)}", observing=True):
+                observed += driver.observe()
         return observed
 
     def observe_one(self, kind: str, resource_name: str, *, aside: bool = True) -> list[Observed]:
@@ -104,10 +107,12 @@ class Targets:
 
         aside=False skips looking for a container's `.previous` beside a container that exists.
         """
-        return self.driver(kind).observe_one(resource_name, aside=aside)
+        driver = self.driver(kind)
+        with boundary(kind, f"cannot look up {kind} {resource_name}", observing=True):
+            return driver.observe_one(resource_name, aside=aside)
 
     def driver(self, kind: str) -> Driver:
-        """The driver of `kind`, made (and its target connected) on first use."""
+        """The driver of `kind` (inside its system's error boundary), made on first use."""
         make = DRIVERS.get(kind)
         if make is None:
             raise DriverError(
@@ -115,7 +120,7 @@ class Targets:
             )
         with self._lock:
             if kind not in self._drivers:
-                self._drivers[kind] = make(self)
+                self._drivers[kind] = _Bounded(kind, make(self))
             return self._drivers[kind]
 
     def close(self) -> None:
@@ -162,6 +167,48 @@ DRIVERS: dict[str, Callable[[Targets], Driver]] = {
 def _kind_order(kind: str) -> int:
     """The order kinds are observed in: as DRIVERS lists them, unknown kinds last."""
     return list(DRIVERS).index(kind) if kind in DRIVERS else len(DRIVERS)
+
+
+def boundary(kind: str, what: str, *, observing: bool = False) -> AbstractContextManager[None]:
+    """The error boundary of the system behind `kind` (Docker or Xen).
+
+    observing: nothing was changed yet, so even a refusal means the target is unusable
+    (ConnectError, exit 3) rather than a failed step.
+    """
+    refused = ConnectError if observing else DriverError
+    if kind == "vm":
+        from bojdeploy.drivers.xen_errors import xen_errors
+
+        return xen_errors(what, refused=refused)
+    from bojdeploy.drivers.docker_errors import docker_errors
+
+    return docker_errors(what, refused=refused)
+
+
+_PLURAL = {"container": "containers", "service": "services", "vm": "VMs on Xen"}
+
+
+class _Bounded:
+    """A driver whose every exception leaves as a typed error: the calls inside it translate
+    their own (naming the call); this catches any that a call left untranslated."""
+
+    def __init__(self, kind: str, driver: Driver):
+        self.kind = kind
+        self.driver = driver
+
+    def observe(self) -> list[Observed]:
+        """The driver's observe (the caller puts it inside the boundary)."""
+        return self.driver.observe()
+
+    def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:
+        """The driver's observe_one (the caller puts it inside the boundary)."""
+        return self.driver.observe_one(name, aside=aside)
+
+    def apply(self, work: Work, log: StepLog) -> Applied:
+        """The driver's apply, inside its kind's boundary."""
+        step = work.step
+        with boundary(self.kind, f"{step.action} {step.kind} {step.name}"):
+            return self.driver.apply(work, log)
 
 
 def redact_credentials(url: str | None) -> str | None:

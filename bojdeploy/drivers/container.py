@@ -12,7 +12,8 @@ from bojdeploy.core.plan import Action, Observed, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Applied, Ownership, StepLog, Work
 from bojdeploy.drivers.container_image import ensure_image, image_digest, prepare_resources
 from bojdeploy.drivers.container_spec import ContainerConfig, container_config, pull_policy
-from bojdeploy.drivers.container_wait import docker_errors, wait_ready
+from bojdeploy.drivers.container_wait import wait_ready
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.handover import give_back, take_over
 from bojdeploy.drivers.observe import observe_container, observe_containers
 from bojdeploy.errors import BojdeployError, DriverError

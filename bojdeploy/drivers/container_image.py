@@ -8,7 +8,7 @@ from typing import Any
 
 from bojdeploy.drivers.base import LABEL_PREFIX, StepLog
 from bojdeploy.drivers.container_spec import ContainerConfig, PullPolicy, parse_image, registry_auth
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.errors import DriverError
 

@@ -1,14 +1,12 @@
-"""Waiting for a new container to run and be healthy; the docker error boundary of the driver."""
+"""Waiting for a new container to run and be healthy."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.docker_client import short_cause
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import ConnectError, DriverError
 
 POLL_SECONDS = 0.25
@@ -17,20 +15,6 @@ PROGRESS_SECONDS = 3.0
 SETTLE_SECONDS = 0.25
 LOG_TAIL = 20
 OUTPUT_LIMIT = 2000
-
-
-@contextmanager
-def docker_errors(what: str) -> Iterator[None]:
-    """Translate docker SDK exceptions: API refusals -> DriverError, no daemon -> ConnectError."""
-    from docker.errors import APIError, DockerException
-    from requests.exceptions import RequestException
-
-    try:
-        yield
-    except APIError as e:
-        raise DriverError(f"{what}: {e.explanation or e}") from e
-    except (DockerException, RequestException) as e:
-        raise ConnectError(f"{what}: cannot reach Docker: {short_cause(e)}") from e
 
 
 def wait_ready(client: Any, ident: str, name: str, timeout: float, log: StepLog) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from bojdeploy.drivers.base import LABEL_PREFIX, StepLog
 from bojdeploy.drivers.container_spec import PortBinding
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import BojdeployError
 
 HostPort = tuple[str, str, int]  # (host ip, "" for every address; protocol; port)

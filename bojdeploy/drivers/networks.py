@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import DriverError
 
 # Docker 20.10 lets two creates of one name both succeed; one lock per (engine, name) in this

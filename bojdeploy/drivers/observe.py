@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from bojdeploy.core.plan import Observed
-from bojdeploy.drivers.docker_client import short_cause
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import ConnectError
 
 LABEL = "io.bojdeploy."
@@ -42,15 +42,6 @@ def observed_from_labels(
     )
 
 
-def unreachable(what: str, error: Exception) -> ConnectError:
-    """Observation failed: the engine refused (its words), or it could not be reached."""
-    from docker.errors import APIError
-
-    if isinstance(error, APIError):
-        return ConnectError(f"{what}: {error.explanation or error}")
-    return ConnectError(f"{what}: cannot reach Docker: {short_cause(error)}")
-
-
 def _int(value: str | None) -> int | None:
     """A label's integer value, or None when missing or malformed."""
     try:
@@ -61,13 +52,8 @@ def _int(value: str | None) -> int | None:
 
 def observe_containers(client: Any) -> list[Observed]:
     """Every container on the host (managed or not: name collisions matter)."""
-    from docker.errors import DockerException
-    from requests.exceptions import RequestException
-
-    try:
+    with docker_errors("cannot list containers", refused=ConnectError):  # nothing changed yet
         items = client.api.containers(all=True)
-    except (DockerException, RequestException) as e:  # refused by the engine, or cut off from it
-        raise unreachable("cannot list containers", e) from e
     current: dict[str, Observed] = {}
     aside: dict[str, Observed] = {}  # base name -> its managed `.previous`
     for item in items:
@@ -101,15 +87,13 @@ def observe_container(client: Any, name: str, *, aside: bool = True) -> list[Obs
 
 
 def _inspected(client: Any, name: str) -> Observed | None:
-    from docker.errors import DockerException, NotFound
-    from requests.exceptions import RequestException
+    from docker.errors import NotFound
 
-    try:
-        item = client.api.inspect_container(name)
-    except NotFound:
-        return None
-    except (DockerException, RequestException) as e:
-        raise unreachable(f"cannot inspect container {name}", e) from e
+    with docker_errors(f"cannot inspect container {name}", refused=ConnectError):
+        try:
+            item = client.api.inspect_container(name)
+        except NotFound:
+            return None
     if str(item.get("Name", "")).lstrip("/") != name:
         return None  # an ID prefix matched, not the name
     labels = item["Config"].get("Labels") or {}
@@ -164,23 +148,21 @@ def observe_service(client: Any, name: str) -> list[Observed]:
 
 def _observed_services(client: Any, name: str | None) -> list[Observed]:
     """The services (all, or the one called `name`), each with why it is unfinished."""
-    from docker.errors import APIError, DockerException
-    from requests.exceptions import RequestException
+    from docker.errors import APIError
 
     from bojdeploy.drivers.service_wait import unfinished_why
 
-    try:
-        filters = {"name": [name]} if name is not None else None
-        items = client.api.services(filters=filters, status=True)
+    with docker_errors("cannot list services", refused=ConnectError):
+        try:
+            filters = {"name": [name]} if name is not None else None
+            items = client.api.services(filters=filters, status=True)
+        except APIError as e:
+            if e.response is not None and e.response.status_code == 503:
+                return []  # not a Swarm manager
+            raise
         if name is not None:  # the name filter matches prefixes too
             items = [i for i in items if (i.get("Spec") or {}).get("Name") == name]
         leftovers = _leftover_objects(client, items, name) if items else {}
-    except APIError as e:
-        if e.response is not None and e.response.status_code == 503:
-            return []
-        raise ConnectError(f"cannot list services: {e}") from e
-    except (DockerException, RequestException) as e:
-        raise unreachable("cannot list services", e) from e
     out = []
     for item in items:
         spec = item.get("Spec") or {}

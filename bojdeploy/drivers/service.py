@@ -8,12 +8,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Observed, Step
 from bojdeploy.drivers.base import LABEL_PREFIX, Applied, Ownership, StepLog, Work
 from bojdeploy.drivers.container_spec import DOCKER_HUB, parse_image, registry_auth, registry_host
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.networks import ensure_network
 from bojdeploy.drivers.observe import observe_service, observe_services
 from bojdeploy.drivers.service_finish import finish

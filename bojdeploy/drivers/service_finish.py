@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.service_objects import SwarmObjects, removed_note
 from bojdeploy.drivers.service_wait import (
     deployment_of,

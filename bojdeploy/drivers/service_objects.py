@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.service_spec import SwarmObject
 from bojdeploy.drivers.service_wait import referenced_objects
 from bojdeploy.errors import BojdeployError

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.drivers.container_wait import docker_errors
+from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import DriverError
 
 POLL_SECONDS = 0.25

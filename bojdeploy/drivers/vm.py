@@ -24,7 +24,7 @@ from bojdeploy.drivers.vm_spec import (
     vm_config,
     wanted_hardware,
 )
-from bojdeploy.drivers.vm_wait import xen_errors
+from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import BojdeployError, DriverError
 
 __all__ = ["VMDriver", "connect_xen", "disconnect_xen", "observe_vms"]

@@ -15,7 +15,8 @@ from bojdeploy.drivers.vm_spec import (
     verify,
     wanted_hardware,
 )
-from bojdeploy.drivers.vm_wait import run_async, wait_for_ip, xen_errors
+from bojdeploy.drivers.vm_wait import run_async, wait_for_ip
+from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import BojdeployError, DriverError
 
 CLONE_SECONDS = 900.0  # clone and provision copy disks on SRs without copy-on-write

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import xmlrpc.client
 from collections.abc import Mapping, Sequence
-from http.client import HTTPException
 from typing import Any
 
 import XenAPI
@@ -36,7 +34,8 @@ from bojdeploy.drivers.vm_spec import (
     vifs_match,
     with_sr,
 )
-from bojdeploy.drivers.vm_wait import NULL_REF, failure_text, run_async, xen_errors
+from bojdeploy.drivers.vm_wait import NULL_REF, run_async
+from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import ConnectError, DriverError
 
 SHUTDOWN_SECONDS = 120.0
@@ -50,12 +49,8 @@ OBSERVE_WHERE = (
 
 def observe_vms(session: Any) -> list[Observed]:
     """Every VM of the pool, and owned templates (interrupted creates), in one call."""
-    try:
+    with xen_errors("cannot list the VMs on Xen", refused=ConnectError):  # nothing changed yet
         records = session.xenapi.VM.get_all_records_where(OBSERVE_WHERE)
-    except XenAPI.Failure as e:
-        raise ConnectError(f"cannot list the VMs on Xen: {failure_text(e.details)}") from e
-    except (OSError, HTTPException, xmlrpc.client.Error) as e:
-        raise ConnectError(f"cannot list the VMs on Xen: {e}") from e
     return observed_vms(records.values())
 
 
@@ -66,16 +61,12 @@ def observe_vm(session: Any, name: str) -> list[Observed]:
     `<name>.previous`) by name_label: three lookups and one record each.
     """
     api = session.xenapi
-    try:
+    with xen_errors(f"cannot look up VM {name} on Xen", refused=ConnectError):  # nothing changed
         records = [
             record
             for label in (name, name + CREATING_SUFFIX, name + PREVIOUS_SUFFIX)
             for record in _records_named(api, label)
         ]
-    except XenAPI.Failure as e:
-        raise ConnectError(f"cannot look up VM {name} on Xen: {failure_text(e.details)}") from e
-    except (OSError, HTTPException, xmlrpc.client.Error) as e:
-        raise ConnectError(f"cannot look up VM {name} on Xen: {e}") from e
     return [o for o in observed_vms(records) if o.resource_name == name]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import StepLog
 from bojdeploy.drivers.vm_spec import OWNER_PREFIX, Hardware, is_owned, observed_vm
-from bojdeploy.drivers.vm_wait import xen_errors
+from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import DriverError
 
 UNFINISHED_KEY = OWNER_PREFIX + "unfinished"

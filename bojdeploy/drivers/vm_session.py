@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 import xmlrpc.client
 from contextlib import suppress
-from http.client import HTTPException
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 import XenAPI
 
-from bojdeploy.drivers.vm_wait import failure_text
+from bojdeploy.drivers.xen_errors import xen_errors
 from bojdeploy.errors import ConnectError
 
 ORIGINATOR = "bojdeploy"
+log = logging.getLogger("bojdeploy.xenapi")  # shown with -vv: see bojdeploy/logs.py
 CALL_TIMEOUT = 60.0  # seconds for one XenAPI call
 
 
@@ -59,6 +59,7 @@ class _Session(XenAPI.Session):  # type: ignore[misc]
 
     def xenapi_request(self, methodname: str, params: tuple[Any, ...]) -> Any:
         """The SDK's request (and its re-login on SESSION_INVALID), serialized."""
+        log.debug("XenAPI %s", methodname)  # never the parameters: passwords, xenstore data
         with self._lock:
             return super().xenapi_request(methodname, params)
 
@@ -71,13 +72,10 @@ def connect_xen(
     verify=False accepts the self-signed certificate a XenServer host has out of the box;
     `timeout` bounds every call (long operations run as tasks, polled with short calls).
     """
-    try:
+    login = f"cannot log in to Xen at {url}"
+    with xen_errors(login, refused=ConnectError, unreachable=f"cannot reach Xen at {url}"):
         session = _Session(url, not verify, timeout)
         session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
-    except XenAPI.Failure as e:
-        raise ConnectError(f"cannot log in to Xen at {url}: {failure_text(e.details)}") from e
-    except (OSError, ValueError, HTTPException, ExpatError, xmlrpc.client.Error) as e:
-        raise ConnectError(f"cannot reach Xen at {url}: {e}") from e
     return session
 
 

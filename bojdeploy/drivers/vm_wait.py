@@ -1,36 +1,23 @@
-"""The XenAPI error boundary of the VM driver, and its waits: async tasks and guest IPs."""
+"""The waits of the VM driver: async tasks and guest IPs."""
 
 from __future__ import annotations
 
 import time
 import xmlrpc.client
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from http.client import HTTPException
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any
 
 import XenAPI
 
 from bojdeploy.drivers.base import StepLog
-from bojdeploy.errors import DriverError
+from bojdeploy.drivers.xen_errors import xen_errors
+from bojdeploy.errors import BojdeployError, DriverError
 
 NULL_REF = "OpaqueRef:NULL"
 PROGRESS_SECONDS = 5.0
 MAX_POLL_SECONDS = 1.0
 IP_POLL_SECONDS = 0.25
-
-
-@contextmanager
-def xen_errors(what: str) -> Iterator[None]:
-    """Translate XenAPI failures (code and parameters kept) and lost connections to DriverError."""
-    try:
-        yield
-    except XenAPI.Failure as e:
-        raise DriverError(f"{what}: {failure_text(e.details)}") from e
-    except xmlrpc.client.Fault as e:
-        raise DriverError(f"{what}: {e.faultString}") from e
-    except (OSError, HTTPException, xmlrpc.client.ProtocolError) as e:
-        raise DriverError(f"{what}: lost the connection to Xen: {e}") from e
 
 
 def run_async(
@@ -61,7 +48,7 @@ def _wait_task(api: Any, task: str, what: str, timeout: float, log: StepLog) -> 
             raise XenAPI.Failure(api.task.get_error_info(task))
         elapsed = time.monotonic() - started
         if elapsed >= timeout:
-            with suppress(XenAPI.Failure):
+            with suppress(BojdeployError), xen_errors("cancel"):
                 api.task.cancel(task)
             raise DriverError(f"{what}: not done within {timeout:g}s (task cancelled)")
         if time.monotonic() - last >= PROGRESS_SECONDS:
@@ -73,7 +60,7 @@ def _wait_task(api: Any, task: str, what: str, timeout: float, log: StepLog) -> 
 
 def _forget(api: Any, task: str) -> None:
     """Destroy a finished task record; one that is already gone is fine."""
-    with suppress(XenAPI.Failure, xmlrpc.client.Fault, OSError, HTTPException):
+    with suppress(BojdeployError), xen_errors("forget"):
         api.task.destroy(task)
 
 
@@ -119,12 +106,6 @@ def _current_ip(api: Any, vm: str) -> str | None:
             return None
         raise
     return guest_ip(networks)
-
-
-def failure_text(details: Sequence[Any]) -> str:
-    """A XenAPI ErrorDescription as users read it: 'CODE: param, param'."""
-    code, *params = [str(d) for d in details] or ["UNKNOWN_ERROR"]
-    return f"{code}: {', '.join(params)}" if params else code
 
 
 def guest_ip(networks: Mapping[str, str]) -> str | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.secrets import Scrubber
@@ -23,6 +25,7 @@ from bojdeploy.errors import (
     EXIT_UNREACHABLE,
     BojdeployError,
     ConnectError,
+    internal_error_line,
 )
 from bojdeploy.store.base import StateStore
 
@@ -30,6 +33,7 @@ Reporter = Callable[[str, str, str], None]  # (resource, level, message)
 Observer = Callable[[str, str], list[Observed]]  # (kind, resource name) -> live observations
 LOCK_TIMEOUT = 600.0
 LEVELS = {"warning": "warn", "debug": "info", "critical": "error"}  # the store's three levels
+_log = logging.getLogger(__name__)  # tracebacks of internal errors (scrubbed), for -vv
 
 
 @dataclass
@@ -205,18 +209,25 @@ def apply_step(run: Run, step: Step) -> Outcome:
                 run.records.settle(outcome.deployment_id)  # before another run may take the lock
             return outcome
     except BojdeployError as e:  # raised before the target was touched (_locked contains the rest)
-        message = run.scrub(str(e))
-        _say(run, label, "error", message)
-        unreachable = isinstance(e, ConnectError)
-        return Outcome(
-            step.kind,
-            step.name,
-            step.action.value,
-            "failed",
-            message,
-            error=message,
-            unreachable=unreachable,
-        )
+        return _untouched(run, step, str(e), unreachable=isinstance(e, ConnectError))
+    except Exception as e:  # noqa: BLE001 - a bug in one step must not abort the others
+        _log.debug("internal error in %s\n%s", label, run.scrub(traceback.format_exc()))
+        return _untouched(run, step, internal_error_line(e), unreachable=False)
+
+
+def _untouched(run: Run, step: Step, error: str, *, unreachable: bool) -> Outcome:
+    """A step that failed before its target was touched: one line, a failed outcome, no row."""
+    message = run.scrub(error)
+    _say(run, f"{step.kind}/{step.name}", "error", message)
+    return Outcome(
+        step.kind,
+        step.name,
+        step.action.value,
+        "failed",
+        message,
+        error=message,
+        unreachable=unreachable,
+    )
 
 
 def _recheck(run: Run, step: Step) -> Step:
@@ -289,7 +300,8 @@ def _locked(run: Run, step: Step) -> Outcome:
     except BojdeployError as e:
         return _failed(run, step, dep_id, started, log, str(e))
     except Exception as e:  # noqa: BLE001 - a bug must still leave an honest row behind
-        return _failed(run, step, dep_id, started, log, f"internal error: {type(e).__name__}: {e}")
+        _log.debug("internal error in %s\n%s", label, run.scrub(traceback.format_exc()))
+        return _failed(run, step, dep_id, started, log, internal_error_line(e))
     summary = f"{applied.summary} in {applied.seconds:.1f}s"
     log("info", summary)
     config = None

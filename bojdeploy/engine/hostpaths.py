@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Mapping, Sequence
 
 from bojdeploy.core.config import RepoConfig
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.validation import host_path_refusal
 from bojdeploy.core.yamlsrc import format_path
 from bojdeploy.errors import Problem

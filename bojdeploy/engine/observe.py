@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Observed, Plan, force_redeploy, make_plan
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.confirm import confirm

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from bojdeploy.core.changes import Selected, Selection
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Desired
 from bojdeploy.core.secrets import secret_env
 from bojdeploy.core.validation import LoadResult, dependency_levels

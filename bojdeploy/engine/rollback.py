@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bojdeploy.core.loader import LoadedManifest, manifest_from_record
+from bojdeploy.core.loaded import LoadedManifest, manifest_from_record
 from bojdeploy.core.plan import make_plan
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers import Targets

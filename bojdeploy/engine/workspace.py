@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import glob
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bojdeploy.core.changes import FileChange, Selected, Selection
 from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
-from bojdeploy.core.loader import discover, expand_paths
+from bojdeploy.core.discovery import YAML_PATTERNS, discover
+from bojdeploy.core.files import RepoFiles
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
@@ -34,7 +36,8 @@ class Workspace:
 
     def manifest_files(self) -> list[str]:
         """Every manifest file: discovered ones plus any named explicitly."""
-        found = set(discover(self.root, self.config.manifests))
+        patterns = self.config.manifests
+        found = set(discover(RepoFiles(self.root).candidates(patterns), patterns))
         return sorted(found | set(self.explicit or ()))
 
     def nothing_found(self) -> str:
@@ -76,7 +79,7 @@ class Workspace:
         """Load and validate every manifest of `environment`."""
         ctx = self.render_context(environment, environ)
         result = load_manifests(
-            self.root,
+            RepoFiles(self.root),
             self.manifest_files(),
             ctx,
             self.config,
@@ -137,6 +140,29 @@ def find_root(start: Path) -> Path:
         if (folder / CONFIG_FILE).is_file() or (folder / ".git").exists():
             return folder
     return here
+
+
+def expand_paths(root: Path, paths: Iterable[Path]) -> list[str]:
+    """CLI PATH arguments (files or folders) -> repository-relative YAML files."""
+    out: set[str] = set()
+    base = root.resolve()
+    for given in paths:
+        try:
+            path = given.resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise ValueError(f"{given} cannot be resolved: a symlink loop or a bad path") from e
+        if not path.is_relative_to(base):
+            raise ValueError(f"{given} is outside the repository {root}")
+        if path.is_dir():
+            folder = path.relative_to(base).as_posix()
+            prefix = "" if folder == "." else glob.escape(folder) + "/"
+            patterns = [prefix + p for p in YAML_PATTERNS]
+            out.update(discover(RepoFiles(base).candidates(patterns), patterns))
+        elif path.is_file():
+            out.add(path.relative_to(base).as_posix())
+        else:
+            raise ValueError(f"{given} does not exist")
+    return sorted(out)
 
 
 def open_workspace(

@@ -1,23 +1,53 @@
-"""The Gitea API client: commit statuses, PR comments and the compare API (requests session)."""
+"""The Gitea API client: commit statuses, PR comments and the compare API (requests session).
+
+Retries are urllib3's `Retry` on the session's adapter: connection failures, 429, 500, 502,
+503 and 504 are retried with exponential backoff, honouring `Retry-After` (at most
+MAX_RETRY_AFTER seconds). A request that reached Gitea is repeated only when repeating it is
+harmless: GET always; a commit status POST (the latest status per context wins, so a second one
+changes nothing) and a comment PATCH (it sets the same text) opt in; creating a PR comment
+does not, because a POST that succeeded but whose answer was lost would post the comment twice.
+A 429 (Gitea refused the call without doing it) and a connection never made are retried for
+every call.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.retry import Retry
 
 from bojdeploy.core.changes import FileChange
 from bojdeploy.errors import ForgeError
 
 # Gitea's per-commit file statuses; a rename names only the new path, so it counts as an add.
 _FILE_STATUS = {"added": "A", "copied": "A", "renamed": "A", "removed": "D", "deleted": "D"}
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After would hold up the deployment
+
+
+class _Retry(Retry):
+    """urllib3's Retry; a 429 is retried whatever the method, Retry-After is bounded."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        """429 Too Many Requests: Gitea refused the call without doing it, so it may be repeated."""
+        if status_code == 429:
+            return bool(self.total)
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """Seconds the server asked to wait, at most MAX_RETRY_AFTER."""
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 class GiteaClient:
-    """A token-authenticated Gitea API client that retries connection errors and 5xx answers."""
+    """A token-authenticated Gitea API client; see the module for what it retries."""
 
     def __init__(
         self,
@@ -32,16 +62,16 @@ class GiteaClient:
         self.api = base_url.rstrip("/") + "/api/v1"
         self.timeout = timeout
         self.attempts = attempts
-        self.backoff = backoff
         self.warn = warn or (lambda message: None)
-        self.session = requests.Session()
-        self.session.headers.update(
-            {"Authorization": f"token {token}", "Accept": "application/json"}
-        )
+        headers = {"Authorization": f"token {token}", "Accept": "application/json"}
+        # One session per retry policy: requests applies retries per adapter, not per call.
+        self.session = _session(headers, _retry(attempts, backoff, IDEMPOTENT))
+        self._repeatable = _session(headers, _retry(attempts, backoff, None))
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         self.session.close()
+        self._repeatable.close()
 
     def set_status(
         self,
@@ -57,7 +87,8 @@ class GiteaClient:
         body = {"state": state, "context": context, "description": description}
         if target_url:
             body["target_url"] = target_url
-        self._request("POST", _path("repos", owner, repo, "statuses", sha), json=body)
+        path = _path("repos", owner, repo, "statuses", sha)
+        self._request("POST", path, json=body, repeatable=True)
 
     def version(self) -> str:
         """Gitea's version string (`GET /version`), e.g. '1.25.4' or '11.0.1+gitea-1.22.0'."""
@@ -76,7 +107,7 @@ class GiteaClient:
         for comment in comments or []:
             if marker in (comment.get("body") or ""):
                 path = _path("repos", owner, repo, "issues", "comments", str(comment["id"]))
-                self._request("PATCH", path, json={"body": text})
+                self._request("PATCH", path, json={"body": text}, repeatable=True)
                 return int(comment["id"])
         path = _path("repos", owner, repo, "issues", str(index), "comments")
         return int(self._request("POST", path, json={"body": text})["id"])
@@ -96,21 +127,29 @@ class GiteaClient:
             return None
         return changes_of(commits)
 
-    def _request(self, method: str, path: str, *, json: Any = None) -> Any:
-        """One API call, retried with backoff on connection errors and 5xx; JSON or None."""
-        url = self.api + path
-        for attempt in range(1, self.attempts + 1):
-            try:
-                response = self.session.request(method, url, json=json, timeout=self.timeout)
-            except requests.RequestException as e:
-                problem = f"cannot reach Gitea ({type(e).__name__})"
+    def _request(
+        self, method: str, path: str, *, json: Any = None, repeatable: bool = False
+    ) -> Any:
+        """One API call (retried as the module says); its JSON, or None; ForgeError otherwise.
+
+        `repeatable`: the call may be sent again after Gitea received it (it is idempotent)."""
+        retried = repeatable or method in IDEMPOTENT
+        session = self._repeatable if repeatable else self.session
+        tries = f" (tried {self.attempts} times)" if self.attempts > 1 else ""
+        try:
+            response = session.request(method, self.api + path, json=json, timeout=self.timeout)
+        except requests.RequestException as e:
+            if retried or _never_sent(e):
+                problem = f"cannot reach Gitea ({type(e).__name__}){tries}"
             else:
-                if response.status_code < 500:
-                    return _answer(method, path, response)
-                problem = f"Gitea answered {response.status_code}"
-            if attempt < self.attempts:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-        raise ForgeError(f"{method} {path}: {problem} (tried {self.attempts} times)")
+                problem = (
+                    f"no answer from Gitea ({type(e).__name__}); not sent again: it may be done"
+                )
+            raise ForgeError(f"{method} {path}: {problem}") from e
+        if response.status_code in RETRY_STATUSES:
+            tries = tries if retried or response.status_code == 429 else ""
+            raise ForgeError(f"{method} {path}: Gitea answered {response.status_code}{tries}")
+        return _answer(method, path, response)
 
 
 def changes_of(commits: Sequence[dict[str, Any]]) -> list[FileChange]:
@@ -128,6 +167,35 @@ def changes_of(commits: Sequence[dict[str, Any]]) -> list[FileChange]:
     return out
 
 
+def _retry(attempts: int, backoff: float, methods: frozenset[str] | None) -> Retry:
+    """Retry `methods` (None: every method) up to `attempts` times in all."""
+    return _Retry(
+        total=attempts - 1,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=methods,
+        backoff_factor=backoff,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def _never_sent(e: requests.RequestException) -> bool:
+    """True when the request cannot have reached Gitea (no connection was made)."""
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    return isinstance(e, requests.ConnectTimeout) or isinstance(
+        reason, NewConnectionError | ConnectTimeoutError
+    )
+
+
+def _session(headers: dict[str, str], retry: Retry) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update(headers)
+    return session
+
+
 def _path(*parts: str) -> str:
     return "/" + "/".join(quote(p, safe=".") for p in parts)
 
@@ -136,9 +204,10 @@ def _answer(method: str, path: str, response: requests.Response) -> Any:
     """The JSON of a < 500 answer; 4xx becomes a ForgeError with Gitea's message."""
     if response.status_code >= 400:
         try:
-            message = response.json().get("message") or response.reason
+            data = response.json()
         except ValueError:
-            message = response.reason
+            data = None
+        message = (data.get("message") if isinstance(data, dict) else None) or response.reason
         raise ForgeError(f"{method} {path}: Gitea answered {response.status_code}: {message}")
     if response.status_code == 204 or not response.content:
         return None

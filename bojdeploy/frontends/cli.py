@@ -14,7 +14,17 @@ from typing import Any
 import click
 
 from bojdeploy import __version__
-from bojdeploy.errors import EXIT_INVALID, EXIT_OK, BojdeployError, ManifestError
+from bojdeploy.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    BojdeployError,
+    ManifestError,
+    internal_error_line,
+)
+
+# click's own control flow (exit codes, usage errors, ^C) passes through the error handling
+CLICK_FLOW = (click.exceptions.Exit, click.ClickException, click.Abort)
 
 
 class Output:
@@ -71,6 +81,13 @@ def handled(ctx: click.Context) -> Iterator[None]:
             traceback.print_exc()
         out.event("error", str(e))
         ctx.exit(e.exit_code)
+    except CLICK_FLOW:
+        raise
+    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback only with -v
+        if out.verbose:
+            traceback.print_exc()
+        out.event("error", internal_error_line(e, hint="" if out.verbose else "run with -v"))
+        ctx.exit(EXIT_FAILED)
 
 
 def _settings(ctx: click.Context) -> Any:
@@ -138,10 +155,19 @@ def _store(ctx: click.Context) -> Any:
     show_default=True,
     help="Diagnostics on stderr as text or JSON lines.",
 )
-@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Tracebacks on errors; the libraries' log lines (-v: info, -vv: debug: every Docker, "
+    "XenAPI and Gitea call).",
+)
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None, log_format: str, verbose: int) -> None:
     """bojdeploy: GitOps deployments from a Gitea repository to Docker, Swarm and Xen."""
+    from bojdeploy import logs
+
+    logs.configure(verbose, log_format)
     ctx.ensure_object(dict)
     ctx.obj.update(database_url=database_url, out=Output(log_format, verbose))
 
@@ -538,7 +564,24 @@ def run(argv: list[str] | None = None) -> int:
             "interrupted; a deployment left half-way is marked failed by the next run", err=True
         )
         return 130
+    except Exception as e:  # noqa: BLE001 - outside any command's handling: still one line
+        verbose = _verbose(sys.argv[1:] if argv is None else argv)
+        if verbose:
+            traceback.print_exc()
+        line = internal_error_line(e, hint="" if verbose else "run with -v")
+        click.echo(f"error: {line}", err=True)
+        return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _verbose(argv: list[str]) -> bool:
+    """Whether the global -v/--verbose option is among `argv` (before any `--`)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            return True
+    return False
 
 
 def entry() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from bojdeploy.frontends.action.inputs import input_variable
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gitea-token-5f0c9d2e7a41"

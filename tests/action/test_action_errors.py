@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bojdeploy.frontends.action.run import main
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     TOKEN,
     DeployRepo,
@@ -21,6 +20,7 @@ from tests.action import (
     statuses,
 )
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 ZERO = "0" * 40
 
@@ -150,3 +150,58 @@ def test_an_unreadable_event_file_is_a_usage_error(repo: DeployRepo, gitea: Fake
     assert main(env, out) == 2
     assert "::error::cannot read the event file" in out.getvalue()
     assert read_outputs(runner / "outputcmd.txt")["result"] == "failure"
+
+
+@pytest.mark.parametrize("debug", [{}, {"RUNNER_DEBUG": "1"}, {"ACTIONS_STEP_DEBUG": "true"}])
+def test_an_unexpected_exception_is_one_error_line(
+    repo: DeployRepo, gitea: FakeGitea, monkeypatch: pytest.MonkeyPatch, debug: dict[str, str]
+) -> None:
+    from bojdeploy import engine
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nacross two lines")
+
+    monkeypatch.setattr(engine, "prepare", broken)
+    repo.write("web")
+    sha = repo.commit("web")
+    runner = repo.root.parent / "runner"
+    inputs = {"database-url": f"sqlite:///{runner / 'state.db'}"}
+    env = act_environment(
+        repo.root, runner, gitea, "push", push_event(ZERO, sha), sha=sha, ref="refs/heads/main",
+        inputs=inputs,
+    )  # fmt: skip
+    out = io.StringIO()
+    assert main({**env, **debug}, out) == 1
+    text = out.getvalue()
+    said = "internal error: RuntimeError: a bug across two lines"
+    errors = [line for line in text.splitlines() if line.startswith("::error::")]
+    if debug:
+        assert errors == [f"::error::{said}"]
+        assert "Traceback (most recent call last):" in text
+    else:
+        hint = "re-run with debug logging (RUNNER_DEBUG=1) for the traceback"
+        assert errors == [f"::error::{said}; {hint}"]
+        assert "Traceback" not in text
+    assert statuses(gitea, sha)["bojdeploy/production"][-1] == ("failure", said)
+
+
+def test_debug_logging_shows_the_gitea_calls_and_never_the_token(
+    repo: DeployRepo, gitea: FakeGitea
+) -> None:
+    sha = broken_manifest(repo)
+    runner = repo.root.parent / "runner"
+    values = {"database-url": f"sqlite:///{runner / 'state.db'}"}
+    event = push_event(ZERO, sha)
+    env = act_environment(
+        repo.root, runner, gitea, "push", event, sha=sha, ref="refs/heads/main", inputs=values
+    )
+    env["RUNNER_DEBUG"] = "1"
+    out = io.StringIO()
+    assert main(env, out) == 2
+    calls = [x for x in out.getvalue().splitlines() if x.startswith("debug: urllib3")]
+    assert any('"POST /api/v1/repos/' in x and "/statuses/" in x for x in calls), out.getvalue()
+    shown = [x for x in out.getvalue().splitlines() if not x.startswith("::add-mask::")]
+    assert not [x for x in shown if TOKEN in x]
+    quiet = io.StringIO()
+    assert main({**env, "RUNNER_DEBUG": "0"}, quiet) == 2
+    assert "debug: urllib3" not in quiet.getvalue()

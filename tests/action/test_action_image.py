@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import OWNER, REPO, ROOT, TOKEN, DeployRepo, statuses
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 DOCS = ROOT / "docs" / "gitea-action.md"

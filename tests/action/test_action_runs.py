@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from bojdeploy.frontends.action.run import main
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     OWNER,
     REPO,
@@ -25,6 +24,7 @@ from tests.action import (
     read_outputs,
 )
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 ZERO = "0" * 40
 VERSION_PATH = "/version"

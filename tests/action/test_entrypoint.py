@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from bojdeploy.store import open_store
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import (
     OWNER,
     REPO,
@@ -29,6 +28,7 @@ from tests.action import (
     statuses,
 )
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 pytestmark = pytest.mark.docker
 ZERO = "0" * 40

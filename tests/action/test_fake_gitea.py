@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import requests
 
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
 from tests.action import STATUS_PATH, TOKEN
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 AUTH = {"Authorization": f"token {TOKEN}"}
 STATUS_BODY = {"state": "success", "context": "c", "description": "d", "target_url": "u"}

@@ -1,4 +1,7 @@
-"""The Gitea client: auth header, retries with backoff, one error type, comments, compare."""
+"""The Gitea client: auth header, retries with backoff, one error type, comments, compare.
+
+Retries are urllib3's: `responses` replays its status retries; the fake Gitea (a real server)
+shows timeouts, Retry-After and what is never sent twice."""
 
 from __future__ import annotations
 
@@ -6,19 +9,21 @@ import json
 from collections.abc import Iterator
 
 import pytest
-import requests
 import responses
 
 from bojdeploy.core.changes import FileChange
 from bojdeploy.errors import ForgeError
-from bojdeploy.forge.gitea import GiteaClient, changes_of
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger
+from bojdeploy.forge.gitea import MAX_RETRY_AFTER, GiteaClient, changes_of
 from tests.action import TOKEN
 from tests.conftest import require
+from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 URL = "http://127.0.0.1:3999"
 STATUS = f"{URL}/api/v1/repos/infra/deployments/statuses/abc123"
 COMMENTS = f"{URL}/api/v1/repos/infra/deployments/issues/9/comments"
+STATUS_T = "/repos/{owner}/{repo}/statuses/{sha}"
+COMMENTS_T = "/repos/{owner}/{repo}/issues/{index}/comments"
+VERSION_T = "/version"
 
 
 @pytest.fixture
@@ -45,9 +50,9 @@ def test_set_status_sends_token_and_body(client: GiteaClient) -> None:
 
 
 @responses.activate
-def test_retries_5xx_and_connection_errors_then_succeeds(client: GiteaClient) -> None:
+def test_retries_5xx_and_429_then_succeeds(client: GiteaClient) -> None:
     responses.post(STATUS, status=502)
-    responses.post(STATUS, body=requests.ConnectionError("refused"))
+    responses.post(STATUS, status=429)
     responses.post(STATUS, status=201, json={"id": 1})
     client.set_status("infra", "deployments", "abc123", "pending", "c", "d")
     assert len(responses.calls) == 3
@@ -70,15 +75,105 @@ def test_4xx_is_not_retried_and_carries_giteas_message(client: GiteaClient) -> N
     assert TOKEN not in str(error.value)
 
 
-def test_backoff_doubles(monkeypatch: pytest.MonkeyPatch) -> None:
-    slept: list[float] = []
-    monkeypatch.setattr("bojdeploy.forge.gitea.time.sleep", slept.append)
-    gitea = GiteaClient(URL, TOKEN, attempts=4, backoff=0.5)
-    with responses.RequestsMock() as mock:
-        mock.post(STATUS, status=503)
-        with pytest.raises(ForgeError):
-            gitea.set_status("infra", "deployments", "abc123", "pending", "c", "d")
-    assert slept == [0.5, 1.0, 2.0]
+@pytest.fixture
+def fake() -> Iterator[FakeGitea]:
+    swagger = default_swagger()
+    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
+    gitea = FakeGitea(token=TOKEN).start()
+    yield gitea
+    gitea.stop()
+
+
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits urllib3 asks for between attempts, recorded instead of slept."""
+    waits: list[float] = []
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", waits.append)
+    return waits
+
+
+def test_backoff_doubles(fake: FakeGitea, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits = slept(monkeypatch)
+    for _ in range(3):
+        fake.fail_next("POST", STATUS_T, 503)
+    gitea = GiteaClient(fake.url, TOKEN, attempts=4, backoff=0.5)
+    try:
+        gitea.set_status("infra", "deployments", "abc123", "pending", "c", "d")
+    finally:
+        gitea.close()
+    assert fake.count("POST", STATUS_T) == 4
+    assert waits == [1.0, 2.0]  # urllib3 retries at once the first time, then backs off
+
+
+def test_a_comment_whose_answer_times_out_is_posted_once(fake: FakeGitea) -> None:
+    """Gitea created the comment, the answer came too late: sending it again would duplicate it."""
+    release = fake.stall_next("POST", COMMENTS_T)
+    gitea = GiteaClient(fake.url, TOKEN, timeout=0.5, backoff=0)
+    try:
+        with pytest.raises(ForgeError, match="no answer from Gitea .* not sent again"):
+            gitea.upsert_comment("infra", "deployments", 9, "<!-- m -->", "plan one")
+    finally:
+        release.set()
+        gitea.close()
+    assert fake.count("POST", COMMENTS_T) == 1
+    assert [c["body"] for c in fake.comments[9]] == ["plan one\n\n<!-- m -->\n"]
+
+
+def test_a_comment_answered_502_is_not_posted_again(fake: FakeGitea) -> None:
+    fake.fail_next("POST", COMMENTS_T, 502)
+    gitea = GiteaClient(fake.url, TOKEN, backoff=0)
+    try:
+        with pytest.raises(ForgeError, match="Gitea answered 502$"):
+            gitea.upsert_comment("infra", "deployments", 9, "<!-- m -->", "plan one")
+    finally:
+        gitea.close()
+    assert fake.count("POST", COMMENTS_T) == 1
+
+
+def test_a_comment_refused_with_429_is_posted_after_retry_after(fake: FakeGitea) -> None:
+    fake.fail_next("POST", COMMENTS_T, 429, retry_after="1")
+    gitea = GiteaClient(fake.url, TOKEN, backoff=0)
+    try:
+        assert gitea.upsert_comment("infra", "deployments", 9, "<!-- m -->", "plan one") > 0
+    finally:
+        gitea.close()
+    assert fake.count("POST", COMMENTS_T) == 2
+    assert len(fake.comments[9]) == 1
+
+
+def test_reads_are_retried_on_502_503_and_429_honouring_retry_after(fake: FakeGitea) -> None:
+    fake.fail_next("GET", VERSION_T, 502)
+    fake.fail_next("GET", VERSION_T, 503, retry_after="1")
+    fake.fail_next("GET", VERSION_T, 429, retry_after="1")
+    gitea = GiteaClient(fake.url, TOKEN, attempts=4, backoff=0)
+    try:
+        assert gitea.version() == "1.25.4"
+    finally:
+        gitea.close()
+    assert fake.count("GET", VERSION_T) == 4
+
+
+def test_a_status_is_sent_again_after_a_timeout(fake: FakeGitea) -> None:
+    """A second identical status changes nothing, so a status POST opts in to retries."""
+    release = fake.stall_next("POST", STATUS_T)
+    gitea = GiteaClient(fake.url, TOKEN, timeout=0.5, backoff=0)
+    try:
+        gitea.set_status("infra", "deployments", "abc123", "success", "bojdeploy/p", "ok")
+    finally:
+        release.set()
+        gitea.close()
+    assert fake.count("POST", STATUS_T) == 2
+    assert {s["context"] for s in fake.statuses["abc123"]} == {"bojdeploy/p"}
+
+
+def test_retry_after_is_bounded(fake: FakeGitea, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits = slept(monkeypatch)
+    fake.fail_next("GET", VERSION_T, 503, retry_after="3600")
+    gitea = GiteaClient(fake.url, TOKEN, backoff=0)
+    try:
+        assert gitea.version() == "1.25.4"
+    finally:
+        gitea.close()
+    assert waits == [MAX_RETRY_AFTER]
 
 
 @responses.activate
@@ -149,3 +244,13 @@ def test_every_call_fits_the_swagger_spec() -> None:
     assert fake.problems == []
     assert [c.status for c in fake.calls] == [201, 200, 201, 200, 200, 200]
     assert [c["body"] for c in fake.comments[9]] == ["two\n\n<!-- m -->\n"]
+
+
+@responses.activate
+@pytest.mark.parametrize("body", [{"json": ["not", "an", "object"]}, {"body": "<html>"}])
+def test_a_4xx_without_giteas_message_is_still_a_forge_error(
+    client: GiteaClient, body: dict
+) -> None:
+    responses.post(STATUS, status=403, **body)
+    with pytest.raises(ForgeError, match="Gitea answered 403: Forbidden"):
+        client.set_status("infra", "deployments", "abc123", "success", "c", "d", "http://x")

@@ -12,11 +12,11 @@ from bojdeploy.core.changes import (
     FileChange,
     Selected,
     Selection,
-    is_manifest_path,
     parse_name_status,
     select_all,
     select_changed,
 )
+from bojdeploy.core.discovery import is_manifest_path
 
 DEFAULT_PATTERNS = ["deploy/**/*.yml", "deploy/**/*.yaml"]
 CASES = yaml.safe_load(

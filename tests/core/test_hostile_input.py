@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bojdeploy.core.config import RepoConfig, parse_config
+from bojdeploy.core.files import RepoFiles
 from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem
 from bojdeploy.core.validation import load_manifests
 from tests.helpers import run_cli
@@ -306,7 +307,7 @@ def assert_loads_cleanly(tmp_path: Path, manifest: str | bytes, config: RepoConf
     tracemalloc.start()
     started = time.monotonic()
     try:
-        result = load_manifests(tmp_path, ["deploy/m.yml"], ctx, config)
+        result = load_manifests(RepoFiles(tmp_path), ["deploy/m.yml"], ctx, config)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -335,7 +336,9 @@ def test_arbitrary_bytes_never_raise(tmp_path: Path, data: bytes) -> None:
 @given(template=templates())
 def test_template_work_stays_bounded(tmp_path: Path, template: str) -> None:
     """Whatever a template computes, rendering ends quickly, small, with a problem or a text."""
-    renderer = Renderer(tmp_path, RenderContext("production", {}, {"big": list(range(5000))}))
+    renderer = Renderer(
+        RepoFiles(tmp_path), RenderContext("production", {}, {"big": list(range(5000))})
+    )
     tracemalloc.start()
     started = time.monotonic()
     try:

@@ -118,10 +118,10 @@ def _web(config_hash: str = "h1") -> Desired:
 def test_plan_queries() -> None:
     observed = Observed("container", "web-1", True, "web", "production", "h0", state="running")
     plan = make_plan([_web()], [observed], environment="production")
-    step = plan.step_for("container", "web")
-    assert step is not None and step.action is Action.REPLACE
+    (step,) = [s for s in plan.steps if (s.kind, s.name) == ("container", "web")]
+    assert step.action is Action.REPLACE
     assert step.resource_name == "web-1" and step.manifest == "deploy/web.yml"
-    assert plan.step_for("container", "web-1") is None
+    assert not [s for s in plan.steps if s.name == "web-1"]
     assert plan.has_changes
     assert plan.counts() == {
         Action.CREATE: 0,

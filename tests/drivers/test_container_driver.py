@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ContainerManifest
 from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.yamlsrc import Document

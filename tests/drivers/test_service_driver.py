@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ServiceManifest
 from bojdeploy.core.plan import Action, Desired, Observed, Step
 from bojdeploy.core.yamlsrc import Document

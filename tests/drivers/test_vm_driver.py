@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import VMManifest
 from bojdeploy.core.plan import Action, Desired, Step, make_plan
 from bojdeploy.core.yamlsrc import Document

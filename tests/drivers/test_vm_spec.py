@@ -29,7 +29,8 @@ from bojdeploy.drivers.vm_spec import (
     vm_config,
     wanted_hardware,
 )
-from bojdeploy.drivers.vm_wait import failure_text, guest_ip, task_result
+from bojdeploy.drivers.vm_wait import guest_ip, task_result
+from bojdeploy.drivers.xen_errors import failure_text
 from bojdeploy.errors import DriverError
 
 GIB = 2**30

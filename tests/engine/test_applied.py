@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bojdeploy.core.loader import LoadedManifest
+from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.manifest import ContainerManifest
 from bojdeploy.core.plan import Plan
 from bojdeploy.core.yamlsrc import Document

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,14 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._trigger: tuple[re.Pattern[bytes], int] | None = None
+
+    def cut_on(self, pattern: bytes, nth: int = 1) -> Proxy:
+        """Cut, instead of forwarding it, the `nth` client data that matches `pattern` (a request
+        line, an XML-RPC method name): the system goes away exactly before that call."""
+        with self._lock:
+            self._trigger = (re.compile(pattern), nth)
+        return self
 
     @property
     def address(self) -> str:
@@ -78,8 +87,9 @@ class Proxy:
                 self._open.update((client, upstream))
                 self.accepted += 1
             pumps = [2]  # the last of the two directions to end closes both sockets
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst, pumps), daemon=True).start()
+            for src, dst, request in ((client, upstream, True), (upstream, client, False)):
+                pump = (src, dst, pumps, request)
+                threading.Thread(target=self._pump, args=pump, daemon=True).start()
 
     def _dial(self) -> socket.socket:
         if isinstance(self.upstream, str):
@@ -88,10 +98,15 @@ class Proxy:
             return sock
         return socket.create_connection(self.upstream, timeout=5)
 
-    def _pump(self, src: socket.socket, dst: socket.socket, pumps: list[int]) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, pumps: list[int], request: bool
+    ) -> None:
         src.settimeout(None)
         try:
             while data := src.recv(CHUNK):
+                if request and self._triggered(data):
+                    self.cut()
+                    return
                 dst.sendall(data)
             dst.shutdown(socket.SHUT_WR)  # pass a half-close on
         except OSError:
@@ -104,6 +119,15 @@ class Proxy:
             self._open.difference_update((src, dst))
         _close(src)
         _close(dst)
+
+    def _triggered(self, data: bytes) -> bool:
+        """Whether `data` is the one cut_on() waits for."""
+        with self._lock:
+            if self._trigger is None or not self._trigger[0].search(data):
+                return False
+            pattern, left = self._trigger
+            self._trigger = (pattern, left - 1) if left > 1 else None
+            return left == 1
 
 
 def _close(sock: socket.socket) -> None:

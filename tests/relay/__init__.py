@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 
 from bojdeploy.frontends.relay.signature import sign
-from bojdeploy.testing.fake_gitea import FakeGitea, default_swagger  # the one import of the fake
+from tests.fakes.fake_gitea import FakeGitea, default_swagger  # the one import of the fake
 from tests.repos import free_port
 
 __all__ = ["FakeGitea", "Relay", "push_payload", "rows", "wait_for"]

@@ -174,7 +174,6 @@ class ActionContext:
             xen_url=inputs["xen-url"] or None,
             xen_username=inputs["xen-username"] or None,
             xen_password=inputs["xen-password"] or None,
-            gitea_url=self.server_url or None,
         )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bojdeploy import engine
+from bojdeploy import engine, logs
 from bojdeploy.core.config import CONFIG_FILE
 from bojdeploy.core.render import plan_to_markdown, plan_to_text
 from bojdeploy.engine.apply import Outcome
@@ -276,18 +276,26 @@ class ActionRun:
             self.console.warning(f"could not post the plan comment: {e}")
 
 
+def debug_logging(env: Mapping[str, str]) -> bool:
+    """Debug logging is on: RUNNER_DEBUG=1 (a re-run with debug logging, or set by hand) or
+    the ACTIONS_STEP_DEBUG=true variable that turns it on for every run."""
+    return env.get("RUNNER_DEBUG") == "1" or env.get("ACTIONS_STEP_DEBUG", "").lower() == "true"
+
+
 def main(environ: Mapping[str, str] | None = None, stream: TextIO | None = None) -> int:
     """Run the action with act_runner's environment; the exit code (0, 1, 2 or 3)."""
     env = dict(os.environ if environ is None else environ)
     started = time.time()
     console = Console(stream)
     console.mask(known_secrets(env))
+    # debug logging on: every Docker, XenAPI and Gitea call in the step log, scrubbed
+    logs.configure(2 if debug_logging(env) else 0, write=console.line)
     run = None
     try:
         run = ActionRun(ActionContext.from_env(env), console)
         return run.run()
     except Exception as e:  # noqa: BLE001 - every failure must end as statuses and an exit code
-        debug = env.get("RUNNER_DEBUG") == "1"
+        debug = debug_logging(env)
         statuses = run.statuses if run is not None else None
         return report_error(console, statuses, run is not None and run.planning, e, debug)
     finally:

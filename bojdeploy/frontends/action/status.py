@@ -16,11 +16,13 @@ from bojdeploy.errors import (
     BojdeployError,
     ForgeError,
     ManifestError,
+    internal_error_line,
 )
 from bojdeploy.forge.gitea import GiteaClient
 from bojdeploy.frontends.action.io import Console
 
 MAX_DESCRIPTION = 140
+DEBUG_HINT = "re-run with debug logging (RUNNER_DEBUG=1)"
 _STATE = {"completed": "success", "unchanged": "success", "failed": "failure"}
 
 
@@ -225,10 +227,19 @@ class Statuses:
 
 
 def report_error(
-    console: Console, statuses: Statuses | None, planning: bool, error: Exception, debug: bool
+    console: Console,
+    statuses: Statuses | None,
+    planning: bool,
+    error: Exception,
+    debug: bool,
+    hint: str = DEBUG_HINT,
 ) -> int:
-    """Print an error, set the statuses it leaves open, and return the exit code."""
-    if debug or not isinstance(error, BojdeployError):
+    """Print an error, set the statuses it leaves open, and return the exit code.
+
+    An unexpected exception (a bug) is one `::error::` line ending with `hint`; its traceback is
+    printed only with `debug` (in the action: debug logging on, RUNNER_DEBUG=1).
+    """
+    if debug:
         console.line(traceback.format_exc())
     if isinstance(error, ManifestError):
         for p in error.problems:
@@ -240,8 +251,8 @@ def report_error(
         message, code = str(error), error.exit_code
         console.error(message)
     else:
-        message, code = f"internal error: {type(error).__name__}: {error}", EXIT_FAILED
-        console.error(message)
+        message, code = internal_error_line(error), EXIT_FAILED
+        console.error(internal_error_line(error, hint="" if debug else hint))
     if statuses is not None:
         failed = code == EXIT_FAILED or (planning and code == EXIT_INVALID)
         statuses.abort("failure" if failed else "error", message)

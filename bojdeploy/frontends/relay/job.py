@@ -11,6 +11,7 @@ from typing import Any
 from bojdeploy import engine
 from bojdeploy.engine.apply import Outcome
 from bojdeploy.engine.workspace import open_workspace
+from bojdeploy.errors import BojdeployError
 from bojdeploy.forge.gitea import GiteaClient
 from bojdeploy.frontends.action.io import Console
 from bojdeploy.frontends.action.status import Statuses, describe_run, not_pruned, report_error
@@ -148,7 +149,8 @@ def deploy(push: Push, settings: Settings, clones: Clones, job: str) -> Result:
         with clones.checkout(push.clone_url, push.sha) as work:
             result = _deploy(push, settings, client, console, statuses, work)
     except Exception as e:  # noqa: BLE001 - every failure ends as statuses and a result
-        report_error(console, statuses, False, e, debug=False)
+        bug = not isinstance(e, BojdeployError)  # its traceback goes to the relay's own log
+        report_error(console, statuses, False, e, debug=bug, hint="")
         result = Result(True, [], console.scrub(f"{type(e).__name__}: {e}"))
     try:
         for older in covered:

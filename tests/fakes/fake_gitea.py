@@ -3,7 +3,8 @@
 It answers the calls bojdeploy makes (version, commit statuses, issue comments, compare),
 records every request, lists each deviation from the spec in `problems` (unknown path or method,
 missing or wrong token, body fields missing, mistyped or unknown), and can be told to fail some
-paths.
+paths, to fail only the next request (with a Retry-After header), or to do a request but hold its
+answer back (a client that times out then does not know it succeeded).
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ Answer = tuple[int, Any]
 
 
 def default_swagger() -> Path:
-    """The spec: $BOJDEPLOY_GITEA_SWAGGER, else Gitea 1.25.4's, kept in the repository's tests."""
+    """The spec: $BOJDEPLOY_GITEA_SWAGGER, else Gitea 1.25.4's, kept in tests/fixtures."""
     if os.environ.get(SWAGGER_ENV):
         return Path(os.environ[SWAGGER_ENV])
-    root = Path(__file__).resolve().parents[2]
-    return root / "tests" / "fixtures" / "gitea" / "swagger.v1.25.4.json"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "gitea" / "swagger.v1.25.4.json"
 
 
 class Swagger:
@@ -112,6 +112,17 @@ class Call:
     headers: dict[str, str]
     body: Any
     status: int = 0
+    reply_headers: dict[str, str] = field(default_factory=dict)
+    stall: threading.Event | None = None  # the answer waits for it (the work is done already)
+
+
+@dataclass
+class Fault:
+    """What the next request on a route meets: a status (with Retry-After), or a stall."""
+
+    status: int = 0
+    retry_after: str | None = None
+    stall: threading.Event | None = None
 
 
 @dataclass
@@ -124,6 +135,7 @@ class FakeGitea:
     problems: list[str] = field(default_factory=list)
     compare_answers: dict[str, Any] = field(default_factory=dict)  # "base...head" -> Compare
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    faults: dict[tuple[str, str], list[Fault]] = field(default_factory=dict)  # one per request
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # sha -> statuses
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # index -> comments
     version: str = "1.25.4"  # what GET /version answers (1.26 changed how run pages are addressed)
@@ -156,6 +168,26 @@ class FakeGitea:
     def fail(self, method: str, template: str, status: int = 500) -> None:
         """Answer `status` to every `method` request on the swagger path `template`."""
         self.failures[(method.upper(), template)] = status
+
+    def fail_next(
+        self, method: str, template: str, status: int, *, retry_after: str | None = None
+    ) -> None:
+        """Answer `status` (with a Retry-After header if given) to the next such request only."""
+        self.faults.setdefault((method.upper(), template), []).append(
+            Fault(status=status, retry_after=retry_after)
+        )
+
+    def stall_next(self, method: str, template: str) -> threading.Event:
+        """Do the next such request, but hold its answer back until the event returned is set:
+        a client that times out meanwhile does not know its request succeeded."""
+        release = threading.Event()
+        self.faults.setdefault((method.upper(), template), []).append(Fault(stall=release))
+        return release
+
+    def count(self, method: str, template: str) -> int:
+        """How many requests reached `method` `template`."""
+        with self.lock:
+            return sum(1 for c in self.calls if (c.method, c.template) == (method, template))
 
     def handle(self, call: Call, content_type: str) -> Answer:
         """Validate one request against the spec, then answer it."""
@@ -206,9 +238,13 @@ class FakeGitea:
         return self.spec.check(schema, body, f"{where}: body")
 
     def _answer(self, call: Call) -> Answer:
-        failure = self.failures.get((call.method, call.template or ""))
-        if failure:
-            return failure, {"message": "injected failure"}
+        queued = self.faults.get((call.method, call.template or ""))
+        fault = queued.pop(0) if queued else Fault(status=self.failures.get(_key(call), 0))
+        if fault.retry_after is not None:
+            call.reply_headers["Retry-After"] = fault.retry_after
+        if fault.status:
+            return fault.status, {"message": "injected failure"}
+        call.stall = fault.stall
         handler = _HANDLERS.get((call.method, call.template or ""))
         if handler is None:
             self.problems.append(
@@ -226,6 +262,10 @@ class FakeGitea:
         """A fresh object id."""
         self.next_id += 1
         return self.next_id
+
+
+def _key(call: Call) -> tuple[str, str]:
+    return call.method, call.template or ""
 
 
 def _now() -> str:
@@ -317,10 +357,14 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         status, answer = fake.handle(call, self.headers.get("Content-Type", ""))
+        if call.stall is not None:
+            call.stall.wait(60)
         data = b"" if answer is None else json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in call.reply_headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
