@@ -4,6 +4,7 @@
 # Without build/wheels (act_runner building `image: Dockerfile` from a clone of this repository)
 # the same pinned, hash-checked set is installed from the package index, and git from Debian's.
 # Either way the dependencies come only from requirements.lock; bojdeploy itself without any.
+# The lock holds the relay extra's dependencies too, so the image also runs `relay` and `worker`.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build

@@ -210,3 +210,76 @@ class GitRepo:
         if message.startswith("fatal: not a git repository"):
             raise UsageError(f"{self.root} is not in a git repository")
         raise BojdeployError(f"git {args[0]} failed in {self.root}: {message}")
+
+
+class Mirror:
+    """A bare mirror of one clone URL, fetched into and checked out from.
+
+    For http(s) URLs a token goes in an `Authorization` header through git's `http.extraHeader`,
+    passed in git's environment (GIT_CONFIG_*): in neither the URL, the command line nor any
+    message.
+    """
+
+    def __init__(self, path: Path, url: str, token: str | None = None):
+        self.path = Path(path)
+        self.url = url
+        self.token = token
+
+    def fetch(self, sha: str) -> None:
+        """Bring `sha` (and every branch) of the URL into the mirror, creating it if needed."""
+        if not (self.path / "HEAD").exists():
+            self._git(None, "init", "--quiet", "--bare", str(self.path))
+        for refspec in ("+refs/heads/*:refs/heads/*", sha):
+            if self.has(sha):
+                return
+            self._git(self.path, "fetch", "--quiet", "--no-tags", self.url, refspec)
+
+    def has(self, sha: str) -> bool:
+        """Whether the mirror holds commit `sha`."""
+        done = self._git(self.path, "cat-file", "-e", f"{sha}^{{commit}}", ok=None)
+        return done.returncode == 0
+
+    def show(self, sha: str, path: str) -> str | None:
+        """The text of `path` at `sha`, or None when the commit has no such file."""
+        done = self._git(self.path, "show", f"{sha}:{path}", ok=None)
+        return done.stdout if done.returncode == 0 else None
+
+    def checkout(self, sha: str, work: Path) -> GitRepo:
+        """A work tree of `sha` in the empty folder `work`, sharing the mirror's objects."""
+        self._git(None, "clone", "--quiet", "--shared", "--no-checkout", str(self.path), str(work))
+        self._git(work, "checkout", "--quiet", "--detach", sha)
+        return GitRepo(work)
+
+    def _git(
+        self, where: Path | None, *args: str, ok: tuple[int, ...] | None = (0,)
+    ) -> subprocess.CompletedProcess[str]:
+        """Run git (in `where`); the token only in its environment, and never in an error."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+        if self.token and self.url.startswith(("http://", "https://")):
+            env.update(
+                GIT_CONFIG_COUNT="1",
+                GIT_CONFIG_KEY_0="http.extraHeader",
+                GIT_CONFIG_VALUE_0=f"Authorization: token {self.token}",
+            )
+        at = ["-C", str(where)] if where is not None else []
+        argv = ["git", *at, "-c", "safe.directory=*", *args]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        except OSError as e:
+            raise BojdeployError(f"cannot run git: {e}") from e
+        if ok is None or done.returncode in ok:
+            return done
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        why = (lines[-1] if lines else f"exit code {done.returncode}").removeprefix("fatal: ")
+        if self.token:
+            why = why.replace(self.token, "***")
+        raise BojdeployError(f"git {args[0]} of {shown(self.url)} failed: {why}")
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def shown(url: str) -> str:
+    """A clone URL fit for messages: without user or password."""
+    return _USERINFO.sub("", url)

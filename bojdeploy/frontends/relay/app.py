@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from bojdeploy import __version__
 from bojdeploy.frontends.relay import api, health, logs, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
-from bojdeploy.frontends.relay.queue import make_app
+from bojdeploy.frontends.relay.queue import make_app, run_workers
 from bojdeploy.store import open_store
 
 log = logging.getLogger("bojdeploy.relay")
@@ -31,13 +31,7 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
         async with queue.open_async():
             running = None
             if workers > 0:
-                running = asyncio.create_task(
-                    queue.run_worker_async(
-                        concurrency=workers,
-                        install_signal_handlers=False,
-                        additional_context={"config": config},
-                    )
-                )
+                running = asyncio.create_task(run_workers(queue, config, workers))
             try:
                 yield
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bojdeploy.errors import UsageError
 from bojdeploy.settings import Settings
@@ -14,6 +15,20 @@ SECRET_VAR = "BOJDEPLOY_WEBHOOK_SECRET"
 REPOS_VAR = "BOJDEPLOY_RELAY_REPOS"
 URL_VAR = "BOJDEPLOY_RELAY_URL"
 API_TOKEN_VAR = "BOJDEPLOY_API_TOKEN"
+
+
+def with_files(env: dict[str, str]) -> dict[str, str]:
+    """`env` with each BOJDEPLOY_<NAME>_FILE read into BOJDEPLOY_<NAME> (unless that is set), as
+    Docker secrets and systemd credentials give them; UsageError naming a file that cannot be
+    read."""
+    for key, path in list(env.items()):
+        name = key.removesuffix("_FILE")
+        if key.startswith("BOJDEPLOY_") and name != key and not env.get(name):
+            try:
+                env[name] = Path(path).read_text().rstrip("\r\n")
+            except OSError as e:
+                raise UsageError(f"{key}: cannot read {path}: {e.strerror}") from e
+    return env
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,7 @@ class RelayConfig:
     ) -> RelayConfig:
         """Read the settings; UsageError when the secret is missing or the database is not
         PostgreSQL (workers need no secret)."""
-        env = dict(os.environ if environ is None else environ)
+        env = with_files(dict(os.environ if environ is None else environ))
         url = database_url or env.get("BOJDEPLOY_DATABASE_URL") or ""
         secret = env.get(SECRET_VAR, "")
         if need_secret and not secret.strip():

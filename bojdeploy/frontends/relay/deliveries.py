@@ -3,7 +3,8 @@
 Statuses: `queued` (a routing job will read the branch's environment), `ignored` (with the
 reason), `routed` (waiting for a deploy of its repository+environment), `deploying` (claimed by
 a deploy job), `deployed` or `failed` (that job's result; a push coalesced into a later one's
-deploy gets that deploy's result).
+deploy gets that deploy's result; `failed` with no deploy job: its routing gave up, the reason
+says why).
 """
 
 from __future__ import annotations
@@ -79,15 +80,16 @@ async def update(conn: AsyncConnection[Any], row_id: int, **fields: Any) -> None
 async def claim(
     conn: AsyncConnection[Any], repository: str, environment: str, job_id: int
 ) -> list[Delivery]:
-    """Mark every push of the pair waiting for a deploy (or left by an interrupted attempt of
-    this job) as taken by `job_id`; oldest first."""
+    """Mark every push of the pair waiting for a deploy, or left `deploying` by an attempt that
+    never finished (this job's, interrupted, or one that failed without recording it), as taken
+    by `job_id`; oldest first. The pair's lock makes this job the only one deploying it."""
     cur = conn.cursor(row_factory=class_row(Delivery))
     await cur.execute(
         f"UPDATE relay_deliveries SET status = 'deploying', deploy_job_id = %s, updated_at = {NOW} "
         "WHERE repository = %s AND environment = %s "
-        "AND (status = 'routed' OR (status = 'deploying' AND deploy_job_id = %s)) "
+        "AND status IN ('routed', 'deploying') "
         f"RETURNING {COLUMNS}",
-        (job_id, repository, environment, job_id),
+        (job_id, repository, environment),
     )
     return sorted(await cur.fetchall(), key=lambda d: d.id)
 

@@ -37,6 +37,7 @@ class Push:
     pages: str  # the relay's base URL for deployment pages
     names: tuple[str, ...] = ()  # only these manifests (a redeploy); (): what changed
     force: bool = False  # apply even what is unchanged (a redeploy)
+    covered: tuple[str, ...] = ()  # older pushed commits this deploy covers
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,46 @@ class JobConsole(Console):
             log.log(level, "%s: %s", self.job, line.partition("::")[2].partition("::")[2] or line)
 
 
-class LinkedStatuses(Statuses):
+class PushStatuses(Statuses):
+    """The action's statuses; without an environment (a push not routed), context `bojdeploy`."""
+
+    def context(self, name: str | None = None) -> str:
+        """The status context of the environment, or of one manifest in it."""
+        return super().context(name) if self.environment else "bojdeploy"
+
+
+def gitea_client(settings: Settings, console: Console) -> GiteaClient | None:
+    """A client for commit statuses, when Gitea's URL and a token are set."""
+    if not (settings.gitea_url and settings.gitea_token):
+        return None
+    return GiteaClient(settings.gitea_url, settings.gitea_token, warn=console.warning)
+
+
+def set_statuses(
+    settings: Settings,
+    repository: str,
+    environment: str | None,
+    shas: Sequence[str],
+    state: str,
+    description: str,
+    target_url: str,
+    job: str,
+) -> None:
+    """Set one overall status on each of these commits; never raises."""
+    console = JobConsole(job)
+    console.mask([v for v in (settings.gitea_token,) if v])
+    client = gitea_client(settings, console)
+    if client is None:
+        return
+    try:
+        for sha in shas:
+            statuses = PushStatuses(client, repository, sha, environment or "", target_url, console)
+            statuses.set(state, description)
+    finally:
+        client.close()
+
+
+class LinkedStatuses(PushStatuses):
     """The action's statuses; each manifest's final status links to its deployment's page."""
 
     def __init__(self, *args: Any, page: Callable[[int], str]):
@@ -98,11 +138,7 @@ def run_job(push: Push, settings: Settings, clones: Clones, job: str, work: Work
     raises (a failure ends as statuses and a failed result)."""
     console = JobConsole(job)
     console.mask([v for v in (settings.gitea_token,) if v])
-    client = (
-        GiteaClient(settings.gitea_url, settings.gitea_token, warn=console.warning)
-        if settings.gitea_url and settings.gitea_token
-        else None
-    )
+    client = gitea_client(settings, console)
     statuses = LinkedStatuses(
         client,
         push.repository,
@@ -112,14 +148,29 @@ def run_job(push: Push, settings: Settings, clones: Clones, job: str, work: Work
         console,
         page=lambda dep: f"{push.pages}/deployments/{dep}",
     )
+    covered = [
+        PushStatuses(client, push.repository, sha, push.environment, push.job_page, console)
+        for sha in push.covered
+        if sha != push.sha
+    ]
+    short = push.sha[:7]
     try:
         statuses.set("pending", f"deploying to {push.environment}")
+        for older in covered:
+            older.set("pending", f"deploying to {push.environment} with {short}")
         with clones.checkout(push.clone_url, push.sha) as tree:
-            return work(push, settings, client, console, statuses, tree)
+            result = work(push, settings, client, console, statuses, tree)
     except Exception as e:  # noqa: BLE001 - every failure ends as statuses and a result
         bug = not isinstance(e, BojdeployError)  # its traceback goes to the relay's own log
         report_error(console, statuses, False, e, debug=bug, hint="")
-        return Result(True, [], console.scrub(f"{type(e).__name__}: {e}"))
+        result = Result(True, [], console.scrub(f"{type(e).__name__}: {e}"))
+    try:
+        for older in covered:
+            if result.failed:
+                older.set("failure", f"the deploy with {short} failed: {result.summary}")
+            else:
+                older.set("success", f"deployed with {short}: {result.summary}")
+        return result
     finally:
         if client is not None:
             client.close()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+
 from bojdeploy.frontends.relay import logs
 from bojdeploy.frontends.relay.config import RelayConfig
-from bojdeploy.frontends.relay.queue import apply_schema, make_app
+from bojdeploy.frontends.relay.queue import apply_schema, make_app, run_workers, stalled_after
 from bojdeploy.store import open_store
 
 
 def prepare_database(config: RelayConfig) -> None:
-    """Apply bojdeploy's migrations and procrastinate's schema (idempotent)."""
+    """Check the worker settings, apply bojdeploy's migrations and procrastinate's schema
+    (idempotent)."""
+    stalled_after(config.settings.environ)
     open_store(config.database_url).close()
     apply_schema(config.database_url)
 
@@ -31,6 +37,15 @@ def run_worker(config: RelayConfig, concurrency: int, log_format: str = "text") 
     """Run deploy jobs until stopped."""
     logs.setup(log_format)
     prepare_database(config)
-    make_app(config.database_url).run_worker(
-        concurrency=concurrency, additional_context={"config": config}
-    )
+    asyncio.run(_work(config, concurrency))
+
+
+async def _work(config: RelayConfig, concurrency: int) -> None:
+    app = make_app(config.database_url)
+    async with app.open_async():
+        worker = asyncio.create_task(run_workers(app, config, concurrency))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker

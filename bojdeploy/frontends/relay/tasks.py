@@ -5,7 +5,8 @@ Deploys of one repository+environment hold one procrastinate `lock` (one at a ti
 `queueing_lock` (at most one waiting). A push routed while a deploy of its pair waits joins that
 waiting deploy; a deploy takes every push of its pair routed so far and deploys the newest one,
 with the change set counted from the last commit deployed for the pair: nothing is skipped and
-nothing is deployed twice.
+nothing is deployed twice. A push whose routing fails on its last attempt is recorded as failed,
+with the reason, and its commit gets an `error` status saying it.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import asyncio
 import logging
 from typing import Any
 
-from procrastinate import Blueprint, JobContext
+from procrastinate import Blueprint, JobContext, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
 
 from bojdeploy.core.config import CONFIG_FILE, parse_config
 from bojdeploy.frontends.relay import deliveries, logs
 from bojdeploy.frontends.relay.clones import Clones, state_dir
 from bojdeploy.frontends.relay.config import RelayConfig
-from bojdeploy.frontends.relay.job import Push, deploy
+from bojdeploy.frontends.relay.job import Push, deploy, set_statuses
 
 log = logging.getLogger("bojdeploy.relay")
 tasks = Blueprint()
-STALLED_AFTER = 30.0  # seconds without a heartbeat from the worker running a job
+ROUTE_RETRIES = RetryStrategy(max_attempts=3, wait=2)  # a clone may fail for a moment
 
 
 def pair_lock(repository: str, environment: str) -> str:
@@ -44,7 +45,7 @@ def clones_of(config: RelayConfig) -> Clones:
     return Clones(state_dir(environ) / "relay" / "clones", config.settings.gitea_token)
 
 
-@tasks.task(name="route_push", pass_context=True, retry=3)
+@tasks.task(name="route_push", pass_context=True, retry=ROUTE_RETRIES)
 async def route_push(context: JobContext, delivery_id: int) -> None:
     """Find the pushed branch's environment in the pushed commit's bojdeploy.yaml; queue its
     deploy, or record the push as ignored."""
@@ -55,11 +56,39 @@ async def route_push(context: JobContext, delivery_id: int) -> None:
     if push is None or push.status not in ("queued", "routed") or not push.clone_url:
         return
     with logs.bound(job_id=context.job.id, delivery=push.delivery, repository=push.repository):
-        environment = push.environment
-        if push.status == "queued":  # (routed: a retry after the deploy could not be queued)
-            environment = await _route(config, pool, push)
-        if environment is not None:
-            await _queue_deploy(context, push.repository, environment, push.after_sha)
+        try:
+            environment = push.environment
+            if push.status == "queued":  # (routed: a retry after the deploy could not be queued)
+                environment = await _route(config, pool, push)
+            if environment is not None:
+                await _queue_deploy(context, push.repository, environment, push.after_sha)
+        except Exception as e:
+            if ROUTE_RETRIES.get_retry_decision(exception=e, job=context.job) is None:
+                await _give_up(context, config, push, e)
+            raise
+
+
+async def _give_up(
+    context: JobContext, config: RelayConfig, push: deliveries.Delivery, error: Exception
+) -> None:
+    """The last attempt failed: record the push as failed, and say it in a commit status."""
+    why = f"could not route the push after {context.job.attempts + 1} attempts: {error}"
+    log.error("push %s (delivery %s): %s", push.after_sha[:7], push.id, why)
+    pool = context.app.connector.pool  # type: ignore[attr-defined]
+    async with pool.connection() as conn:
+        await deliveries.update(conn, push.id, status="failed", reason=why)
+    page = f"{(config.public_url or push.relay_url or '').rstrip('/')}/jobs/{context.job.id}"
+    await asyncio.to_thread(
+        set_statuses,
+        config.settings,
+        push.repository,
+        push.environment,
+        [push.after_sha],
+        "error",
+        f"not deployed: {why}",
+        page,
+        f"job {context.job.id}",
+    )
 
 
 async def _route(config: RelayConfig, pool: Any, push: deliveries.Delivery) -> str | None:
@@ -116,6 +145,7 @@ async def deploy_pair(context: JobContext, repository: str, environment: str) ->
         clone_url=newest.clone_url or "",
         job_page=f"{pages}/jobs/{job_id}",
         pages=pages,
+        covered=tuple(dict.fromkeys(d.after_sha for d in taken[:-1])),
     )
     with logs.bound(job_id=job_id, repository=repository, environment=environment):
         log.info("job %s: deploying %s to %s (since %s)", job_id, push.sha[:7], environment, since)
@@ -126,13 +156,3 @@ async def deploy_pair(context: JobContext, repository: str, environment: str) ->
     async with pool.connection() as conn:
         await deliveries.finish(conn, job_id, status, result.summary, result.deployments)
     return {"deployed": push.sha, "pushes": len(taken), "deployments": result.deployments}
-
-
-@tasks.periodic(cron="* * * * *", periodic_id="recover_stalled")
-@tasks.task(name="recover_stalled", pass_context=True, queueing_lock="recover_stalled")
-async def recover_stalled(context: JobContext, timestamp: int) -> None:
-    """Put the jobs of workers that stopped sending heartbeats (killed) back in the queue."""
-    manager = context.app.job_manager
-    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER):
-        log.warning("job %s of a stopped worker goes back in the queue", job.id)
-        await manager.retry_job(job)

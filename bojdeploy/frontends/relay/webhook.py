@@ -144,20 +144,20 @@ async def take_push(request: Request, config: RelayConfig, body: bytes) -> JSONR
         delivery=delivery, repository=repository, branch=ref.removeprefix("refs/heads/"), **fields
     )
     queue = request.app.state.queue
-    async with queue.connector.pool.connection() as conn, conn.transaction():
-        first = await deliveries.find(conn, delivery) if delivery else None
-        if first is None:
+    async with queue.connector.pool.connection() as conn:
+        async with conn.transaction():  # the delivery and its job, or neither
             status = "ignored" if ignored else "queued"
             row_id = await deliveries.insert(conn, status, relay_url=base, reason=ignored, **row)
-            first = None if row_id is None else await deliveries.get(conn, row_id)
             if row_id is not None and not ignored:
                 job_id = await queue.configure_task(
                     "bojdeploy:route_push", connection=conn
                 ).defer_async(delivery_id=row_id)
                 await deliveries.update(conn, row_id, job_id=job_id)
-                return answer(202, job_id=job_id, url=f"{base}/jobs/{job_id}")
-        if first is None:  # recorded meanwhile by a concurrent delivery of the same id
-            first = await deliveries.find(conn, delivery or "")
+        if row_id is not None:
+            if ignored:
+                return answer(202, job_id=None, ignored=ignored)
+            return answer(202, job_id=job_id, url=f"{base}/jobs/{job_id}")
+        first = await deliveries.find(conn, delivery or "")  # a delivery id seen before
     if first is None or first.status == "ignored" or first.job_id is None:
         return answer(202, job_id=None, ignored=ignored or (first.reason if first else None))
     return answer(202, job_id=first.job_id, url=f"{base}/jobs/{first.job_id}", duplicate=True)

@@ -1,0 +1,191 @@
+"""The relay under faults, as real processes: a worker killed mid-deploy, the database out of
+reach (through a TCP proxy that is cut; the database itself keeps running), a push whose
+repository cannot be fetched."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from bojdeploy.frontends.relay.signature import sign
+from bojdeploy.store.base import INTERRUPTED
+from tests.action import DeployRepo
+from tests.faults.harness import Killed, kill_when
+from tests.faults.proxy import proxied
+from tests.relay import SECRET, FakeGitea, Relay, push_payload, rows, wait_for
+
+REPO = "infra/deployments"
+ZERO = "0" * 40
+
+
+@pytest.fixture
+def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
+    """The deployment repository the pushes come from (cloned by the relay over file://)."""
+    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
+
+
+def settled(db: str, sha: str) -> str | None:
+    """The final status of the push of `sha`, once it has one."""
+    found = rows(db, "SELECT status FROM relay_deliveries WHERE after_sha = %s", (sha,))
+    final = [s for (s,) in found if s in ("deployed", "failed", "ignored")]
+    return final[0] if final else None
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
+    tmp_path: Path,
+    postgres_database: str,
+    gitea: FakeGitea,
+    relays: list[Relay],
+    repo: DeployRepo,
+    docker_client: Any,
+) -> None:
+    db = postgres_database
+    relay = Relay(tmp_path, db, gitea, BOJDEPLOY_RELAY_STALLED_AFTER="3")
+    relays.append(relay.start(workers=0))  # HTTP only: the workers below run the jobs
+    repo.write("web")
+    first = repo.commit("web:1")
+    relay.push(push_payload(REPO, f"file://{repo.root}", ZERO, first))
+    worker = relay.command("worker")
+    try:
+        assert wait_for("web:1 to deploy", lambda: settled(db, first)) == "deployed"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    repo.write("web", image="web:2")
+    second = repo.commit("web:2")
+    killed: list[Killed] = []
+    doomed = threading.Thread(
+        target=lambda: killed.append(
+            kill_when(
+                ["worker"],
+                r"waiting up to \S+ for \S+ to become healthy",
+                cwd=tmp_path,
+                env=relay.env,
+                delay=0.2,
+            )
+        )
+    )
+    doomed.start()
+    relay.push(push_payload(REPO, f"file://{repo.root}", first, second))
+    doomed.join(timeout=150)
+    assert killed and killed[0].killed, killed[0].text if killed else "the worker never started"
+    name = repo.name("web")
+    interrupted = rows(
+        db, "SELECT id, status FROM deployments WHERE name = %s AND git_commit = %s", (name, second)
+    )
+    assert [status for _, status in interrupted] == ["running"]
+
+    rescuer = relay.command("worker")
+    try:
+        assert wait_for("web:2 to deploy", lambda: settled(db, second), timeout=90) == "deployed"
+    finally:
+        rescuer.terminate()
+        rescuer.wait(timeout=30)
+
+    recorded = rows(
+        db,
+        "SELECT id, status, error_message FROM deployments WHERE name = %s AND git_commit = %s "
+        "ORDER BY id",
+        (name, second),
+    )
+    assert recorded[0] == (interrupted[0][0], "failed", INTERRUPTED)
+    assert [status for _, status, _ in recorded[1:]] == ["completed"]
+    (job,) = rows(db, "SELECT deploy_job_id FROM relay_deliveries WHERE after_sha = %s", (second,))
+    events = [t for (t,) in rows(db, _EVENTS, (job[0],))]
+    assert events.count("started") == 2  # the same job, run again by the other worker
+    assert events[-1] == "succeeded"
+
+    same = docker_client.containers.list(all=True, filters={"name": name})
+    assert [c.name for c in same] == [name]  # nothing left half-built (no .previous)
+    web = same[0]
+    assert web.status == "running" and web.image.tags[0].endswith("web:2")
+    statuses = [s for s in gitea.statuses[second] if s["context"] == "bojdeploy/production"]
+    assert statuses[-1]["status"] == "success"
+
+
+_EVENTS = "SELECT type FROM procrastinate_events WHERE job_id = %s ORDER BY at, id"
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+def test_the_database_out_of_reach_gets_503_and_stores_nothing_then_redelivery_deploys(
+    tmp_path: Path,
+    postgres_database: str,
+    gitea: FakeGitea,
+    relays: list[Relay],
+    repo: DeployRepo,
+    docker_client: Any,
+) -> None:
+    db = postgres_database
+    address = urlsplit(db)
+    with proxied((address.hostname or "127.0.0.1", address.port or 5432)) as proxy:
+        through = address._replace(netloc=f"{address.username}:{address.password}@{proxy.address}")
+        relay = Relay(tmp_path, through.geturl(), gitea)
+        relays.append(relay.start(workers=1))
+        repo.write("web")
+        sha = repo.commit("web")
+        body = json.dumps(push_payload(REPO, f"file://{repo.root}", ZERO, sha)).encode()
+        signature = sign(SECRET.encode(), body)
+
+        proxy.cut()
+        for delivery in ("first-try", "second-try"):
+            status, answer = relay.post(body, signature=signature, delivery=delivery)
+            assert status == 503, answer
+        assert rows(db, "SELECT 1 FROM relay_deliveries") == []
+        assert rows(db, "SELECT 1 FROM procrastinate_jobs") == []
+
+        proxy.restore()
+        answers = []  # Gitea's "redeliver": until the relay takes it (a pooled connection the
+        # cut closed may fail one more delivery)
+
+        def redelivered() -> bool:
+            answers.append(relay.post(body, signature=signature, delivery="first-try"))
+            return answers[-1][0] == 202
+
+        wait_for("a redelivery to be taken", redelivered, timeout=60)
+        assert {status for status, _ in answers} <= {202, 503}
+        assert wait_for("the redelivered push to deploy", lambda: settled(db, sha)) == "deployed"
+
+    assert rows(db, "SELECT delivery, status FROM relay_deliveries") == [("first-try", "deployed")]
+    assert (
+        len(rows(db, "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'bojdeploy:route_push'"))
+        == 1
+    )
+    assert docker_client.containers.get(repo.name("web")).status == "running"
+
+
+@pytest.mark.postgres
+def test_a_push_that_cannot_be_routed_is_recorded_failed_with_an_error_status(
+    tmp_path: Path, postgres_database: str, gitea: FakeGitea, relays: list[Relay]
+) -> None:
+    relay = Relay(tmp_path, postgres_database, gitea)
+    relays.append(relay.start(workers=1))
+    sha = "5" * 40
+    missing = tmp_path / "no-such-repository"
+    relay.push(push_payload(REPO, f"file://{missing}", ZERO, sha))
+
+    failed = wait_for(
+        "the push to be given up",
+        lambda: rows(
+            postgres_database,
+            "SELECT status, reason FROM relay_deliveries WHERE status = 'failed'",
+        ),
+        timeout=90,
+    )
+    ((status, reason),) = failed
+    assert "could not route the push after 4 attempts" in reason
+    assert "git fetch" in reason and "no-such-repository" in reason
+    wait_for("the error status", lambda: gitea.statuses.get(sha))
+    (seen,) = gitea.statuses[sha]
+    assert (seen["context"], seen["status"]) == ("bojdeploy", "error")
+    assert seen["description"].startswith("not deployed: could not route the push")
+    assert seen["target_url"].startswith(f"{relay.url}/jobs/")
