@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,3 +89,42 @@ def test_no_token_goes_to_a_file_url_and_user_info_is_not_shown(tmp_path: Path) 
     mirror = Mirror(tmp_path / "cache.git", f"file://{tmp_path}/missing", TOKEN)
     with pytest.raises(BojdeployError, match="git fetch of file://.*/missing failed"):
         mirror.fetch("1" * 40)
+
+
+@pytest.fixture
+def stalled() -> Iterator[str]:
+    """An http URL whose server takes connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    taken: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                taken.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/infra/deployments.git"
+    server.close()
+    for conn in taken:
+        conn.close()
+
+
+def test_a_fetch_from_a_server_that_stalls_is_stopped_with_a_clear_error(
+    stalled: str, tmp_path: Path
+) -> None:
+    mirror = Mirror(tmp_path / "cache.git", stalled, TOKEN, timeout=2)
+    with pytest.raises(BojdeployError) as caught:
+        mirror.fetch("1" * 40)
+    assert str(caught.value) == f"git fetch of {stalled} was stopped after 2s (the server stalled?)"
+
+
+def test_ancestry_in_the_mirror(origin: Path, tmp_path: Path) -> None:
+    old = commit(origin, {"a": "1\n"})
+    new = commit(origin, {"a": "2\n"})
+    mirror = Mirror(tmp_path / "cache.git", f"file://{origin}")
+    mirror.fetch(new)
+    assert mirror.is_ancestor(old, new) and mirror.is_ancestor(new, new)
+    assert not mirror.is_ancestor(new, old)
+    assert not mirror.is_ancestor("2" * 40, new)  # unknown to the mirror

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -19,6 +21,9 @@ from bojdeploy.core.changes import (
 from bojdeploy.errors import BojdeployError, UsageError
 
 ZERO_SHA = "0" * 40
+FETCH_TIMEOUT = 300.0  # seconds a mirror's fetch may take
+# a fetch over http(s) that moves under 1 kB/s for a minute is given up by git itself
+_SLOW_HTTP = ("-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60")
 
 # Variables a calling git (a hook, `git rebase --exec`) may export; they would override `-C root`.
 _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
@@ -220,19 +225,31 @@ class Mirror:
     message.
     """
 
-    def __init__(self, path: Path, url: str, token: str | None = None):
+    def __init__(
+        self, path: Path, url: str, token: str | None = None, timeout: float = FETCH_TIMEOUT
+    ):
         self.path = Path(path)
         self.url = url
         self.token = token
+        self.timeout = timeout  # seconds a fetch may take
 
     def fetch(self, sha: str) -> None:
-        """Bring `sha` (and every branch) of the URL into the mirror, creating it if needed."""
+        """Bring `sha` (and every branch) of the URL into the mirror, creating it if needed;
+        a fetch that takes longer than `timeout` seconds (or moves under 1 kB/s for a minute
+        over http) is stopped with an error."""
         if not (self.path / "HEAD").exists():
             self._git(None, "init", "--quiet", "--bare", str(self.path))
         for refspec in ("+refs/heads/*:refs/heads/*", sha):
             if self.has(sha):
                 return
-            self._git(self.path, "fetch", "--quiet", "--no-tags", self.url, refspec)
+            self._git(
+                self.path, "fetch", "--quiet", "--no-tags", self.url, refspec, timeout=self.timeout
+            )
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        """Whether commit `a` is an ancestor of (or equal to) commit `b`; False when the mirror
+        lacks either."""
+        return self._git(self.path, "merge-base", "--is-ancestor", a, b, ok=None).returncode == 0
 
     def has(self, sha: str) -> bool:
         """Whether the mirror holds commit `sha`."""
@@ -251,9 +268,14 @@ class Mirror:
         return GitRepo(work)
 
     def _git(
-        self, where: Path | None, *args: str, ok: tuple[int, ...] | None = (0,)
+        self,
+        where: Path | None,
+        *args: str,
+        ok: tuple[int, ...] | None = (0,),
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run git (in `where`); the token only in its environment, and never in an error."""
+        """Run git (in `where`), stopped with its children after `timeout` seconds; the token
+        only in its environment, and never in an error."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
         if self.token and self.url.startswith(("http://", "https://")):
@@ -263,11 +285,16 @@ class Mirror:
                 GIT_CONFIG_VALUE_0=f"Authorization: token {self.token}",
             )
         at = ["-C", str(where)] if where is not None else []
-        argv = ["git", *at, "-c", "safe.directory=*", *args]
+        argv = ["git", *at, "-c", "safe.directory=*", *_SLOW_HTTP, *args]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+            done = _run(argv, env, timeout)
         except OSError as e:
             raise BojdeployError(f"cannot run git: {e}") from e
+        except subprocess.TimeoutExpired as e:
+            raise BojdeployError(
+                f"git {args[0]} of {shown(self.url)} was stopped after {timeout:g}s "
+                "(the server stalled?)"
+            ) from e
         if ok is None or done.returncode in ok:
             return done
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
@@ -275,6 +302,28 @@ class Mirror:
         if self.token:
             why = why.replace(self.token, "***")
         raise BojdeployError(f"git {args[0]} of {shown(self.url)} failed: {why}")
+
+
+def _run(
+    argv: list[str], env: dict[str, str], timeout: float | None
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` in its own process group, killed whole (git's http helpers too) on timeout."""
+    with subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+    return subprocess.CompletedProcess(argv, process.returncode, out, err)
 
 
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")

@@ -71,3 +71,39 @@ def test_a_secret_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(UsageError, match=f"BOJDEPLOY_WEBHOOK_SECRET_FILE: cannot read {missing}"):
         RelayConfig.from_env({"BOJDEPLOY_WEBHOOK_SECRET_FILE": str(missing)})
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"BOJDEPLOY_RELAY_WORKERS": "two"},
+            "bojdeploy relay: BOJDEPLOY_RELAY_WORKERS must be a whole number from 0 to 64, "
+            "not 'two'",
+        ),
+        (
+            {"BOJDEPLOY_WEBHOOK_SECRET": ""},
+            "bojdeploy relay: BOJDEPLOY_WEBHOOK_SECRET is not set: the relay refuses unsigned "
+            "webhooks",
+        ),
+    ],
+)
+def test_the_uvicorn_factory_refuses_bad_settings_in_one_line(
+    tmp_path: Path, env: dict[str, str], line: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "bojdeploy.frontends.relay.app:from_env"],
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "BOJDEPLOY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "BOJDEPLOY_WEBHOOK_SECRET": "s3cret",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == line

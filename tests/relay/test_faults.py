@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,19 +38,8 @@ def settled(db: str, sha: str) -> str | None:
     return final[0] if final else None
 
 
-@pytest.mark.docker
-@pytest.mark.postgres
-def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
-    tmp_path: Path,
-    postgres_database: str,
-    gitea: FakeGitea,
-    relays: list[Relay],
-    repo: DeployRepo,
-    docker_client: Any,
-) -> None:
-    db = postgres_database
-    relay = Relay(tmp_path, db, gitea, BOJDEPLOY_RELAY_STALLED_AFTER="3")
-    relays.append(relay.start(workers=0))  # HTTP only: the workers below run the jobs
+def killed_mid_deploy(tmp_path: Path, db: str, relay: Relay, repo: DeployRepo) -> tuple[str, str]:
+    """Deploy web:1 with a worker, then push web:2 and kill the worker deploying it; both shas."""
     repo.write("web")
     first = repo.commit("web:1")
     relay.push(push_payload(REPO, f"file://{repo.root}", ZERO, first))
@@ -78,6 +68,23 @@ def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
     relay.push(push_payload(REPO, f"file://{repo.root}", first, second))
     doomed.join(timeout=150)
     assert killed and killed[0].killed, killed[0].text if killed else "the worker never started"
+    return first, second
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
+    tmp_path: Path,
+    postgres_database: str,
+    gitea: FakeGitea,
+    relays: list[Relay],
+    repo: DeployRepo,
+    docker_client: Any,
+) -> None:
+    db = postgres_database
+    relay = Relay(tmp_path, db, gitea, BOJDEPLOY_RELAY_STALLED_AFTER="3")
+    relays.append(relay.start(workers=0))  # HTTP only: the workers below run the jobs
+    first, second = killed_mid_deploy(tmp_path, db, relay, repo)
     name = repo.name("web")
     interrupted = rows(
         db, "SELECT id, status FROM deployments WHERE name = %s AND git_commit = %s", (name, second)
@@ -110,6 +117,57 @@ def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
     assert web.status == "running" and web.image.tags[0].endswith("web:2")
     statuses = [s for s in gitea.statuses[second] if s["context"] == "bojdeploy/production"]
     assert statuses[-1]["status"] == "success"
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+def test_a_push_waiting_behind_a_killed_deploy_of_its_pair_deploys(
+    tmp_path: Path,
+    postgres_database: str,
+    gitea: FakeGitea,
+    relays: list[Relay],
+    repo: DeployRepo,
+    docker_client: Any,
+) -> None:
+    db = postgres_database
+    relay = Relay(tmp_path, db, gitea, BOJDEPLOY_RELAY_STALLED_AFTER="3")
+    relays.append(relay.start(workers=0))
+    first, second = killed_mid_deploy(tmp_path, db, relay, repo)
+    (killed_job,) = rows(
+        db, "SELECT deploy_job_id FROM relay_deliveries WHERE after_sha = %s", (second,)
+    )
+
+    repo.write("api")
+    third = repo.commit("api")
+    relay.push(push_payload(REPO, f"file://{repo.root}", second, third))
+    # a worker that recovers nothing routes it: its deploy waits behind the killed one's lock
+    router = relay.command("worker", env={"BOJDEPLOY_RELAY_STALLED_AFTER": "600"})
+    try:
+        wait_for("the third push to be routed", lambda: rows(db, _ROUTED, (third,)))
+    finally:
+        router.terminate()
+        router.wait(timeout=30)
+
+    rescuer = relay.command("worker")
+    try:
+        assert wait_for("api to deploy", lambda: settled(db, third), timeout=90) == "deployed"
+    finally:
+        rescuer.terminate()
+        rescuer.wait(timeout=30)
+    assert settled(db, second) == "deployed"  # taken over by the waiting deploy
+    (status,) = rows(db, "SELECT status::text FROM procrastinate_jobs WHERE id = %s", killed_job)
+    assert status == ("failed",)
+    web = docker_client.containers.get(repo.name("web"))
+    assert web.status == "running" and web.image.tags[0].endswith("web:2")
+    assert docker_client.containers.get(repo.name("api")).status == "running"
+    assert "takes over its pushes" in relay.log.read_text()
+
+
+_ROUTED = (
+    "SELECT 1 FROM relay_deliveries d JOIN procrastinate_jobs j ON j.queueing_lock = "
+    "'deploy:' || d.repository || ':' || d.environment AND j.status = 'todo' "
+    "WHERE d.after_sha = %s AND d.status = 'routed'"
+)
 
 
 _EVENTS = "SELECT type FROM procrastinate_events WHERE job_id = %s ORDER BY at, id"
@@ -189,3 +247,46 @@ def test_a_push_that_cannot_be_routed_is_recorded_failed_with_an_error_status(
     assert (seen["context"], seen["status"]) == ("bojdeploy", "error")
     assert seen["description"].startswith("not deployed: could not route the push")
     assert seen["target_url"].startswith(f"{relay.url}/jobs/")
+
+
+@pytest.mark.postgres
+def test_a_push_with_an_invalid_config_fails_with_an_error_status_naming_the_line(
+    tmp_path: Path, postgres_database: str, gitea: FakeGitea, relays: list[Relay]
+) -> None:
+    relay = Relay(tmp_path, postgres_database, gitea)
+    relays.append(relay.start(workers=1))
+    repo = DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
+    (repo.root / "bojdeploy.yaml").write_text("environments:\n  production: {branches: 7}\n")
+    sha = repo.commit("a broken bojdeploy.yaml")
+    relay.push(push_payload(REPO, f"file://{repo.root}", ZERO, sha))
+
+    found = wait_for("the push to fail", lambda: rows(postgres_database, _FAILED), timeout=90)
+    ((reason,),) = found
+    assert reason.startswith(f"bojdeploy.yaml at {sha[:7]} is invalid: bojdeploy.yaml:2")
+    assert "environments.production.branches" in reason
+    wait_for("the error status", lambda: gitea.statuses.get(sha))
+    (seen,) = gitea.statuses[sha]
+    assert (seen["context"], seen["status"]) == ("bojdeploy", "error")
+    assert seen["description"].startswith(f"not deployed: bojdeploy.yaml at {sha[:7]} is invalid")
+
+
+_FAILED = "SELECT reason FROM relay_deliveries WHERE status = 'failed'"
+
+
+@pytest.mark.postgres
+def test_reads_while_the_database_is_out_of_reach_get_503_in_one_line(
+    tmp_path: Path, postgres_database: str, relays: list[Relay]
+) -> None:
+    address = urlsplit(postgres_database)
+    with proxied((address.hostname or "127.0.0.1", address.port or 5432)) as proxy:
+        through = address._replace(netloc=f"{address.username}:{address.password}@{proxy.address}")
+        relay = Relay(tmp_path, through.geturl())
+        relays.append(relay.start(workers=0))
+        assert relay.get("/api/v1/deployments")["items"] == []
+        proxy.cut()
+        for path in ("/api/v1/deployments", "/api/v1/deployments/1", "/api/v1/jobs/1"):
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                relay.get(path)
+            answer = (caught.value.code, json.loads(caught.value.read()))
+            assert answer == (503, {"detail": "the database is unreachable; try again later"})
+    assert "Traceback" not in relay.log.read_text()

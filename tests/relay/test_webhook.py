@@ -137,3 +137,24 @@ def test_oversized_chunked_delivery_is_refused_while_reading(relay: Relay) -> No
     crossing = [data[i : i + size] for i in range(0, 1024 * 1024 + 1, size)]  # just past 1 MiB
     assert relay.post_raw(headers, [b"%x\r\n%s\r\n" % (len(c), c) for c in crossing]) == 413
     assert stored(relay) == (0, 0)
+
+
+def test_values_too_long_for_the_record_are_refused_with_400(relay: Relay) -> None:
+    def post(payload: dict[str, object], delivery: str | None = None) -> tuple[int, str]:
+        data = json.dumps(payload).encode()
+        status, answer = relay.post(data, signature=sign(SECRET.encode(), data), delivery=delivery)
+        return status, answer.get("detail", "")
+
+    good = push_payload(REPO, "file:///nowhere", A, B)
+    assert post(good, delivery="d" * 101) == (
+        400,
+        "X-Gitea-Delivery is longer than 100 characters",
+    )
+    assert post(push_payload(REPO, "file:///nowhere", A, B, branch="b" * 256)) == (
+        400,
+        "the branch in ref is longer than 255 characters",
+    )
+    assert post({**good, "after": "c" * 65}) == (400, "after is longer than 64 characters")
+    assert stored(relay) == (0, 0)
+    assert "Traceback" not in relay.log.read_text()
+    assert post(push_payload(REPO, "file:///nowhere", A, B, branch="b" * 255))[0] == 202

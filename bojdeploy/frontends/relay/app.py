@@ -6,17 +6,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+import psycopg
+import psycopg_pool
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from bojdeploy import __version__
+from bojdeploy.errors import BojdeployError, StoreError, UsageError
 from bojdeploy.frontends.relay import api, health, logs, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app, run_workers
 from bojdeploy.store import open_store
 
 log = logging.getLogger("bojdeploy.relay")
+WORKERS_VAR = "BOJDEPLOY_RELAY_WORKERS"
+MAX_WORKERS = 64  # as --workers
 
 
 def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
@@ -50,13 +57,27 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(pages.router, include_in_schema=False)
+    for error in (StoreError, psycopg.OperationalError, psycopg_pool.PoolTimeout):
+        app.add_exception_handler(error, unavailable)
     return app
+
+
+async def unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503 and one line for a read that lost the database (the log says why, no traceback)."""
+    log.warning("%s %s: the database is unreachable: %s", request.method, request.url.path, error)
+    return JSONResponse({"detail": "the database is unreachable; try again later"}, 503)
 
 
 def from_env() -> FastAPI:
     """The relay from the environment's settings, for `uvicorn --factory --workers N` (set
     PROMETHEUS_MULTIPROC_DIR to an empty folder so /metrics sums every process)."""
     logs.setup(os.environ.get("BOJDEPLOY_LOG_FORMAT", "text"))
-    config = RelayConfig.from_env()
-    workers = int(os.environ.get("BOJDEPLOY_RELAY_WORKERS", "1"))
-    return create_app(config, workers)
+    raw = os.environ.get(WORKERS_VAR, "1").strip()
+    try:
+        config = RelayConfig.from_env()
+        if not raw.isdigit() or int(raw) > MAX_WORKERS:
+            raise UsageError(f"{WORKERS_VAR} must be a whole number from 0 to 64, not {raw!r}")
+    except BojdeployError as e:  # one line, no traceback: uvicorn would print one
+        print(f"bojdeploy relay: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
+    return create_app(config, int(raw))

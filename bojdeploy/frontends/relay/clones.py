@@ -10,11 +10,17 @@ import fcntl
 import hashlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
-from bojdeploy.engine.gitrepo import Mirror
+from bojdeploy.engine.gitrepo import FETCH_TIMEOUT, Mirror, shown
+from bojdeploy.errors import BojdeployError, UsageError
+
+GIT_TIMEOUT_VAR = "BOJDEPLOY_RELAY_GIT_TIMEOUT"
+LOCK_POLL = 0.2  # seconds between tries of a clone's lock
 
 
 def state_dir(environ: Mapping[str, str]) -> Path:
@@ -23,24 +29,46 @@ def state_dir(environ: Mapping[str, str]) -> Path:
     return Path(state, "bojdeploy")
 
 
+def git_timeout(environ: Mapping[str, str]) -> float:
+    """Seconds a fetch may take, and a process may wait for another's fetch of the same clone
+    (BOJDEPLOY_RELAY_GIT_TIMEOUT, default 300); UsageError when it is not a number >= 1."""
+    raw = environ.get(GIT_TIMEOUT_VAR, "").strip()
+    try:
+        seconds = float(raw) if raw else FETCH_TIMEOUT
+    except ValueError as e:
+        raise UsageError(f"{GIT_TIMEOUT_VAR} must be a number of seconds, not {raw!r}") from e
+    if seconds < 1:
+        raise UsageError(f"{GIT_TIMEOUT_VAR} must be at least 1 second, not {raw!r}")
+    return seconds
+
+
 class Clones:
     """Bare mirrors of repositories, one per clone URL, fetched under a file lock."""
 
-    def __init__(self, root: Path, token: str | None = None):
+    def __init__(self, root: Path, token: str | None = None, timeout: float = FETCH_TIMEOUT):
         self.root = root
         self.token = token
+        self.timeout = timeout
 
     def mirror(self, url: str) -> Mirror:
         """The cached mirror of `url`."""
         name = hashlib.sha256(url.encode()).hexdigest()[:24] + ".git"
-        return Mirror(self.root / name, url, self.token)
+        return Mirror(self.root / name, url, self.token, self.timeout)
 
     def fetch(self, url: str, sha: str) -> Mirror:
-        """The mirror of `url`, holding `sha`."""
+        """The mirror of `url`, holding `sha`; BojdeployError when another process holds the
+        mirror's lock for longer than `timeout` seconds."""
         mirror = self.mirror(url)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(mirror.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            deadline = time.monotonic() + self.timeout
+            while not _locked(lock):
+                if time.monotonic() > deadline:
+                    raise BojdeployError(
+                        f"the clone of {shown(url)} stayed locked by another process for "
+                        f"{self.timeout:g}s ({GIT_TIMEOUT_VAR}): is a fetch stuck?"
+                    )
+                time.sleep(LOCK_POLL)
             mirror.fetch(sha)
         return mirror
 
@@ -58,3 +86,12 @@ class Clones:
             yield work
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _locked(lock: IO[str]) -> bool:
+    """Take the exclusive lock of this open file, if no other process holds it."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -10,7 +10,6 @@ even when unchanged, a rollback redeploys the config a past deployment recorded.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from bojdeploy.frontends.relay.job import (
     reporter,
     run_job,
 )
-from bojdeploy.frontends.relay.tasks import clones_of, pair_lock, relay_config
+from bojdeploy.frontends.relay.tasks import clones_of, in_executor, pair_lock, relay_config
 from bojdeploy.settings import Settings
 from bojdeploy.store import open_store
 
@@ -134,10 +133,12 @@ async def _run(context: JobContext, request_id: int, work: Work | None, **option
     clones = clones_of(config)
     with logs.bound(job_id=job_id, repository=push.repository, environment=push.environment):
         if work is None:
-            result = await asyncio.to_thread(deploy, push, config.settings, clones, f"job {job_id}")
+            result = await in_executor(
+                context, deploy, push, config.settings, clones, f"job {job_id}"
+            )
         else:
-            result = await asyncio.to_thread(
-                run_job, push, config.settings, clones, f"job {job_id}", work
+            result = await in_executor(
+                context, run_job, push, config.settings, clones, f"job {job_id}", work
             )
     async with pool.connection() as conn:
         status = "failed" if result.failed else "deployed"

@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import procrastinate
 import procrastinate.exceptions
+import procrastinate.jobs
 import psycopg
 from procrastinate.schema import SchemaManager
 
@@ -79,13 +81,15 @@ async def run_workers(app: procrastinate.App, config: RelayConfig, concurrency: 
     seconds while the database stays out of reach), so workers outlive an outage."""
     stalled = stalled_after(config.settings.environ)
     recovery = asyncio.create_task(recover_stalled(app, stalled))
+    # deploys block a thread each: their own pool, so they never starve the HTTP side's
+    executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bojdeploy-job")
     try:
         while True:
             try:
                 await app.run_worker_async(
                     concurrency=concurrency,
                     install_signal_handlers=False,
-                    additional_context={"config": config},
+                    additional_context={"config": config, "executor": executor},
                     update_heartbeat_interval=stalled / 3,
                     stalled_worker_timeout=stalled,
                 )
@@ -97,6 +101,7 @@ async def run_workers(app: procrastinate.App, config: RelayConfig, concurrency: 
         recovery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await recovery
+        executor.shutdown(wait=False)
 
 
 async def recover_stalled(app: procrastinate.App, stalled: float) -> None:
@@ -107,8 +112,29 @@ async def recover_stalled(app: procrastinate.App, stalled: float) -> None:
         try:
             found = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled)
             for job in found:
-                log.warning("job %s of a stopped worker goes back in the queue", job.id)
-                with contextlib.suppress(procrastinate.exceptions.ConnectorException):
-                    await app.job_manager.retry_job(job)  # (another worker may have been first)
+                await _recover(app, job)
         except (procrastinate.exceptions.ConnectorException, OSError) as e:
             log.warning("cannot look for the jobs of stopped workers: %s", e)
+
+
+async def _recover(app: procrastinate.App, job: procrastinate.jobs.Job) -> None:
+    """Put the job of a stopped worker back in the queue; when a job with the same queueing lock
+    already waits (a deploy of the same pair), end it as failed instead: the waiting job takes
+    over its pushes (they stay `deploying`, and a deploy claims those too)."""
+    try:
+        await app.job_manager.retry_job(job)
+    except procrastinate.exceptions.UniqueViolation:
+        try:
+            await app.job_manager.finish_job(job, procrastinate.jobs.Status.FAILED, False)
+        except procrastinate.exceptions.ConnectorException:
+            return  # (another worker was first)
+        log.warning(
+            "job %s of a stopped worker ends as failed: another job of %s waits, and takes over "
+            "its pushes",
+            job.id,
+            job.queueing_lock,
+        )
+    except procrastinate.exceptions.ConnectorException:
+        return  # (another worker was first)
+    else:
+        log.warning("job %s of a stopped worker goes back in the queue", job.id)

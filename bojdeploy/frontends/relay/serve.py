@@ -7,6 +7,7 @@ import contextlib
 import signal
 
 from bojdeploy.frontends.relay import logs
+from bojdeploy.frontends.relay.clones import git_timeout
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import apply_schema, make_app, run_workers, stalled_after
 from bojdeploy.store import open_store
@@ -16,6 +17,7 @@ def prepare_database(config: RelayConfig) -> None:
     """Check the worker settings, apply bojdeploy's migrations and procrastinate's schema
     (idempotent)."""
     stalled_after(config.settings.environ)
+    git_timeout(config.settings.environ)
     open_store(config.database_url).close()
     apply_schema(config.database_url)
 

@@ -23,6 +23,10 @@ from bojdeploy.frontends.relay.signature import signed
 
 MAX_BODY = 1024 * 1024
 ZERO_SHA = "0" * 40
+# what relay_deliveries' columns hold (longer is refused with 400, nothing stored)
+MAX_DELIVERY, MAX_BRANCH = 100, 255
+LIMITS = {"repository": 500, "before_sha": 64, "after_sha": 64}
+NAMES = {"repository": "repository.full_name", "before_sha": "before", "after_sha": "after"}
 log = logging.getLogger("bojdeploy.relay")
 router = APIRouter()
 ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -102,6 +106,9 @@ async def _take(request: Request, config: RelayConfig, event: str) -> JSONRespon
     except Refused as e:
         log.info("webhook refused (%s): %s", e.status, e.detail)
         return answer(e.status, detail=e.detail)
+    except psycopg.DataError as e:  # (a value the checks above let through)
+        log.info("webhook refused (400): %s", type(e).__name__)
+        return answer(400, detail=f"a value does not fit: {str(e).strip().splitlines()[0]}")
     except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as e:
         log.warning("webhook not stored, the database is unreachable: %s", type(e).__name__)
         return answer(503, detail="the database is unreachable; redeliver later")
@@ -123,6 +130,9 @@ def push_fields(body: bytes) -> dict[str, Any]:
         raise Refused(400, f"not a push payload: {type(e).__name__} {e}") from e
     if str(fields["repository"]).count("/") != 1:
         raise Refused(400, "repository.full_name must be owner/name")
+    for key, limit in LIMITS.items():
+        if len(str(fields.get(key) or "")) > limit:
+            raise Refused(400, f"{NAMES[key]} is longer than {limit} characters")
     return fields
 
 
@@ -133,6 +143,10 @@ async def take_push(request: Request, config: RelayConfig, body: bytes) -> JSONR
     if not config.allows(repository):
         raise Refused(403, f"{repository} is not in BOJDEPLOY_RELAY_REPOS")
     delivery = request.headers.get("x-gitea-delivery") or None
+    if len(delivery or "") > MAX_DELIVERY:
+        raise Refused(400, f"X-Gitea-Delivery is longer than {MAX_DELIVERY} characters")
+    if len(ref.removeprefix("refs/heads/")) > MAX_BRANCH:
+        raise Refused(400, f"the branch in ref is longer than {MAX_BRANCH} characters")
     structlog.contextvars.bind_contextvars(repository=repository)
     base = config.public_url or str(request.base_url).rstrip("/")
     ignored = None
