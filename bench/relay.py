@@ -33,6 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the fake Gitea lives with the tests
 DEFAULT_URL = "postgresql://bojdeploy:bojdeploy@127.0.0.1:5432/bojdeploy_test"
 SECRET = "bench-secret"
 TARGET_RATE, TARGET_P99 = 500.0, 0.100
@@ -47,7 +48,7 @@ def free_port() -> int:
 
 def push_body() -> bytes:
     """A push payload of Gitea's shape (the fake Gitea's sample)."""
-    from bojdeploy.testing.fake_gitea import default_swagger
+    from tests.fakes.fake_gitea import default_swagger
 
     event = json.loads((default_swagger().parent / "push.json").read_text())
     event["repository"].update(full_name="bench/repo", clone_url="file:///nonexistent")

@@ -195,8 +195,7 @@ def _deploy(
         fallback=(lambda a, b: client.compare(owner, repo, a, b)) if client else None,
         names=push.names,
     )
-    environ = settings.environ
-    console.mask([v for m in prepared.selected for v in engine.secret_values(m, environ).values()])
+    console.mask(prepared.secret_texts)  # (the selected manifests and any the engine added)
     for warning in prepared.warnings:
         console.warning(warning)
     statuses.pending([m.name for m in prepared.selected], f"deploying to {push.environment}")
