@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +79,39 @@ def test_jobs_stuck_in_git_leave_the_api_answering(
         relay.push(push_payload(f"infra/r{i}", f"{base}/infra/r{i}.git", ZERO, "1" * 40))
     wait_for("every job to be stuck in git fetch", lambda: len(taken) >= stuck, timeout=60)
     assert relay.get("/api/v1/deployments")["items"] == []
+
+
+def test_work_trees_of_dead_processes_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
+    (origin / "a.txt").write_text("a\n")
+    subprocess.run(["git", "-C", str(origin), "add", "-A"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(origin),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "a",
+        ],
+        check=True,
+    )
+    sha = subprocess.run(
+        ["git", "-C", str(origin), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    clones = Clones(tmp_path / "clones")
+    dead = tmp_path / "clones" / "checkout-dead1234"  # a process killed mid-deploy left it
+    with clones.checkout(f"file://{origin}", sha) as live:
+        dead.mkdir()
+        (dead / "a.txt").write_text("a\n")
+        (tmp_path / "clones" / "checkout-dead1234.lock").write_text("")
+        assert clones.clean() == 1
+        assert not dead.exists() and (live / "a.txt").exists()
+    assert not live.exists()
+    assert sorted(p.name for p in (tmp_path / "clones").iterdir() if "checkout" in p.name) == []

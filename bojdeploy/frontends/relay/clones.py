@@ -78,14 +78,39 @@ class Clones:
 
     @contextmanager
     def checkout(self, url: str, sha: str) -> Iterator[Path]:
-        """A private work tree of `sha` with the mirror's history, removed afterwards."""
+        """A private work tree of `sha` with the mirror's history, removed afterwards; locked
+        (checkout-X.lock) while it lives, so that `clean` knows it is in use."""
         mirror = self.fetch(url, sha)
-        work = Path(tempfile.mkdtemp(prefix="checkout-", dir=self.root))
-        try:
-            mirror.checkout(sha, work)
-            yield work
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        handle, name = tempfile.mkstemp(prefix="checkout-", suffix=".lock", dir=self.root)
+        with open(handle, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            work = Path(name).with_suffix("")
+            try:
+                work.mkdir()
+                mirror.checkout(sha, work)
+                yield work
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+                Path(name).unlink(missing_ok=True)
+
+    def clean(self) -> int:
+        """Remove the work trees of processes that died while deploying (their lock is free);
+        how many."""
+        removed = 0
+        for work in self.root.glob("checkout-*"):
+            if work.suffix == ".lock" or not work.is_dir():
+                continue
+            lock_path = work.with_name(work.name + ".lock")
+            try:
+                with open(lock_path, "a") as lock:
+                    if not _locked(lock):
+                        continue  # a live process deploys from it
+                    shutil.rmtree(work, ignore_errors=True)
+                    lock_path.unlink(missing_ok=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
 
 def _locked(lock: IO[str]) -> bool:

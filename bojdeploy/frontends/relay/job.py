@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,11 +58,25 @@ class JobConsole(Console):
         self.job = job
 
     def _raw(self, text: str) -> None:
-        if text.startswith(("::add-mask::", "::group::", "::endgroup::")):
+        command = COMMAND.match(text)
+        if command is None:  # plain lines, as they are
+            lines, level = text.splitlines(), logging.INFO
+        elif command["name"] in ("add-mask", "group", "endgroup"):
             return
-        for line in text.splitlines():
-            level = logging.WARNING if line.startswith(("::warning::", "::error::")) else 20
-            log.log(level, "%s: %s", self.job, line.partition("::")[2].partition("::")[2] or line)
+        else:  # a workflow command's value, its escapes decoded
+            lines = unescape(command["value"]).splitlines()
+            warns = command["name"] in ("warning", "error")
+            level = logging.WARNING if warns else logging.INFO
+        for line in lines:
+            log.log(level, "%s: %s", self.job, line)
+
+
+COMMAND = re.compile(r"::(?P<name>[a-z-]+)(?: [^:\n]*)?::(?P<value>[^\n]*)\Z")
+
+
+def unescape(value: str) -> str:
+    """A workflow command's value as written: %0D, %0A and %25 decoded."""
+    return re.sub(r"%(0D|0A|25)", lambda m: {"0D": "\r", "0A": "\n", "25": "%"}[m[1]], value)
 
 
 class PushStatuses(Statuses):

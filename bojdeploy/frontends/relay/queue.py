@@ -79,7 +79,12 @@ async def run_workers(app: procrastinate.App, config: RelayConfig, concurrency: 
 
     procrastinate's worker stops when it loses the database; it is started again (every few
     seconds while the database stays out of reach), so workers outlive an outage."""
+    from bojdeploy.frontends.relay.tasks import clones_of
+
     stalled = stalled_after(config.settings.environ)
+    removed = await asyncio.to_thread(clones_of(config).clean)  # (of workers killed here)
+    if removed:
+        log.info("removed %d work trees left by stopped workers", removed)
     recovery = asyncio.create_task(recover_stalled(app, stalled))
     # deploys block a thread each: their own pool, so they never starve the HTTP side's
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bojdeploy-job")
