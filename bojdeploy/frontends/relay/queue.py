@@ -13,10 +13,10 @@ import procrastinate
 import procrastinate.exceptions
 import procrastinate.jobs
 import psycopg
-from procrastinate.schema import SchemaManager
 
 from bojdeploy.errors import DatabaseUnreachable, UsageError
 from bojdeploy.frontends.relay.config import RelayConfig
+from bojdeploy.frontends.relay.schema import bring_up_to_date
 from bojdeploy.store.base import redact_url
 
 POOL_TIMEOUT = 5.0  # seconds to wait for a connection: then the database is down (503)
@@ -44,16 +44,16 @@ def make_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     return app
 
 
-def apply_schema(database_url: str) -> bool:
-    """Create procrastinate's schema unless it is there; whether it was created now."""
+def apply_schema(database_url: str, upgrade: bool = True) -> bool:
+    """Create procrastinate's schema, or bring it to the installed procrastinate's version
+    (`upgrade`; otherwise UsageError saying to run `bojdeploy db migrate`); whether anything
+    was applied now."""
     try:
-        with psycopg.connect(database_url, connect_timeout=int(POOL_TIMEOUT)) as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('bojdeploy/procrastinate'))")
-            found = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
-            if found is not None and found[0] is not None:
-                return False
-            conn.execute(SchemaManager.get_schema())
-            return True
+        with psycopg.connect(
+            database_url, connect_timeout=int(POOL_TIMEOUT), autocommit=True
+        ) as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('bojdeploy/procrastinate'))")
+            return bring_up_to_date(conn, upgrade)
     except psycopg.OperationalError as e:
         lines = str(e).strip().splitlines() or [type(e).__name__]
         raise DatabaseUnreachable(

@@ -14,12 +14,12 @@ from bojdeploy.store import open_store
 
 
 def prepare_database(config: RelayConfig) -> None:
-    """Check the worker settings, apply bojdeploy's migrations and procrastinate's schema
-    (idempotent)."""
+    """Check the worker settings, apply bojdeploy's migrations and create procrastinate's schema
+    (idempotent); UsageError when that schema needs migrations (`bojdeploy db migrate`)."""
     stalled_after(config.settings.environ)
     git_timeout(config.settings.environ)
     open_store(config.database_url).close()
-    apply_schema(config.database_url)
+    apply_schema(config.database_url, upgrade=False)
 
 
 def run_relay(
