@@ -3,8 +3,9 @@
 Statuses: `queued` (a routing job will read the branch's environment), `ignored` (with the
 reason), `routed` (waiting for a deploy of its repository+environment), `deploying` (claimed by
 a deploy job), `deployed` or `failed` (that job's result; a push coalesced into a later one's
-deploy gets that deploy's result; `failed` with no deploy job: its routing gave up, the reason
-says why).
+deploy gets that deploy's result; `failed` with no deploy job: its routing gave up or its
+bojdeploy.yaml is invalid, the reason says why), `superseded` (taken by a deploy but not
+deployed: its commit was already deployed, or a diverged history replaced it; order.py).
 """
 
 from __future__ import annotations
