@@ -5,8 +5,9 @@ Deploys of one repository+environment hold one procrastinate `lock` (one at a ti
 `queueing_lock` (at most one waiting). A push routed while a deploy of its pair waits joins that
 waiting deploy; a deploy takes every push of its pair routed so far and deploys the newest one
 by history (order.py), with the change set counted from the last commit deployed for the pair:
-nothing is skipped, nothing is deployed twice, an older commit never rolls the pair back. A push whose routing fails on its last attempt is recorded as failed,
-with the reason, and its commit gets an `error` status saying it.
+nothing is skipped, nothing is deployed twice, an older commit never rolls the pair back. A
+push whose routing fails on its last attempt, or whose bojdeploy.yaml is invalid, is recorded
+as failed, with the reason, and its commit gets an `error` status saying it.
 """
 
 from __future__ import annotations
