@@ -13,6 +13,8 @@ as failed, with the reason, and its commit gets an `error` status saying it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -57,9 +59,10 @@ def clones_of(config: RelayConfig) -> Clones:
 
 async def in_executor(context: JobContext, work: Callable[..., T], *args: Any) -> T:
     """Run `work(*args)` in the worker's own threads (one per job it runs at a time), never in
-    the threads the relay's HTTP side uses."""
+    the threads the relay's HTTP side uses), with the log context bound here (as to_thread)."""
     executor = context.additional_context.get("executor")
-    return await asyncio.get_running_loop().run_in_executor(executor, work, *args)
+    call = functools.partial(contextvars.copy_context().run, work, *args)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 @tasks.task(name="route_push", pass_context=True, retry=ROUTE_RETRIES)
