@@ -69,7 +69,9 @@ def test_secrets_come_from_files_as_docker_secrets_give_them(tmp_path: Path) -> 
 
 def test_a_secret_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    with pytest.raises(UsageError, match="BOJDEPLOY_WEBHOOK_SECRET_FILE: cannot read the file it names"):
+    with pytest.raises(
+        UsageError, match="BOJDEPLOY_WEBHOOK_SECRET_FILE: cannot read the file it names"
+    ):
         RelayConfig.from_env({"BOJDEPLOY_WEBHOOK_SECRET_FILE": str(missing)})
 
 
