@@ -60,7 +60,8 @@ def test_a_push_of_another_kind_finishes_an_interrupted_container(
     (root / "deploy").mkdir(parents=True)
     with XapiSimulator(username="root", password=XEN_PASSWORD) as sim:
         (root / "bojdeploy.yaml").write_text(
-            f"environments:\n  test: {{branches: ['*']}}\ntargets:\n  test: {{xen_url: '{sim.url}'}}\n"
+            "environments:\n  test: {branches: ['*']}\n"
+            f"targets:\n  test: {{xen_url: '{sim.url}'}}\n"
         )
         (root / "deploy" / "app.yml").write_text(container(name, port, "web:1"))
         git_identity(root, f"team/{name}")
