@@ -118,6 +118,8 @@ def drift_report(
             for r in store.latest_states(env)
             if mine(r.git_repository) and not (r.config or {}).get("deleted")
         ]
+        if not (records or unmanaged):
+            continue
         targets = Targets(env, settings, workspace.config)
         listed = listed_kinds(targets) if unmanaged else set()
         if records or listed:
