@@ -409,7 +409,8 @@ def status(ctx: click.Context, path: Path | None, environment: str | None, as_js
     """Drift: the recorded desired state against what runs (exit 1 when drifted).
 
     PATH is the deployment repository (default: the one around the current folder): its
-    deployments are checked on its targets, as apply reaches them.
+    deployments are checked on its targets, as apply reaches them. VMs on an environment's pool
+    that bojdeploy does not manage are listed as unmanaged (never drift).
     """
     from bojdeploy.engine.drift import drift_report
     from bojdeploy.frontends.present import drift_lines
@@ -418,7 +419,7 @@ def status(ctx: click.Context, path: Path | None, environment: str | None, as_js
         settings = _settings(ctx)
         ws = _workspace(path)
         with _store(ctx) as store:
-            items = drift_report(store, settings, environment, ws)
+            items = drift_report(store, settings, environment, ws, unmanaged=True)
         if as_json:
             click.echo(json.dumps([i.to_dict() for i in items], indent=2))
         else:
