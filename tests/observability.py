@@ -107,10 +107,15 @@ def daemon(what: str, argv: Sequence[str], log: Path, ready: str) -> Iterator[No
 
 @contextmanager
 def pushgateway(tmp: Path) -> Iterator[str]:
-    """A Pushgateway on 127.0.0.1 (no persistence); its URL."""
+    """A Pushgateway on 127.0.0.1 persisting into `tmp` (Debian's default is a file under
+    /var/lib/prometheus); its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [tool("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}"]
+    argv = [
+        tool("prometheus-pushgateway"),
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={tmp / 'pushgateway.data'}",
+    ]
     with daemon("the Pushgateway", argv, tmp / "pushgateway.log", f"{url}/-/ready"):
         yield url
 
@@ -131,7 +136,9 @@ def prometheus(tmp: Path, jobs: dict[str, dict[str, Any]]) -> Iterator[str]:
         for name, job in jobs.items()
     ]
     config = tmp / "prometheus.yml"
-    config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape}))
+    config.write_text(
+        yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape})
+    )
     argv = [
         tool("prometheus"),
         f"--config.file={config}",
@@ -150,11 +157,15 @@ def query(url: str, promql: str) -> list[dict[str, Any]]:
 
 
 def grafana_expressions(dashboard: dict[str, Any]) -> list[str]:
-    """Every PromQL expression of a Grafana dashboard's panels (rows' panels too)."""
+    """Every PromQL expression of a Grafana dashboard's panels (rows' panels too; Loki's LogQL
+    queries left out)."""
     found = []
     for panel in dashboard.get("panels", []):
         for inner in [panel, *panel.get("panels", [])]:
-            found.extend(t["expr"] for t in inner.get("targets", []) if t.get("expr"))
+            for target in inner.get("targets", []):
+                source = target.get("datasource") or inner.get("datasource") or {}
+                if target.get("expr") and source.get("type") != "loki":
+                    found.append(target["expr"])
     return found
 
 
