@@ -14,9 +14,9 @@ import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bojdeploy import __version__
+from bojdeploy import __version__, logs
 from bojdeploy.errors import BojdeployError, StoreError, UsageError
-from bojdeploy.frontends.relay import api, health, logs, metrics, pages, webhook
+from bojdeploy.frontends.relay import api, health, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app, run_workers
 from bojdeploy.store import open_store

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 from procrastinate import Blueprint, JobContext, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
 
+from bojdeploy import logs
 from bojdeploy.core.config import CONFIG_FILE, parse_config
 from bojdeploy.errors import BojdeployError
-from bojdeploy.frontends.relay import deliveries, logs
+from bojdeploy.frontends.relay import deliveries
 from bojdeploy.frontends.relay.clones import Clones, git_timeout, state_dir
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.job import Push, deploy, set_statuses
