@@ -59,8 +59,8 @@ def clones_of(config: RelayConfig) -> Clones:
 
 
 async def in_executor(context: JobContext, work: Callable[..., T], *args: Any) -> T:
-    """Run `work(*args)` in the worker's own threads (one per job it runs at a time), never in
-    the threads the relay's HTTP side uses), with the log context bound here (as to_thread)."""
+    """Run `work(*args)` in the worker's own threads (one per job it runs at a time, never the
+    threads the relay's HTTP side uses), with the log context bound here (as to_thread)."""
     executor = context.additional_context.get("executor")
     call = functools.partial(contextvars.copy_context().run, work, *args)
     return await asyncio.get_running_loop().run_in_executor(executor, call)
