@@ -66,6 +66,8 @@ def test_an_older_commit_received_last_never_rolls_back(
         by_sha = "SELECT status FROM relay_deliveries WHERE after_sha = %s"
         assert wait_for("c2 to deploy", lambda: final(db, by_sha, c2)) == "deployed"
         assert final(db, by_sha, c1) == "deployed"  # covered by c2's deploy
+        covered = "SELECT reason FROM relay_deliveries WHERE after_sha = %s"
+        assert rows(db, covered, (c1,))[0][0].startswith(f"covered by {c2[:7]}: ")
         name = repo.name("web")
         assert image(docker_client, name) == "web:2"
         assert overall(gitea, c1)["description"].startswith(f"deployed with {c2[:7]}")

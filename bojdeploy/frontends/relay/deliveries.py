@@ -18,6 +18,9 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 NOW = "(now() AT TIME ZONE 'utc')"
+COVERED = "covered by "  # the reason of a push deployed through a newer commit
+# of the pushes of the newest deploy that succeeded, the one whose commit it deployed
+DEPLOYED_FIRST = f"deploy_job_id DESC, coalesce(reason, '') LIKE '{COVERED}%%', id DESC"
 
 
 @dataclass(frozen=True)
@@ -96,13 +99,21 @@ async def claim(
 
 
 async def finish(
-    conn: AsyncConnection[Any], job_id: int, status: str, reason: str, deployments: list[int]
+    conn: AsyncConnection[Any],
+    job_id: int,
+    status: str,
+    reason: str,
+    deployments: list[int],
+    sha: str | None = None,
 ) -> None:
-    """Record the result of a deploy job on every push it covered."""
+    """Record the result of a deploy job on every push it covered; the pushes of other commits
+    than the one deployed (`sha`) get the reason prefixed with COVERED and that commit."""
+    covered = f"{COVERED}{(sha or '')[:7]}: {reason}"
     await conn.execute(
-        f"UPDATE relay_deliveries SET status = %s, reason = %s, deployments = %s, "
-        f"updated_at = {NOW} WHERE deploy_job_id = %s AND status = 'deploying'",
-        (status, reason, Jsonb(deployments), job_id),
+        f"UPDATE relay_deliveries SET status = %s, deployments = %s, updated_at = {NOW}, "
+        "reason = CASE WHEN %s::text IS NULL OR after_sha = %s THEN %s ELSE %s END "
+        "WHERE deploy_job_id = %s AND status = 'deploying'",
+        (status, Jsonb(deployments), sha, sha, reason, covered, job_id),
     )
 
 
@@ -114,7 +125,7 @@ async def last_deployed(
     end); None when nothing was ever deployed (then every manifest is considered)."""
     cur = await conn.execute(
         "SELECT after_sha FROM relay_deliveries WHERE repository = %s AND environment = %s "
-        "AND status = 'deployed' ORDER BY deploy_job_id DESC, id DESC LIMIT 1",
+        f"AND status = 'deployed' ORDER BY {DEPLOYED_FIRST} LIMIT 1",
         (repository, environment),
     )
     row = await cur.fetchone()

@@ -57,7 +57,7 @@ async def deployed_source(
     cur = await conn.execute(
         "SELECT clone_url, branch, after_sha FROM relay_deliveries WHERE repository = %s "
         "AND environment = %s AND status = 'deployed' AND coalesce(clone_url, '') <> '' "
-        "ORDER BY deploy_job_id DESC, id DESC LIMIT 1",
+        f"ORDER BY {deliveries.DEPLOYED_FIRST} LIMIT 1",
         (repository, environment),
     )
     row = await cur.fetchone()

@@ -192,7 +192,7 @@ async def deploy_pair(context: JobContext, repository: str, environment: str) ->
         )
     status = "failed" if result.failed else "deployed"
     async with pool.connection() as conn:
-        await deliveries.finish(conn, job_id, status, result.summary, result.deployments)
+        await deliveries.finish(conn, job_id, status, result.summary, result.deployments, push.sha)
     return {"deployed": push.sha, "pushes": len(taken), "deployments": result.deployments}
 
 
