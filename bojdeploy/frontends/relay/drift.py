@@ -129,9 +129,7 @@ def check(
     }
 
 
-def _drifted(
-    states: Sequence[DriftState], repository: str
-) -> dict[tuple[str, str], str] | None:
+def _drifted(states: Sequence[DriftState], repository: str) -> dict[tuple[str, str], str] | None:
     """What drifted at the pair's previous check (None: never checked)."""
     mine = [s for s in states if s.repository == repository]
     return {(s.kind, s.name): s.state for s in mine if s.drifted} if mine else None
