@@ -5,7 +5,6 @@ watch period; with `self_heal: true` it runs again, recorded as a "drift" deploy
 
 from __future__ import annotations
 
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from bojdeploy.store import DriftState, open_store
 from tests.action import DeployRepo
 from tests.relay import FakeGitea, Relay, push_payload, rows, wait_for
+from tests.relay.test_metrics import promtool_problems, scrape
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 REPO = "infra/deployments"
@@ -49,8 +49,7 @@ def drift_of(url: str, name: str) -> DriftState | None:
 
 def metric(relay: Relay, name: str) -> str | None:
     """The value of bojdeploy_drift for container `name` on /metrics, if it is there."""
-    with urllib.request.urlopen(f"{relay.url}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
+    text = scrape(relay.url)
     series = f'bojdeploy_drift{{environment="production",kind="container",name="{name}"}} '
     found = [line.removeprefix(series) for line in text.splitlines() if line.startswith(series)]
     return found[0] if found else None
@@ -81,6 +80,7 @@ def test_a_stopped_container_shows_as_drifted_and_stays_stopped_without_self_hea
     seen = drift_of(postgres_database, web)
     assert seen is not None and seen.drifted and seen.state == "stopped", seen
     assert (seen.kind, seen.repository) == ("container", REPO)
+    assert promtool_problems(scrape(relay.url)) == ""
 
     later = lambda: (s := drift_of(postgres_database, web)) and s.checked_at > seen.checked_at  # noqa: E731
     wait_for("a later check", later)
