@@ -168,18 +168,32 @@ def measure(url: str, runs: int) -> list[tuple[str, float, float]]:
         return run
 
     only = HistoryFilter(environment=env)
+    failed = HistoryFilter(environment=env, name=name, status="failed")
     pages = [
         ("overview, all environments", page("/"), lambda: store.current_deployments()),
-        (f"overview of {env}", page("/", f"environment={env}"), lambda: store.current_deployments(env)),
-        (f"history of {env}", page("/history", f"environment={env}"),
-         lambda: (store.history(only, limit=51), store.durations(only))),
-        (f"history of {env}, page at id {middle}", page("/history", f"environment={env}&before={middle}"),
-         lambda: (store.history(only, limit=51, before_id=middle), store.durations(only))),
-        (f"history of {env}/{name}, failed", page("/history", f"environment={env}&name={name}&status=failed"),
-         lambda: store.history(HistoryFilter(environment=env, name=name, status="failed"), limit=51)),
+        (
+            f"overview of {env}",
+            page("/", f"environment={env}"),
+            lambda: store.current_deployments(env),
+        ),
+        (
+            f"history of {env}",
+            page("/history", f"environment={env}"),
+            lambda: (store.history(only, limit=51), store.durations(only)),
+        ),
+        (
+            f"history of {env}, page at id {middle}",
+            page("/history", f"environment={env}&before={middle}"),
+            lambda: (store.history(only, limit=51, before_id=middle), store.durations(only)),
+        ),
+        (
+            f"history of {env}/{name}, failed",
+            page("/history", f"environment={env}&name={name}&status=failed"),
+            lambda: store.history(failed, limit=51),
+        ),
         ("history, all", page("/history"), lambda: store.history(HistoryFilter(), limit=51)),
         (f"deployment #{one}", page(f"/deployments/{one}"), lambda: store.get_deployment(one)),
-    ]  # fmt: skip
+    ]
     found = [
         (label, median_ms(render, runs), median_ms(floor, runs)) for label, render, floor in pages
     ]
@@ -193,10 +207,9 @@ def report(title: str, results: list[tuple[str, float, float]]) -> None:
     print(f"  {'page':<52} {'render':>9} {'floor':>9} {'ratio':>6}  < {TARGET_MS:.0f} ms")
     for label, took, floor in results:
         verdict = "yes" if took < TARGET_MS else "NO"
-        print(
-            f"  {label:<52} {took:>7.1f}ms {floor:>7.1f}ms {took / max(floor, 0.01):>6.1f}  {verdict}"
-        )
-    target = [r for r in results if r[0].startswith((f"overview of", f"history of"))]
+        ratio = took / max(floor, 0.01)
+        print(f"  {label:<52} {took:>7.1f}ms {floor:>7.1f}ms {ratio:>6.1f}  {verdict}")
+    target = [r for r in results if r[0].startswith(("overview of", "history of"))]
     met = all(took < TARGET_MS for _, took, _ in target)
     print(f"  overview and history of an environment < {TARGET_MS:.0f} ms: "
           f"{'target met' if met else 'target MISSED'}")  # fmt: skip
