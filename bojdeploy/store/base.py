@@ -91,6 +91,25 @@ class LogEntry:
         return _jsonable(self)
 
 
+@dataclass(frozen=True)
+class DriftState:
+    """What the drift watch last saw of one recorded resource (a row of `drift_states`)."""
+
+    environment: str
+    kind: str
+    name: str
+    drifted: bool
+    state: str  # in sync | missing | unfinished | stopped | running | config or image differs
+    detail: str
+    checked_at: datetime
+    repository: str | None = None  # the repository whose records the resource came from
+    deployment_id: int | None = None  # the recorded deployment it was compared with
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the observation as JSON-friendly values."""
+        return _jsonable(self)
+
+
 class StateStore(Protocol):
     """Where deployments, their logs and target locks live (SQLite or PostgreSQL)."""
 
@@ -214,6 +233,20 @@ class StateStore(Protocol):
         self, environment: str, deployment_ids: Collection[int]
     ) -> dict[int, Confirmation]:
         """The rows of an environment with these ids, each with its later confirmation."""
+        ...
+
+    def save_drift(
+        self,
+        observations: Collection[DriftState],
+        *,
+        scope: tuple[str, str | None] | None = None,
+    ) -> None:
+        """Upsert observations per (environment, kind, name, repository); with a scope
+        (environment, repository), that pair's other rows are deleted (they were all checked)."""
+        ...
+
+    def drift_states(self, environment: str | None = None) -> list[DriftState]:
+        """Return the last drift observations (of one environment), by environment, kind, name."""
         ...
 
     def lock(

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from bojdeploy.errors import StoreError
+from bojdeploy.store import drift
 from bojdeploy.store.base import (
     INTERRUPTED,
     STATUSES,
     SUCCESSFUL,
     Confirmation,
     Deployment,
+    DriftState,
     LogEntry,
 )
 from bojdeploy.store.migrations import (
@@ -353,6 +355,24 @@ class SqlStore(Reads, ABC):
                 for row in q(sql, (*SUCCESSFUL, environment, *batch)):
                     found[int(row[0])] = Confirmation(*row)
         return found
+
+    def save_drift(
+        self,
+        observations: Collection[DriftState],
+        *,
+        scope: tuple[str, str | None] | None = None,
+    ) -> None:
+        """Upsert observations per (environment, kind, name, repository); with a scope
+        (environment, repository), that pair's other rows are deleted (they were all checked)."""
+        for o in observations:
+            check(o.kind, KINDS, "kind")
+        with self._transaction() as q:
+            drift.write(q, self._ts, observations, scope)
+
+    def drift_states(self, environment: str | None = None) -> list[DriftState]:
+        """Return the last drift observations (of one environment), by environment, kind, name."""
+        with self._reading() as q:
+            return drift.read(q, self._read_ts, environment)
 
     def installation_key(self) -> bytes:
         """Return this installation's 32-byte secret key, creating it once."""

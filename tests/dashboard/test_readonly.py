@@ -9,12 +9,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 
 import pytest
 
 from bojdeploy.store import open_store
+from bojdeploy.store.base import DriftState
 from tests.dashboard import ROOT, Audit, fetch
 from tests.relay import wait_for
 from tests.repos import free_port
@@ -55,6 +57,13 @@ def history(tmp_path: Path) -> dict[str, int]:
         for i in range(55):
             deploy("api", "completed", f"api:{i}", kind="service", environment="staging")
         ids["running"] = deploy("worker", "running", "worker:1")
+        seen = datetime.now(UTC)
+        store.save_drift(
+            [
+                DriftState("production", "container", "web", True, "stopped", "exited (0)", seen),
+                DriftState("staging", "service", "api", False, "in sync", "", seen),
+            ]
+        )
     (tmp_path / "url").write_text(url)
     return ids
 
@@ -120,15 +129,18 @@ def test_overview_shows_every_manifest_by_environment_in_html(
     web = re.search(r'<tr data-manifest="web">.*?</tr>', html, re.S)
     assert web is not None
     row = text(web.group(0))
-    assert "container" in row and "completed" in row and "unknown" in row  # drift never watched
+    assert "container" in row and "completed" in row and "drifted" in row
+    assert 'title="stopped; exited (0)"' in web.group(0)
     assert f'href="/deployments/{history["rollback"]}"' in web.group(0)
     assert f'href="{GITEA}/infra/deployments/commit/{SHA}"' in web.group(0)
     worker = re.search(r'<tr data-manifest="worker">.*?</tr>', html, re.S)
     assert worker is not None and "deploying now" in text(worker.group(0))
+    assert "unknown" in text(worker.group(0))  # the drift watch never looked at it
     assert 'class="status status-failed"' not in web.group(0)
 
     _, staging, _ = fetch(f"{dashboard}/?environment=staging")
     assert "api" in text(staging) and 'data-manifest="web"' not in staging
+    assert "in sync" in text(staging)
 
 
 def test_deployment_page_has_reason_changes_log_error_and_chain(

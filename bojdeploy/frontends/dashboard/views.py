@@ -91,15 +91,16 @@ def commit_url(gitea_url: str | None, repository: str | None, sha: str | None) -
 
 
 def drift_states(store: StateStore, environment: str | None) -> dict[tuple[str, str, str], Drift]:
-    """The drift watch's last observation of each target (none when the store keeps none)."""
-    read = getattr(store, "drift_states", None)
-    if read is None:
-        return {}
-    found = {}
-    for state in read(environment=environment):
-        word = "drifted" if state.drifted else "in sync"
+    """The drift watch's last observation of each target (drifted if any repository's is)."""
+    found: dict[tuple[str, str, str], Drift] = {}
+    for state in store.drift_states(environment=environment):
         key = (state.environment, state.kind, state.name)
-        found[key] = Drift(word, state.detail or "", state.checked_at)
+        seen = found.get(key)
+        if seen is not None and (seen.word == "drifted" or not state.drifted):
+            continue
+        word = "drifted" if state.drifted else "in sync"
+        detail = "; ".join(part for part in (state.state, state.detail) if part)
+        found[key] = Drift(word, detail, state.checked_at)
     return found
 
 

@@ -25,7 +25,7 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        queue = make_app(config.database_url)
+        queue = make_app(config.database_url, drift_interval=config.drift_interval)
         app.state.config = config
         app.state.queue = queue
         app.state.store = await asyncio.to_thread(open_store, config.database_url)

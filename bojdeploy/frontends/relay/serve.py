@@ -41,7 +41,7 @@ def run_worker(config: RelayConfig, concurrency: int, log_format: str = "text") 
 
 
 async def _work(config: RelayConfig, concurrency: int) -> None:
-    app = make_app(config.database_url)
+    app = make_app(config.database_url, drift_interval=config.drift_interval)
     async with app.open_async():
         worker = asyncio.create_task(run_workers(app, config, concurrency))
         loop = asyncio.get_running_loop()
