@@ -50,7 +50,7 @@ def heal(
         return []
     heals = []
     for item in items:
-        if not item.drifted:
+        if not item.drifted or item.deployment_id is None:  # unmanaged: nothing recorded
             continue
         what = f"{item.kind}/{item.name}"
         if item.kind not in HEALED_KINDS and not config.policy.allow_vm_destroy:
@@ -67,6 +67,7 @@ def heal(
 def _reapply(
     store: StateStore, settings: Settings, report: Reporter, workspace: Workspace, item: DriftItem
 ) -> Heal:
+    assert item.deployment_id is not None  # heal() passes managed resources only
     record = store.get_deployment(item.deployment_id)
     if record is None or not record.config:
         return Heal(item, note=f"deployment #{item.deployment_id} recorded no config")

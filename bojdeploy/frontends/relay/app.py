@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from bojdeploy import __version__
+from bojdeploy import __version__, logs
 from bojdeploy.frontends.dashboard import actions, web
-from bojdeploy.frontends.relay import api, buttons, health, logs, metrics, pages, webhook
+from bojdeploy.frontends.relay import api, buttons, health, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app, run_workers
 from bojdeploy.store import open_store

@@ -22,11 +22,11 @@ import procrastinate
 from procrastinate import Blueprint, JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 
+from bojdeploy import logs
 from bojdeploy.engine.drift import DriftItem, drift_report
 from bojdeploy.engine.heal import heal
 from bojdeploy.engine.workspace import open_workspace
 from bojdeploy.errors import BojdeployError
-from bojdeploy.frontends.relay import logs
 from bojdeploy.frontends.relay.config import RelayConfig, drift_cron
 from bojdeploy.frontends.relay.job import JobConsole, PushStatuses, gitea_client, reporter
 from bojdeploy.frontends.relay.manual import Source, deployed_source
@@ -151,6 +151,7 @@ def _save(store: StateStore, items: Sequence[DriftItem], environment: str, repos
                 deployment_id=i.deployment_id,
             )
             for i in items
+            if i.name is not None  # an unmanaged resource has no record to drift from
         ],
         scope=(environment, repository),
     )
