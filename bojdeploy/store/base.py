@@ -6,8 +6,11 @@ from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from bojdeploy.store.reads import Duration, HistoryFilter
 
 STATUSES = ("pending", "running", "completed", "failed", "unchanged")
 SUCCESSFUL = ("completed", "unchanged")
@@ -197,6 +200,28 @@ class StateStore(Protocol):
 
     def environment_repositories(self) -> list[tuple[str, str | None]]:
         """Every environment with each repository that recorded deployments in it."""
+        ...
+
+    def current_deployments(self, environment: str | None = None) -> list[Deployment]:
+        """The newest row of every target (of one environment, or all), by environment and name."""
+        ...
+
+    def history(
+        self, only: HistoryFilter, *, limit: int = 50, before_id: int | None = None
+    ) -> list[Deployment]:
+        """Deployments matching `only`, newest first; ids below `before_id` when given."""
+        ...
+
+    def durations(self, only: HistoryFilter, *, limit: int = 500) -> list[Duration]:
+        """How long the newest `limit` finished deployments matching `only` took, newest first."""
+        ...
+
+    def later_deployments(self, record: Deployment, limit: int = 10) -> list[Deployment]:
+        """The rows of the same target after `record`, oldest first."""
+        ...
+
+    def rollbacks_to(self, deployment_id: int, limit: int = 10) -> list[Deployment]:
+        """The deployments that restored the config `deployment_id` recorded, oldest first."""
         ...
 
     def successful_deployments(

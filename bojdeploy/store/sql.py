@@ -27,6 +27,7 @@ from bojdeploy.store.migrations import (
     migration_versions,
     split_statements,
 )
+from bojdeploy.store.reads import Reads
 
 # q(sql, params) -> rows; SQL is written with "?" placeholders in both dialects.
 Query = Callable[..., list[tuple[Any, ...]]]
@@ -61,7 +62,7 @@ def check(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise StoreError(f"invalid {what} {value!r}: expected one of {', '.join(allowed)}")
 
 
-class SqlStore(ABC):
+class SqlStore(Reads, ABC):
     """A StateStore over SQL; a backend supplies transactions and value conversions."""
 
     dialect: ClassVar[str]

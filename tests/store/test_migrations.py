@@ -14,7 +14,13 @@ from bojdeploy.errors import ConnectError, UsageError
 from bojdeploy.store import StateStore, default_database_url, open_store
 from tests.store.conftest import raw_rows
 
-VERSIONS = [(1, "seed"), (2, "deployment_context"), (3, "settings"), (5, "drift")]
+VERSIONS = [
+    (1, "seed"),
+    (2, "deployment_context"),
+    (3, "settings"),
+    (5, "drift"),
+    (6, "dashboard"),
+]
 POSTGRES_ONLY = [(4, "relay")]  # the webhook relay's deliveries (the relay needs PostgreSQL)
 
 
