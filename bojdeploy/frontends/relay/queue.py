@@ -30,6 +30,7 @@ def make_app(
     """A procrastinate App on `database_url`, with the relay's tasks (and the drift watch
     every `drift_interval` seconds)."""
     from bojdeploy.frontends.relay.drift import schedule, watch
+    from bojdeploy.frontends.relay.housekeeping import housekeeping
     from bojdeploy.frontends.relay.manual import manual
     from bojdeploy.frontends.relay.tasks import tasks
 
@@ -44,6 +45,7 @@ def make_app(
     app.add_tasks_from(tasks, namespace="bojdeploy")
     app.add_tasks_from(manual, namespace="bojdeploy")
     app.add_tasks_from(watch, namespace="bojdeploy")
+    app.add_tasks_from(housekeeping, namespace="bojdeploy")
     schedule(app, drift_interval)
     return app
 
