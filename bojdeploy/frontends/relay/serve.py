@@ -9,6 +9,7 @@ import signal
 from bojdeploy import logs
 from bojdeploy.frontends.relay.clones import git_timeout
 from bojdeploy.frontends.relay.config import RelayConfig
+from bojdeploy.frontends.relay.housekeeping import keep_hours
 from bojdeploy.frontends.relay.queue import apply_schema, make_app, run_workers, stalled_after
 from bojdeploy.store import open_store
 
@@ -18,6 +19,7 @@ def prepare_database(config: RelayConfig) -> None:
     (idempotent); UsageError when that schema needs migrations (`bojdeploy db migrate`)."""
     stalled_after(config.settings.environ)
     git_timeout(config.settings.environ)
+    keep_hours(config.settings.environ)
     open_store(config.database_url).close()
     apply_schema(config.database_url, upgrade=False)
 
@@ -43,7 +45,7 @@ def run_worker(config: RelayConfig, concurrency: int, log_format: str = "text") 
 
 
 async def _work(config: RelayConfig, concurrency: int) -> None:
-    app = make_app(config.database_url)
+    app = make_app(config.database_url, drift_interval=config.drift_interval)
     async with app.open_async():
         worker = asyncio.create_task(run_workers(app, config, concurrency))
         loop = asyncio.get_running_loop()
