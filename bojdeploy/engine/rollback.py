@@ -108,7 +108,7 @@ def rollback(
             full_scope=False,
         )
         check_deletes(config, record.environment, plan, allow_delete)
-        run = _run(store, targets, record, manifest, values, key, report)
+        run = rollback_run(store, targets, record, manifest, values, key, report)
         apply_plan(run, plan)
         return run
     finally:
@@ -139,7 +139,7 @@ def _describe(target: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in target.items() if v) or "the default target"
 
 
-def _run(
+def rollback_run(
     store: StateStore,
     targets: Targets,
     record: Deployment,
@@ -148,6 +148,7 @@ def _run(
     key: bytes,
     report: Reporter,
 ) -> Run:
+    """The run that redeploys `record`'s config with `targets`."""
     commit = record.git_commit or ""
     return Run(
         store=store,

@@ -74,7 +74,8 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
     lines = []
     for o in outcomes:
         ident = f"#{o.deployment_id}" if o.deployment_id else "-"
-        lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {o.name} ({ident}): {o.summary}")
+        name = f"{o.name} @{o.host}" if getattr(o, "host", "") else o.name
+        lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {name} ({ident}): {o.summary}")
     counts = {
         s: sum(1 for o in outcomes if o.status == s)
         for s in ("completed", "unchanged", "failed", "skipped")
