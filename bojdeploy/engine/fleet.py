@@ -17,8 +17,8 @@ from bojdeploy.core.fleet import DEFAULT_HOST, hosts_of, record_host
 from bojdeploy.core.plan import Plan, Step
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Reporter
+from bojdeploy.engine.observe import kinds_to_observe, observed_from_records, unprunable
 from bojdeploy.engine.observe import make_plan_for as make_host_plan
-from bojdeploy.engine.observe import unprunable
 from bojdeploy.engine.prepare import Prepared
 from bojdeploy.errors import BojdeployError, ConnectError
 from bojdeploy.settings import Settings
@@ -90,42 +90,54 @@ def for_host(prepared: Prepared, host: str) -> Prepared:
     return dataclasses.replace(prepared, selected=mine, result=result)
 
 
-def hosts_needed(prepared: Prepared, store: StateStore, prune: bool | None) -> list[str]:
-    """The hosts a run contacts, in rollout order: those its manifests name, in the order they
-    name them; then, when it may prune, the defined hosts where records of this repository
-    remain (a host dropped from a manifest's list is pruned there)."""
+def may_prune(prepared: Prepared, prune: bool | None) -> bool:
+    """Whether this run may delete what its manifests no longer declare."""
+    pruning = prepared.workspace.config.prune if prune is None else prune
+    return pruning and not unprunable(prepared.workspace)
+
+
+def recorded_hosts(prepared: Prepared, store: StateStore) -> list[str]:
+    """When the whole environment is in scope: the hosts still defined where resources this
+    repository recorded remain (the default target included), in the order recorded."""
+    if prepared.workspace.explicit is not None or not prepared.selection.full:
+        return []
+    defined = prepared.workspace.config.hosts_for(prepared.environment)
+    repository = prepared.workspace.info.repository
     hosts: dict[str, None] = {}
-    for m in prepared.selected:
-        hosts.update(dict.fromkeys(hosts_of(m)))
-    config, env = prepared.workspace.config, prepared.environment
-    pruning = config.prune if prune is None else prune
-    full = prepared.workspace.explicit is None and prepared.selection.full
-    if pruning and (full or prepared.selection.deleted) and not unprunable(prepared.workspace):
-        defined = config.hosts_for(env)
-        repository = prepared.workspace.info.repository
-        for record in store.latest_states(env):
-            host = record.host or DEFAULT_HOST
-            if (host == DEFAULT_HOST or host in defined) and record.git_repository in (
-                None,
-                repository,
-            ):
-                hosts.setdefault(host)
+    for record in store.latest_states(prepared.environment):
+        host = record.host or DEFAULT_HOST
+        mine = record.git_repository in (None, repository)
+        live = not (record.config or {}).get("deleted")
+        if mine and live and (host == DEFAULT_HOST or host in defined):
+            hosts.setdefault(host)
     return list(hosts)
 
 
-def kinds_on(prepared: Prepared, host: str, store: StateStore) -> set[str]:
-    """The kinds a run needs on `host`: those of its manifests there, and of its records there."""
-    kinds = {m.kind for m in prepared.selected if host in hosts_of(m)}
-    on_host = record_host(host)
-    kinds |= {
-        d.deployment_type for d in store.latest_states(prepared.environment) if d.host == on_host
-    }
-    return kinds
+def hosts_needed(prepared: Prepared, store: StateStore, prune: bool | None) -> list[str]:
+    """The hosts a run contacts, in rollout order: those its manifests name, in the order they
+    name them; then, when it may prune, the hosts where its records remain (a host dropped from
+    a manifest's list is pruned there). Other recorded hosts are planned from their records."""
+    hosts: dict[str, None] = {}
+    for m in prepared.selected:
+        hosts.update(dict.fromkeys(hosts_of(m)))
+    if may_prune(prepared, prune):
+        hosts.update(dict.fromkeys(recorded_hosts(prepared, store)))
+    return list(hosts)
+
+
+def kinds_on(prepared: Prepared, store: StateStore, host: str, prune: bool | None) -> set[str]:
+    """The kinds a run observes on `host`, chosen as for a single target (`kinds_to_observe`)."""
+    records = observed_from_records(HostStore(store, host), prepared.environment)  # type: ignore[arg-type]
+    return kinds_to_observe(for_host(prepared, host), records, may_prune(prepared, prune))
 
 
 @contextmanager
 def connected(
-    prepared: Prepared, store: StateStore, settings: Settings, hosts: Sequence[str]
+    prepared: Prepared,
+    store: StateStore,
+    settings: Settings,
+    hosts: Sequence[str],
+    prune: bool | None,
 ) -> Iterator[dict[str, Targets]]:
     """Pre-flight: the targets of every host, each connected for the kinds it needs, before
     anything changes. One unreachable host is a ConnectError naming it (exit 3); all close."""
@@ -134,7 +146,7 @@ def connected(
     try:
         for host in hosts:
             targets = made[host] = Targets(env, settings, config, host=record_host(host))
-            for kind in sorted(kinds_on(prepared, host, store)):
+            for kind in sorted(kinds_on(prepared, store, host, prune)):
                 try:
                     targets.driver(kind)
                 except BojdeployError as e:
@@ -186,12 +198,16 @@ def fleet_plan(
             for_host(prepared, host), scoped, settings, prune=prune, force=force, **options
         )
 
+    unvisited = [h for h in recorded_hosts(prepared, store) if h not in hosts]
     if offline:
-        return merged(prepared.environment, [plan(host, None) for host in hosts])
+        return merged(prepared.environment, [plan(host, None) for host in hosts + unvisited])
+    from_records = [plan(host, None) for host in unvisited]  # their orphans, named
     if targets is not None:
-        return merged(prepared.environment, [plan(host, targets[host]) for host in hosts])
-    with connected(prepared, store, settings, hosts) as made:
-        return merged(prepared.environment, [plan(host, made[host]) for host in hosts])
+        live = [plan(host, targets[host]) for host in hosts]
+        return merged(prepared.environment, live + from_records)
+    with connected(prepared, store, settings, hosts, prune) as made:
+        live = [plan(host, made[host]) for host in hosts]
+    return merged(prepared.environment, live + from_records)
 
 
 def merged(environment: str, plans: Sequence[tuple[str, Plan]]) -> Plan:

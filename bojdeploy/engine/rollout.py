@@ -4,6 +4,7 @@ back the previous config on every host already done."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -92,8 +93,8 @@ def apply_fleet(
     step = rollout_of(prepared.selected).parallel
     fleet = FleetRun()
     plans: list[tuple[str, Plan]] = []
-    with connected(prepared, store, settings, hosts) as targets:
-        fleet_plan(prepared, store, settings, prune=prune, force=force, targets=targets)
+    with connected(prepared, store, settings, hosts, prune) as targets:
+        planned = fleet_plan(prepared, store, settings, prune=prune, force=force, targets=targets)
         done: list[str] = []
         for start in range(0, len(hosts), step):
             batch = hosts[start : start + step]
@@ -126,7 +127,8 @@ def apply_fleet(
                     fleet.outcomes += _not_rolled_out(prepared, host, where, report)
                 _roll_back_done(prepared, store, settings, report, targets, fleet, failed)
                 break
-    return merged(prepared.environment, plans), fleet
+    shown = merged(prepared.environment, plans)
+    return dataclasses.replace(shown, orphans=planned.orphans, unpruned=planned.unpruned), fleet
 
 
 def _on(outcome: Outcome, host: str) -> Outcome:
