@@ -55,6 +55,8 @@ def test_locks_are_per_host(store: StateStore) -> None:
     with store.lock("production", "container", "web", host="edge-1", timeout=5):
         with store.lock("production", "container", "web", host="edge-2", timeout=5):
             pass
-        with pytest.raises(LockTimeout, match="production/container/web@edge-1"):
-            with store.lock("production", "container", "web", host="edge-1", timeout=0.2):
-                pass
+        with (
+            pytest.raises(LockTimeout, match="production/container/web@edge-1"),
+            store.lock("production", "container", "web", host="edge-1", timeout=0.2),
+        ):
+            pass
