@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.confirm import confirm
+from bojdeploy.engine.fleet import HostStore
 from bojdeploy.engine.observe import resource_name_of
 from bojdeploy.engine.rollback import same_repository
 from bojdeploy.engine.workspace import Workspace
@@ -28,6 +30,7 @@ class DriftItem:
     # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs
     state: str
     detail: str = ""
+    host: str = ""  # a named host of a fleet; "" for the environment's default target
 
     @property
     def drifted(self) -> bool:
@@ -35,8 +38,9 @@ class DriftItem:
         return self.state != "in sync"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {**asdict(self), "drifted": self.drifted}
+        """JSON-friendly form (`host` on a named host)."""
+        values = {k: v for k, v in asdict(self).items() if k != "host" or v}
+        return {**values, "drifted": self.drifted}
 
 
 def deployed_facts(store: StateStore, record: Deployment) -> dict[str, Any]:
@@ -100,8 +104,12 @@ def drift_report(
             for r in store.latest_states(env)
             if mine(r.git_repository) and not (r.config or {}).get("deleted")
         ]
-        if records:
-            items += _environment_drift(store, Targets(env, settings, workspace.config), records)
+        for host in dict.fromkeys(r.host for r in records):  # each host of a fleet on its own
+            mine_there = [r for r in records if r.host == host]
+            scoped = HostStore(store, host) if host else store
+            targets = Targets(env, settings, workspace.config, host=host)
+            found = _environment_drift(scoped, targets, mine_there)  # type: ignore[arg-type]
+            items += [dataclasses.replace(i, host=host) for i in found]
     return items
 
 

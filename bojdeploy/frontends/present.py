@@ -74,7 +74,7 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
     lines = []
     for o in outcomes:
         ident = f"#{o.deployment_id}" if o.deployment_id else "-"
-        name = f"{o.name} @{o.host}" if getattr(o, "host", "") else o.name
+        name = _at(o.name, o)
         lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {name} ({ident}): {o.summary}")
     counts = {
         s: sum(1 for o in outcomes if o.status == s)
@@ -88,12 +88,20 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
+def _at(name: str, item: Any) -> str:
+    """`web`, or `web @edge-1` on a named host of a fleet."""
+    host = getattr(item, "host", "")
+    return f"{name} @{host}" if host else name
+
+
 def drift_lines(items: Sequence[Any]) -> str:
     """Drift as a table; in-sync resources included."""
     if not items:
         return "No deployments recorded."
     rows = [("ENV", "KIND", "NAME", "ON TARGET", "STATE", "DETAIL")]
-    rows += [(i.environment, i.kind, i.name, i.resource_name, i.state, i.detail) for i in items]
+    rows += [
+        (i.environment, i.kind, _at(i.name, i), i.resource_name, i.state, i.detail) for i in items
+    ]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     out = ["  ".join(v.ljust(widths[c]) for c, v in enumerate(r)).rstrip() for r in rows]
     drifted = sum(1 for i in items if i.drifted)
