@@ -37,7 +37,7 @@ def history_table(rows: Sequence[Deployment]) -> str:
                 _when(r.created_at),
                 r.environment,
                 r.deployment_type,
-                r.name,
+                _at(r.name, r),
                 r.status,
                 (r.git_commit or "-")[:7],
                 _duration(r),
