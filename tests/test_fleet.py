@@ -181,3 +181,19 @@ def test_an_unreachable_host_changes_nothing(app: Fleet, tmp_path: Path) -> None
     assert "host gone" in result.err and "nothing was changed" in result.err
     assert app.container("default") is None and app.container("engine-1") is None
     assert app.rows() == []
+
+
+def test_rollback_goes_to_the_host_the_deployment_ran_on(app: Fleet) -> None:
+    app.write(hosts=("default", "engine-1"))
+    assert app.apply().code == 0
+    on_engine_1 = next(r.id for r in app.rows() if r.host == "engine-1")
+    app.write(image="web:2", hosts=("default", "engine-1"))
+    assert app.apply().code == 0
+    result = run_cli("--database-url", app.db, "rollback", str(on_engine_1), str(app.root))
+    assert result.code == 0, result.out + result.err
+    assert app.image("engine-1") == "web:1"
+    assert app.image("default") == "web:2"
+    last = app.rows()[-1]
+    assert (last.host, last.rollback_from) == ("engine-1", on_engine_1)
+    history = app.cli("history", "--name", app.name)
+    assert f"{app.name} @engine-1" in history.out

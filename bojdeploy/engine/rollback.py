@@ -10,6 +10,7 @@ from bojdeploy.core.plan import make_plan
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Reporter, Run, apply_plan
+from bojdeploy.engine.fleet import HostStore
 from bojdeploy.engine.gitrepo import GitInfo
 from bojdeploy.engine.prepare import secret_values, to_desired
 from bojdeploy.engine.protection import check_branch, check_deletes
@@ -95,8 +96,13 @@ def rollback(
             [Problem(manifest.file, None, "", f"secret {n!r} is not set") for n in missing]
         )
     key = store.installation_key()
-    targets = Targets(record.environment, settings, config, recorded=record.config.get("target"))
-    for warning in target_mismatch(record, targets, Targets(record.environment, settings, config)):
+    host = record.host  # a fleet's record goes back to the host it ran on
+    if host:
+        store = HostStore(store, host)  # type: ignore[assignment]
+    where = record.config.get("target")
+    targets = Targets(record.environment, settings, config, recorded=where, host=host)
+    current = Targets(record.environment, settings, config, host=host)
+    for warning in target_mismatch(record, targets, current):
         report(f"{manifest.kind}/{manifest.name}", "warn", warning)
     try:
         observed = targets.observe({manifest.kind})
