@@ -86,8 +86,9 @@ install_packages() {
     done
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     command -v pg_ctlcluster >/dev/null || missing+=(postgresql-15)
-    command -v promtool >/dev/null || missing+=(prometheus)
-    [ -x /usr/sbin/sshd ] || missing+=(openssh-server) # ssh:// Docker hosts in fleet tests  # promtool checks the relay's /metrics
+    command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks the relay's /metrics
+    command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)  # tests push to it
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server) # ssh:// Docker hosts in fleet tests
     if [ ${#missing[@]} -eq 0 ]; then
         echo "packages: all present"
         return

@@ -127,8 +127,12 @@ def hosts_needed(prepared: Prepared, store: StateStore, prune: bool | None) -> l
 
 def kinds_on(prepared: Prepared, store: StateStore, host: str, prune: bool | None) -> set[str]:
     """The kinds a run observes on `host`, chosen as for a single target (`kinds_to_observe`)."""
-    records = observed_from_records(HostStore(store, host), prepared.environment)  # type: ignore[arg-type]
-    return kinds_to_observe(for_host(prepared, host), records, may_prune(prepared, prune))
+    env = prepared.environment
+    records = observed_from_records(HostStore(store, host), env)  # type: ignore[arg-type]
+    unfinished = store.unfinished_kinds(env)  # of any host: at worst one connection more
+    return kinds_to_observe(
+        for_host(prepared, host), records, may_prune(prepared, prune), unfinished
+    )
 
 
 @contextmanager
