@@ -63,7 +63,10 @@ class LoadedManifest:
 
     def canonical(self) -> dict[str, Any]:
         """The canonical rendered form (secrets as markers); the config hash is taken over it."""
-        spec = self.manifest.spec.model_dump(mode="json", exclude_defaults=True)
+        # How a fleet is rolled out says nothing about the resource on each host.
+        spec = self.manifest.spec.model_dump(
+            mode="json", exclude_defaults=True, exclude={"rollout"}
+        )
         out: dict[str, Any] = {
             "apiVersion": "bojdeploy/v1",
             "kind": self.manifest.kind,

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from bojdeploy.core.config import Policy, RepoConfig
 from bojdeploy.core.files import Reader
+from bojdeploy.core.fleet import check_hosts
 from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.loader import load_file
 from bojdeploy.core.sandbox import Budget
@@ -70,6 +71,7 @@ def load_manifests(
     result.problems += check_unique(result.manifests)
     result.problems += check_dependencies(result.manifests)
     result.problems += check_policy(result.manifests, config.policy)
+    result.problems += check_hosts(result.manifests, config.hosts_for(ctx.environment))
     return result
 
 

@@ -6,15 +6,14 @@ Front ends call these functions and never a driver; the engine reaches targets o
 
 from __future__ import annotations
 
-from bojdeploy.engine.deploy import apply
 from bojdeploy.engine.observe import (
-    make_plan_for,
     observe,
     observed_from_records,
     resource_name_of,
     unprunable,
 )
 from bojdeploy.engine.prepare import Prepared, desired_state, narrow, prepare, secret_values
+from bojdeploy.engine.rollout import apply, make_plan_for  # a fleet's hosts, or the one target
 
 __all__ = [
     "Prepared",
