@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bojdeploy.core.files import Reader, RepoFileError
+from bojdeploy.core.loadcache import MAX_DOCUMENTS, LoadCache
 from bojdeploy.core.loaded import LoadedManifest, with_files
 from bojdeploy.core.manifest import MODELS
 from bojdeploy.core.sandbox import Budget
@@ -26,7 +27,8 @@ from bojdeploy.core.yamlsrc import (
 )
 from bojdeploy.errors import Problem
 
-MAX_DOCUMENTS = 1000  # YAML documents in one manifest file
+__all__ = ["MAX_DOCUMENTS", "LoadCache", "load_file"]
+
 MAX_PROBLEMS = 50  # problems reported for one file
 
 
@@ -72,8 +74,12 @@ def load_file(
     *,
     require_secrets: bool,
     budget: Budget | None = None,
+    cache: LoadCache | None = None,
 ) -> tuple[list[LoadedManifest], list[Problem]]:
-    """Render, parse and validate every document of one manifest file for one environment."""
+    """Render, parse and validate every document of one manifest file for one environment;
+    `cache` shares reads, templates and parses with the other loads of a run."""
+    cache = cache or LoadCache(reader, budget)
+    reader = cache.reader
     try:
         text = reader.read(rel)
     except RepoFileError as e:
@@ -83,7 +89,7 @@ def load_file(
         line, name = found
         key = key_by_indentation(text, line)
         return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
-    renderer = Renderer(reader, ctx, budget)
+    renderer = Renderer(reader, ctx, templates=cache.templates)
     try:
         rendered = renderer.render(rel, text)
     except TemplateProblem as e:
@@ -93,9 +99,8 @@ def load_file(
         return [], [Problem(rel, e.line or 1, key, str(e))]
     loaded: list[LoadedManifest] = []
     problems: list[Problem] = []
-    if budget is not None:
-        budget.read(rendered.text)
-    for count, item in enumerate(parse_documents(rendered.text, rel)):
+    cache.budget.read(rendered.text)
+    for count, item in enumerate(cache.parse(rel, rendered.text)):
         if count >= MAX_DOCUMENTS:
             problems.append(
                 Problem(rel, item.line or 1, "", f"more than {MAX_DOCUMENTS} documents")

@@ -43,12 +43,19 @@ class Rendered:
     secrets: set[str] = field(default_factory=set)
 
 
-class Renderer:
-    """Renders repository files with one context; `include()` reads through `reader`."""
+# Text without these renders to itself (jinja only turns CR and CRLF into LF).
+_SYNTAX = ("{{", "{%", "{#", "\r")
 
-    def __init__(self, reader: Reader, ctx: RenderContext, budget: Budget | None = None):
-        self.reader = reader
-        self.ctx = ctx
+
+def has_template_syntax(text: str) -> bool:
+    """Whether rendering could change `text`."""
+    return any(mark in text for mark in _SYNTAX)
+
+
+class Templates:
+    """The sandbox of one run and its templates, each compiled once whatever the environment."""
+
+    def __init__(self, budget: Budget | None = None):
         # No loader: {% include %} would bypass include()'s confinement and change tracking.
         self.env = BoundedSandbox(
             budget,
@@ -56,10 +63,49 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
+        self._compiled: dict[tuple[str, str], jinja2.Template] = {}
+
+    def compile(self, rel: str, text: str) -> jinja2.Template:
+        """The template of `text` (the content of repository file `rel`); TemplateProblem."""
+        key = (rel, text)
+        template = self._compiled.get(key)
+        if template is not None:
+            return template
+        try:
+            template = self.env.from_string(text)
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateProblem(f"template syntax error: {e.message}", e.lineno) from e
+        except (RecursionError, MemoryError, SyntaxError) as e:  # nesting Python cannot compile
+            raise TemplateProblem("template nested too deeply", None) from e
+        template.filename = rel
+        template.name = rel
+        self._compiled[key] = template
+        return template
+
+
+class Renderer:
+    """Renders repository files with one context; `include()` reads through `reader`."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        ctx: RenderContext,
+        budget: Budget | None = None,
+        templates: Templates | None = None,
+    ):
+        self.reader = reader
+        self.ctx = ctx
+        self.templates = templates or Templates(budget)
+        self.env = self.templates.env
         self._included: dict[str, str] = {}
 
     def render(self, rel: str, text: str) -> Rendered:
         """Render `text` (the content of repository file `rel`)."""
+        if not has_template_syntax(text):
+            if len(text) > MAX_STRING:
+                message = f"template error: template output longer than {MAX_STRING} characters"
+                raise TemplateProblem(message, 1)
+            return Rendered(text)
         out = Rendered("")
 
         def secret(name: str) -> str:
@@ -82,15 +128,8 @@ class Renderer:
             "secret": secret,
             "include": include,
         }
-        self.env.reset()
-        try:
-            template = self.env.from_string(text)
-        except jinja2.TemplateSyntaxError as e:
-            raise TemplateProblem(f"template syntax error: {e.message}", e.lineno) from e
-        except (RecursionError, MemoryError, SyntaxError) as e:  # nesting Python cannot compile
-            raise TemplateProblem("template nested too deeply", None) from e
-        template.filename = rel
-        template.name = rel
+        self.env.reset()  # compiling counts towards the render's time, as rendering does
+        template = self.templates.compile(rel, text)
         try:
             out.text = _render(template, variables, rel)
         finally:

@@ -12,8 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from bojdeploy.core.yamlguard import (
     CONTROL_RE,
+    MAX_DEPTH,
+    MAX_NODES,
     TooLarge,
     bad_value,
+    check_digits,
     check_graph,
     control_character,
     key_by_indentation,
@@ -55,6 +58,47 @@ def format_path(path: Path_) -> str:
     return out
 
 
+def _index_tree(root: yaml.Node, doc: Document) -> None:
+    """_index and check_graph in one walk, for a document without anchors (so a tree): the
+    same bounds on nesting, values and digits, the same lines and duplicates."""
+    lines, duplicates = doc.lines, doc.duplicates
+    count = 0
+    stack: list[tuple[yaml.Node, Path_]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        line = node.start_mark.line + 1
+        count += 1
+        if len(path) >= MAX_DEPTH:
+            raise TooLarge(f"nested deeper than {MAX_DEPTH} levels", line)
+        if path not in lines:
+            lines[path] = line
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key, key_line = key_node.value, key_node.start_mark.line + 1
+                if key in seen:
+                    duplicates.append(((*path, key), key_line))
+                seen.add(key)
+                lines[(*path, key)] = key_line
+            for key_node, value_node in reversed(node.value):  # visited in document order
+                key = "?"  # a key that is not a scalar, which the constructor refuses
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                    count += 1
+                    check_digits(key_node)
+                else:
+                    stack.append((key_node, (*path, key)))  # its size and nesting count
+                stack.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((node.value[i], (*path, i)) for i in range(len(node.value) - 1, -1, -1))
+        else:
+            check_digits(node)
+        if count > MAX_NODES:
+            raise TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
+
+
 def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -80,16 +124,21 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
         return
     loader = _Loader(text)
     line = 1
+    tree = "&" not in text  # no anchor, so no alias: every node is visited once
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            check_graph(node)
-            data = loader.construct_document(node)
-            doc = Document(data=data, line=line)
-            _index(node, (), doc)
+            doc = Document(data=None, line=line)
+            if tree:
+                _index_tree(node, doc)
+            else:
+                check_graph(node)
+            doc.data = loader.construct_document(node)
+            if not tree:
+                _index(node, (), doc)
             doc.lines[()] = doc.line
             yield doc
     except yaml.MarkedYAMLError as e:
