@@ -93,7 +93,7 @@ def _index_tree(root: yaml.Node, doc: Document) -> None:
                 stack.append((value_node, (*path, key)))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((node.value[i], (*path, i)) for i in range(len(node.value) - 1, -1, -1))
-        else:
+        elif isinstance(node, yaml.ScalarNode):
             check_digits(node)
         if count > MAX_NODES:
             raise TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
