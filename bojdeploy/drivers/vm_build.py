@@ -29,9 +29,10 @@ def create(
     api: Any, config: VMConfig, environment: str, log: StepLog, facts: dict[str, Any]
 ) -> str:
     """Clone the template, then build; a failure destroys the clone and its disks."""
-    template = ops.find_template(api, config.template)
+    template, record = ops.find_template(api, config.template)
     # A clone a killed run started may still be copying: let it end, then remove what it made.
-    resume.wait_idle(api, template, f"template {config.template}", log)
+    operations = record["current_operations"]
+    resume.wait_idle(api, template, f"template {config.template}", log, operations=operations)
     clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log)
     ops.check_absent(api, config.name)
     networks = ops.find_networks(api, config.networks)
@@ -83,10 +84,8 @@ def _mark(api: Any, vm: str, config: VMConfig) -> None:
 
 def _same_template(api: Any, record: dict[str, Any], config: VMConfig) -> bool:
     """Whether a half-made VM was cloned from the template the manifest names now."""
-    template = ops.find_template(api, config.template)
-    with xen_errors(f"cannot read template {config.template}"):
-        wanted = api.VM.get_name_label(template)
-    return bool(record["other_config"].get("base_template_name") == wanted)
+    _, template = ops.find_template(api, config.template)
+    return bool(record["other_config"].get("base_template_name") == template["name_label"])
 
 
 def build(
@@ -99,40 +98,56 @@ def build(
         what = f"provisioning VM {config.name}"
         run_async(api, what, CLONE_SECONDS, log, api.Async.VM.provision, vm)
     with xen_errors(f"cannot configure VM {config.name}"):
-        if api.VM.get_is_a_template(vm):
-            api.VM.set_is_a_template(vm, False)
         record = api.VM.get_record(vm)
+        if record["is_a_template"]:
+            api.VM.set_is_a_template(vm, False)
     facts["uuid"] = record["uuid"]
     current = ops.read_hardware(api, vm, record)
     wanted = wanted_hardware(config, current, networks)
+    # The power state just read, unless an operation runs (then converge_power waits and reads).
+    state = None if record["current_operations"] else str(record["power_state"])
     if record["power_state"] != "Halted" and hardware_changes(current, wanted):
         # started by a killed run with other settings: it never served as this deployment
         ops.shutdown(api, vm, config.name, log)
-    ops.apply_hardware(api, vm, current, wanted, log)
+        state = None
+    ops.apply_hardware(api, vm, current, wanted, log, vif_refs=record["VIFs"])
     ops.write_xenstore(api, vm, record, config.xenstore)
-    finish(api, vm, config, wanted, log, facts)
+    finish(api, vm, config, wanted, log, facts, state)
 
 
 def finish(
-    api: Any, vm: str, config: VMConfig, wanted: Hardware, log: StepLog, facts: dict[str, Any]
+    api: Any,
+    vm: str,
+    config: VMConfig,
+    wanted: Hardware,
+    log: StepLog,
+    facts: dict[str, Any],
+    state: str | None = None,
 ) -> None:
-    """Reach the wanted power state, verify, then confirm: ownership keys in, marker out."""
-    converge_power(api, vm, config, log, facts)
+    """Reach the wanted power state, verify, then confirm: ownership keys in, marker out.
+    `state` is the power state just read with no operation running (None: read it)."""
+    converge_power(api, vm, config, log, facts, state)
     with xen_errors(f"cannot read VM {config.name}"):
         record = api.VM.get_record(vm)
     problems = verify(config.name, record, wanted, config.power)
     if problems:
         raise DriverError("\n".join(problems))
     facts["uuid"] = record["uuid"]
-    ops.write_other_config(api, vm, config.other_config)
+    ops.write_other_config(api, vm, config.other_config, record["other_config"])
 
 
 def converge_power(
-    api: Any, vm: str, config: VMConfig, log: StepLog, facts: dict[str, Any]
+    api: Any,
+    vm: str,
+    config: VMConfig,
+    log: StepLog,
+    facts: dict[str, Any],
+    state: str | None = None,
 ) -> None:
     """Start (and wait for Running and a guest IP) or shut down, as spec.power says."""
-    resume.wait_idle(api, vm, f"VM {config.name}", log)
-    state = ops.power_state(api, vm, config.name)
+    if state is None:
+        resume.wait_idle(api, vm, f"VM {config.name}", log)
+        state = ops.power_state(api, vm, config.name)
     if config.power == "halted":
         if state != "Halted":
             ops.shutdown(api, vm, config.name, log)

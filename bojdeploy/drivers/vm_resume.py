@@ -176,12 +176,23 @@ def mark(api: Any, vm: str, keys: Mapping[str, str]) -> None:
             api.VM.set_other_config(vm, {**current, **keys})
 
 
-def wait_idle(api: Any, vm: str, what: str, log: StepLog, timeout: float = IDLE_SECONDS) -> None:
-    """Wait until no operation runs on `vm` ("VM web", "template T"): a killed run's may."""
+def wait_idle(
+    api: Any,
+    vm: str,
+    what: str,
+    log: StepLog,
+    timeout: float = IDLE_SECONDS,
+    operations: Mapping[str, str] | None = None,
+) -> None:
+    """Wait until no operation runs on `vm` ("VM web", "template T"): a killed run's may.
+    `operations` are its current_operations when just read (not read again if none run)."""
     started = last = time.monotonic()
     while True:
-        with xen_errors(f"cannot read the operations in progress on {what}"):
-            running = sorted(set(api.VM.get_current_operations(vm).values()))
+        if operations is None:
+            with xen_errors(f"cannot read the operations in progress on {what}"):
+                operations = api.VM.get_current_operations(vm)
+        running = sorted(set(operations.values()))
+        operations = None
         if not running:
             return
         elapsed = time.monotonic() - started
