@@ -26,15 +26,26 @@ DISCARD_WAIT_SECONDS = 120.0
 
 
 def create(
-    api: Any, config: VMConfig, environment: str, log: StepLog, facts: dict[str, Any]
+    api: Any,
+    config: VMConfig,
+    environment: str,
+    log: StepLog,
+    facts: dict[str, Any],
+    *,
+    clear_previous: bool = False,
 ) -> str:
-    """Clone the template, then build; a failure destroys the clone and its disks."""
+    """Clone the template, then build; a failure destroys the clone and its disks.
+    `clear_previous`: then remove a `<name>.previous` a killed replace left."""
     template, record = ops.find_template(api, config.template)
     # A clone a killed run started may still be copying: let it end, then remove what it made.
     operations = record["current_operations"]
     resume.wait_idle(api, template, f"template {config.template}", log, operations=operations)
-    clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log)
-    ops.check_absent(api, config.name)
+    # The name and both leftover names, looked up at once (leftovers are cleared around it).
+    known = ops.vms_labelled(
+        api, [config.name + s for s in ("", resume.CREATING_SUFFIX, resume.PREVIOUS_SUFFIX)]
+    )
+    clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log, known)
+    ops.check_absent(api, config.name, known)
     networks = ops.find_networks(api, config.networks)
     what = f"cloning template {config.template} as VM {config.name}"
     # Cloned under a name only bojdeploy uses while creating: a run killed before the clone is
@@ -45,9 +56,11 @@ def create(
         _mark(api, vm, config)
         with xen_errors(f"cannot rename {creating} to {config.name}"):
             api.VM.set_name_label(vm, config.name)
-        build(api, vm, config, networks, log, facts)
+        build(api, vm, config, networks, log, facts, template=True)  # a template's clone
     except Exception as e:
         discard(api, vm, config.name, e, log)
+    if clear_previous:  # what a killed replace set aside: gone once this one runs
+        clear_leftovers(api, config.name, environment, resume.PREVIOUS_SUFFIX, log, known)
     return f"created VM {config.name} ({facts['uuid']}) from template {config.template}"
 
 
@@ -70,7 +83,7 @@ def adopt(
     networks = ops.find_networks(api, config.networks)
     try:
         _mark(api, vm, config)
-        build(api, vm, config, networks, log, facts)
+        build(api, vm, config, networks, log, facts, template=record["is_a_template"])
     except Exception as e:
         discard(api, vm, name, e, log)
     return f"created VM {name} ({facts['uuid']}) from template {config.template} (finished)"
@@ -89,11 +102,16 @@ def _same_template(api: Any, record: dict[str, Any], config: VMConfig) -> bool:
 
 
 def build(
-    api: Any, vm: str, config: VMConfig, networks: list[str], log: StepLog, facts: dict[str, Any]
+    api: Any,
+    vm: str,
+    config: VMConfig,
+    networks: list[str],
+    log: StepLog,
+    facts: dict[str, Any],
+    *,
+    template: bool,
 ) -> None:
-    """Provision (if still a template), configure, start, wait and verify a marked clone."""
-    with xen_errors(f"cannot read VM {config.name}"):
-        template = api.VM.get_is_a_template(vm)
+    """Provision (if still a `template`), configure, start, wait and verify a marked clone."""
     if template:
         what = f"provisioning VM {config.name}"
         run_async(api, what, CLONE_SECONDS, log, api.Async.VM.provision, vm)
@@ -174,9 +192,17 @@ def discard(api: Any, vm: str, name: str, error: Exception, log: StepLog) -> NoR
     raise DriverError(f"{cause}\nthe half-built VM {name} and its disks were destroyed") from error
 
 
-def clear_leftovers(api: Any, name: str, environment: str, suffix: str, log: StepLog) -> None:
-    """Destroy `<name><suffix>` objects a killed run left, with their disks (a failure warns)."""
-    for ref in resume.leftovers(api, name, environment, suffix):
+def clear_leftovers(
+    api: Any,
+    name: str,
+    environment: str,
+    suffix: str,
+    log: StepLog,
+    known: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Destroy `<name><suffix>` objects a killed run left, with their disks (a failure warns);
+    `known`: the records of the VMs named so, when just looked up."""
+    for ref in resume.leftovers(api, name, environment, suffix, known):
         label = name + suffix
         log("info", f"removing {label}, left by an interrupted deployment")
         try:

@@ -136,20 +136,30 @@ def vm_by_uuid(api: Any, uuid: str) -> str | None:
             raise
 
 
-def vms_named(api: Any, name: str) -> dict[str, dict[str, Any]]:
-    """Records of the VMs (and owned templates, not snapshots) whose name_label is `name`."""
-    with xen_errors(f"cannot look up VM {name}"):
-        records = {ref: api.VM.get_record(ref) for ref in api.VM.get_by_name_label(name)}
+def vms_labelled(api: Any, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Records of every VM, template and snapshot named one of `labels`, in one call."""
+    with xen_errors(f"cannot look up VM {labels[0]}"):
+        return _records_where(api.VM, labels)
+
+
+def vms_named(
+    api: Any, name: str, known: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Records of the VMs (and owned templates, not snapshots) whose name_label is `name`;
+    `known` as vms_labelled returned it for labels that include `name`."""
+    records = vms_labelled(api, [name]) if known is None else known
     return {
         ref: rec
         for ref, rec in records.items()
-        if (not rec["is_a_template"] or is_owned(rec["other_config"])) and not rec["is_a_snapshot"]
+        if rec["name_label"] == name
+        and (not rec["is_a_template"] or is_owned(rec["other_config"]))
+        and not rec["is_a_snapshot"]
     }
 
 
-def check_absent(api: Any, name: str) -> None:
+def check_absent(api: Any, name: str, known: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Refuse to create a VM whose name is taken (owned by us or not: never touch it here)."""
-    taken = vms_named(api, name)
+    taken = vms_named(api, name, known)
     if taken:
         found = ", ".join(describe_vm(rec) for rec in taken.values())
         raise DriverError(

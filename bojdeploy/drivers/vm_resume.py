@@ -204,11 +204,20 @@ def wait_idle(
         time.sleep(IDLE_POLL_SECONDS)
 
 
-def leftovers(api: Any, name: str, environment: str, suffix: str) -> list[str]:
-    """Refs of the leftovers `<name><suffix>` of this environment (or unkeyed `.creating`)."""
-    with xen_errors(f"cannot look up leftovers of VM {name}"):
-        refs = api.VM.get_by_name_label(name + suffix)
-        records = {ref: api.VM.get_record(ref) for ref in refs}
+def leftovers(
+    api: Any,
+    name: str,
+    environment: str,
+    suffix: str,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Refs of the leftovers `<name><suffix>` of this environment (or unkeyed `.creating`);
+    `known` holds the records of every VM named so, when just looked up."""
+    if known is None:
+        with xen_errors(f"cannot look up leftovers of VM {name}"):
+            refs = api.VM.get_by_name_label(name + suffix)
+            known = {ref: api.VM.get_record(ref) for ref in refs}
+    records = {r: rec for r, rec in known.items() if rec["name_label"] == name + suffix}
     return [
         ref
         for ref, record in records.items()
