@@ -43,6 +43,7 @@ class Rendered:
     secrets: set[str] = field(default_factory=set)
 
 
+Piece = str | tuple[int, Any]  # literal text, or (line, compiled `{{ expression }}`)
 # Text without these renders to itself (jinja only turns CR and CRLF into LF).
 _SYNTAX = ("{{", "{%", "{#", "\r")
 
@@ -64,6 +65,46 @@ class Templates:
             autoescape=False,
         )
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
+        self._pieces: dict[tuple[str, str], list[Piece] | None] = {}
+        self._expressions: dict[str, Any] = {}  # source -> jinja2 TemplateExpression
+
+    def pieces(self, rel: str, text: str) -> list[Piece] | None:
+        """`text` as literal parts and compiled expressions (with their lines) when it holds
+        only plain `{{ expression }}`s; None when it needs the whole template compiled.
+
+        Manifests repeat a few expressions (`environment`, `vars.x`, `secret('X')`): each is
+        compiled once for every file and environment of a run, by the same sandbox."""
+        key = (rel, text)
+        if key not in self._pieces:
+            self._pieces[key] = None if "{%" in text or "{#" in text else self._split(text)
+        return self._pieces[key]
+
+    def _split(self, text: str) -> list[Piece] | None:
+        out: list[Piece] = []
+        source: list[str] | None = None
+        try:
+            for line, token, value in self.env.lexer.tokeniter(text, None):
+                if token == "data" and source is None:
+                    out.append(value)
+                elif token == "variable_begin" and value == "{{" and source is None:
+                    source, start = [], line
+                elif token == "variable_end" and value == "}}" and source is not None:
+                    out.append((start, self._expression("".join(source))))
+                    source = None
+                elif source is not None and token not in ("variable_begin", "variable_end"):
+                    source.append(value)
+                else:
+                    return None  # whitespace control, or anything but an expression
+        except (jinja2.TemplateSyntaxError, RecursionError, MemoryError, SyntaxError):
+            return None  # the whole template's compile reports it
+        return None if source is not None else out
+
+    def _expression(self, source: str) -> Any:
+        found = self._expressions.get(source)
+        if found is None:
+            found = self.env.compile_expression(source, undefined_to_none=False)
+            self._expressions[source] = found
+        return found
 
     def compile(self, rel: str, text: str) -> jinja2.Template:
         """The template of `text` (the content of repository file `rel`); TemplateProblem."""
@@ -129,12 +170,39 @@ class Renderer:
             "include": include,
         }
         self.env.reset()  # compiling counts towards the render's time, as rendering does
-        template = self.templates.compile(rel, text)
+        pieces = self.templates.pieces(rel, text)
+        template = self.templates.compile(rel, text) if pieces is None else None
         try:
-            out.text = _render(template, variables, rel)
+            if template is not None:
+                out.text = _render(template, variables, rel)
+            else:
+                out.text = _render_pieces(self.env, pieces or [], variables)
         finally:
             self.env.budget.stop()
         return out
+
+
+def _render_pieces(env: BoundedSandbox, pieces: list[Piece], variables: dict[str, Any]) -> str:
+    """What the template of `pieces` renders: each expression's value as `{{ }}` writes it."""
+    size, lines, chunks = 0, 1, []
+    for piece in pieces:
+        if isinstance(piece, str):
+            chunk = piece
+        else:
+            line, expression = piece
+            try:
+                chunk = str(env.budget.check(expression(**variables)))  # as finalize does
+            except TemplateProblem:
+                raise
+            except Exception as e:  # noqa: BLE001 - whatever a template does wrong is the user's
+                raise TemplateProblem(f"template error: {_message(e)}", line) from e
+        size += len(chunk)
+        if size > MAX_STRING:
+            message = f"template error: template output longer than {MAX_STRING} characters"
+            raise TemplateProblem(message, lines)
+        lines += chunk.count("\n")
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def _render(template: jinja2.Template, variables: dict[str, Any], rel: str) -> str:
