@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import islice
+from typing import Any, TypeVar
 
 from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.sandbox import Budget
@@ -17,6 +18,7 @@ from bojdeploy.core.template import Templates
 from bojdeploy.core.yamlsrc import Document, parse_documents
 from bojdeploy.errors import Problem
 
+T = TypeVar("T")
 MAX_DOCUMENTS = 1000  # YAML documents in one manifest file
 
 
@@ -58,6 +60,7 @@ class LoadCache:
         self.budget = budget or Budget()
         self.templates = Templates(self.budget)
         self._parsed: dict[tuple[str, str], list[Document | Problem]] = {}
+        self._checked: dict[int, tuple[Any, list[Problem]]] = {}  # by id of a parsed Document
 
     def parse(self, rel: str, text: str) -> list[Document | Problem]:
         """The YAML documents of rendered text `text` of file `rel` (each text parsed once), at
@@ -68,3 +71,17 @@ class LoadCache:
             docs = list(islice(parse_documents(text, rel), MAX_DOCUMENTS + 1))
             self._parsed[key] = docs
         return docs
+
+    def checked(
+        self,
+        rel: str,
+        doc: Document,
+        check: Callable[[str, Document], tuple[T | None, list[Problem]]],
+    ) -> tuple[T | None, list[Problem]]:
+        """`check(rel, doc)` once per parsed document (the documents stay in the parse cache,
+        so their ids are not reused)."""
+        key = id(doc)
+        if key not in self._checked:
+            self._checked[key] = check(rel, doc)
+        manifest, problems = self._checked[key]
+        return manifest, list(problems)

@@ -12,7 +12,7 @@ from typing import Any
 from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.loadcache import MAX_DOCUMENTS, LoadCache
 from bojdeploy.core.loaded import LoadedManifest, with_files
-from bojdeploy.core.manifest import MODELS
+from bojdeploy.core.manifest import MODELS, Manifest
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.secrets import secret_env
 from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem
@@ -111,7 +111,7 @@ def load_file(
             continue
         if item.data is None:
             continue
-        result, doc_problems = _load_document(reader, rel, item, renderer, rendered.includes)
+        result, doc_problems = _load_document(reader, rel, item, renderer, rendered.includes, cache)
         problems += doc_problems
         if result is None:
             continue
@@ -143,9 +143,9 @@ def _at_most(problems: list[Problem], limit: int) -> list[Problem]:
     return [*problems[:limit], Problem(first.file, first.line, "", more)]
 
 
-def _load_document(
-    reader: Reader, rel: str, doc: Document, renderer: Renderer, includes: set[str]
-) -> tuple[LoadedManifest | None, list[Problem]]:
+def check_document(rel: str, doc: Document) -> tuple[Manifest | None, list[Problem]]:
+    """The manifest a parsed document holds, or the problems that stop it (whatever the
+    environment: a document rendered alike in several is checked once)."""
     data = doc.data
     problems = [Problem(rel, line, format_path(p), "duplicate key") for p, line in doc.duplicates]
     bad_values = value_problems(doc, rel)
@@ -162,6 +162,20 @@ def _load_document(
     manifest, errors = validate(model, data, doc, rel)
     if errors or manifest is None:
         return None, problems + errors
+    return manifest, problems  # type: ignore[return-value]
+
+
+def _load_document(
+    reader: Reader,
+    rel: str,
+    doc: Document,
+    renderer: Renderer,
+    includes: set[str],
+    cache: LoadCache,
+) -> tuple[LoadedManifest | None, list[Problem]]:
+    manifest, problems = cache.checked(rel, doc, check_document)
+    if manifest is None:
+        return None, problems
     env = renderer.ctx.environment
     loaded = LoadedManifest(
         manifest=manifest,  # type: ignore[arg-type]
