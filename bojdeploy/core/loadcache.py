@@ -60,7 +60,7 @@ class LoadCache:
         self.budget = budget or Budget()
         self.templates = Templates(self.budget)
         self._parsed: dict[tuple[str, str], list[Document | Problem]] = {}
-        self._checked: dict[int, tuple[Any, list[Problem]]] = {}  # by id of a parsed Document
+        self._once: dict[tuple[str, int], tuple[object, Any]] = {}
 
     def parse(self, rel: str, text: str) -> list[Document | Problem]:
         """The YAML documents of rendered text `text` of file `rel` (each text parsed once), at
@@ -72,16 +72,10 @@ class LoadCache:
             self._parsed[key] = docs
         return docs
 
-    def checked(
-        self,
-        rel: str,
-        doc: Document,
-        check: Callable[[str, Document], tuple[T | None, list[Problem]]],
-    ) -> tuple[T | None, list[Problem]]:
-        """`check(rel, doc)` once per parsed document (the documents stay in the parse cache,
-        so their ids are not reused)."""
-        key = id(doc)
-        if key not in self._checked:
-            self._checked[key] = check(rel, doc)
-        manifest, problems = self._checked[key]
-        return manifest, list(problems)
+    def once(self, what: str, of: object, make: Callable[[], T]) -> T:
+        """`make()` once per `what` of object `of`: a check of a parsed document, the secrets
+        of a validated manifest (`of` is kept, so that its id stays its own)."""
+        key = (what, id(of))
+        if key not in self._once:
+            self._once[key] = (of, make())
+        return self._once[key][1]  # type: ignore[no-any-return]

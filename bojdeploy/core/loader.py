@@ -11,7 +11,7 @@ from typing import Any
 
 from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.loadcache import MAX_DOCUMENTS, LoadCache
-from bojdeploy.core.loaded import LoadedManifest, with_files
+from bojdeploy.core.loaded import LoadedManifest, secret_names_of, with_files
 from bojdeploy.core.manifest import MODELS, Manifest
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.secrets import secret_env
@@ -173,9 +173,9 @@ def _load_document(
     includes: set[str],
     cache: LoadCache,
 ) -> tuple[LoadedManifest | None, list[Problem]]:
-    manifest, problems = cache.checked(rel, doc, check_document)
+    manifest, problems = cache.once("check", doc, lambda: check_document(rel, doc))
     if manifest is None:
-        return None, problems
+        return None, list(problems)
     env = renderer.ctx.environment
     loaded = LoadedManifest(
         manifest=manifest,  # type: ignore[arg-type]
@@ -185,7 +185,8 @@ def _load_document(
         dependencies=frozenset(includes),
     )
     files, file_problems = _read_files(reader, loaded, renderer)
-    return with_files(loaded, files), problems + file_problems
+    names = cache.once("secret names", manifest, lambda: secret_names_of(loaded))
+    return with_files(loaded, files, names), problems + file_problems
 
 
 def _read_files(

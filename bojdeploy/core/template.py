@@ -9,6 +9,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.parser import Parser
+from jinja2.utils import consume
 
 from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, Budget, TemplateLimit
@@ -43,7 +46,7 @@ class Rendered:
     secrets: set[str] = field(default_factory=set)
 
 
-Piece = str | tuple[int, Any]  # literal text, or (line, compiled `{{ expression }}`)
+Piece = str | tuple[int, jinja2.Template]  # literal text, or (line, an `{{ expression }}`)
 # Text without these renders to itself (jinja only turns CR and CRLF into LF).
 _SYNTAX = ("{{", "{%", "{#", "\r")
 
@@ -66,7 +69,7 @@ class Templates:
         )
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
         self._pieces: dict[tuple[str, str], list[Piece] | None] = {}
-        self._expressions: dict[str, Any] = {}  # source -> jinja2 TemplateExpression
+        self._expressions: dict[str, jinja2.Template] = {}  # by the expression's source
 
     def pieces(self, rel: str, text: str) -> list[Piece] | None:
         """`text` as literal parts and compiled expressions (with their lines) when it holds
@@ -99,10 +102,17 @@ class Templates:
             return None  # the whole template's compile reports it
         return None if source is not None else out
 
-    def _expression(self, source: str) -> Any:
+    def _expression(self, source: str) -> jinja2.Template:
+        """A template that stores the value of `source` as `result` (compile_expression's)."""
         found = self._expressions.get(source)
         if found is None:
-            found = self.env.compile_expression(source, undefined_to_none=False)
+            parser = Parser(self.env, source, state="variable")
+            expression = parser.parse_expression()
+            if not parser.stream.eos:
+                raise jinja2.TemplateSyntaxError("more than one expression", 1)
+            expression.set_environment(self.env)
+            body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
+            found = self.env.from_string(nodes.Template(body, lineno=1))
             self._expressions[source] = found
         return found
 
@@ -185,13 +195,17 @@ class Renderer:
 def _render_pieces(env: BoundedSandbox, pieces: list[Piece], variables: dict[str, Any]) -> str:
     """What the template of `pieces` renders: each expression's value as `{{ }}` writes it."""
     size, lines, chunks = 0, 1, []
+    context = None  # one for every expression, as one template has
     for piece in pieces:
         if isinstance(piece, str):
             chunk = piece
         else:
             line, expression = piece
             try:
-                chunk = str(env.budget.check(expression(**variables)))  # as finalize does
+                context = context or expression.new_context(variables)
+                consume(expression.root_render_func(context))
+                value = context.vars.pop("result")  # not seen by the next expression
+                chunk = str(env.budget.check(value))  # as finalize does
             except TemplateProblem:
                 raise
             except Exception as e:  # noqa: BLE001 - whatever a template does wrong is the user's
