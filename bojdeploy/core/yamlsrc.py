@@ -124,7 +124,9 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
         return
     loader = _Loader(text)
     line = 1
-    tree = "&" not in text  # no anchor, so no alias: every node is visited once
+    # No anchor (so no alias: every node is visited once) and no merge key (which the
+    # constructor flattens into the mapping before it is indexed).
+    tree = "&" not in text and "<<" not in text
     try:
         while loader.check_node():
             node = loader.get_node()
