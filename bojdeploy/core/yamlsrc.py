@@ -58,21 +58,32 @@ def format_path(path: Path_) -> str:
     return out
 
 
-def _index_tree(root: yaml.Node, doc: Document) -> None:
-    """_index and check_graph in one walk, for a document without anchors (so a tree): the
-    same bounds on nesting, values and digits, the same lines and duplicates."""
+_TAG = "tag:yaml.org,2002:"
+_SCALARS = frozenset(_TAG + t for t in ("null", "bool", "int", "float", "timestamp", "binary"))
+_UNBUILT = object()  # the walk could not build the data: the constructor does
+
+
+def _index_tree(root: yaml.Node, doc: Document, loader: Any) -> Any:
+    """_index, check_graph and the constructor in one walk, for a document without anchors
+    (so a tree): the same bounds on nesting, values and digits, the same lines and duplicates.
+    Returns the data, or _UNBUILT when a tag, a key or a duplicate needs the constructor."""
     lines, duplicates = doc.lines, doc.duplicates
-    count = 0
-    stack: list[tuple[yaml.Node, Path_]] = [(root, ())]
+    count, built = 0, True
+    top: list[Any] = [None]
+    pending: list[tuple[Any, Any, yaml.Node]] = []  # scalars built once the bounds held
+    stack: list[tuple[yaml.Node, Path_, Any, Any]] = [(root, (), top, 0)]
     while stack:
-        node, path = stack.pop()
+        node, path, parent, slot = stack.pop()
         line = node.start_mark.line + 1
         count += 1
         if len(path) >= MAX_DEPTH:
             raise TooLarge(f"nested deeper than {MAX_DEPTH} levels", line)
         if path not in lines:
             lines[path] = line
+        value: Any = None
         if isinstance(node, yaml.MappingNode):
+            built = built and node.tag == _TAG + "map"
+            value = {}
             seen: set[Any] = set()
             for key_node, _ in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
@@ -80,6 +91,7 @@ def _index_tree(root: yaml.Node, doc: Document) -> None:
                 key, key_line = key_node.value, key_node.start_mark.line + 1
                 if key in seen:
                     duplicates.append(((*path, key), key_line))
+                    built = False
                 seen.add(key)
                 lines[(*path, key)] = key_line
             for key_node, value_node in reversed(node.value):  # visited in document order
@@ -88,15 +100,33 @@ def _index_tree(root: yaml.Node, doc: Document) -> None:
                     key = key_node.value
                     count += 1
                     check_digits(key_node)
+                    built = built and key_node.tag == _TAG + "str"
                 else:
-                    stack.append((key_node, (*path, key)))  # its size and nesting count
-                stack.append((value_node, (*path, key)))
+                    built = False
+                    stack.append((key_node, (*path, key), None, None))  # its size and nesting
+                stack.append((value_node, (*path, key), value, key))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((node.value[i], (*path, i)) for i in range(len(node.value) - 1, -1, -1))
+            built = built and node.tag == _TAG + "seq"
+            value = [None] * len(node.value)
+            items = node.value
+            stack.extend((items[i], (*path, i), value, i) for i in range(len(items) - 1, -1, -1))
         elif isinstance(node, yaml.ScalarNode):
             check_digits(node)
+            if node.tag == _TAG + "str":
+                value = node.value
+            elif node.tag in _SCALARS:
+                pending.append((parent, slot, node))
+            else:
+                built = False
+        if parent is not None:
+            parent[slot] = value
         if count > MAX_NODES:
             raise TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
+    if not built:
+        return _UNBUILT
+    for parent, slot, node in pending:
+        parent[slot] = loader.yaml_constructors[node.tag](loader, node)
+    return top[0]
 
 
 def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
@@ -133,12 +163,13 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            doc = Document(data=None, line=line)
+            doc = Document(data=_UNBUILT, line=line)
             if tree:
-                _index_tree(node, doc)
+                doc.data = _index_tree(node, doc, loader)
             else:
                 check_graph(node)
-            doc.data = loader.construct_document(node)
+            if doc.data is _UNBUILT:
+                doc.data = loader.construct_document(node)
             if not tree:
                 _index(node, (), doc)
             doc.lines[()] = doc.line

@@ -87,6 +87,13 @@ def test_text_without_template_syntax_is_not_rendered_but_crlf_is_normalised() -
         "a: " + "[" * 70 + "]" * 70 + "\n",
         "n: " + "1" * 120 + "\n",
         "x: 1\n---\ny: {z: [1, 2]}\n",
+        "a: 0x1f\nb: 1.5e3\nc: ~\nd: yes\ne: 2001-12-14\nf: !!binary aGVsbG8=\ng: '1'\n",
+        "a: !!set {x, y}\nb: !!omap [a: 1]\nc: !foo bar\n",
+        "1: a\n2: b\n",
+        "a: [1, 2]\na: x\n",
+        "a: 2001-13-45\n",
+        "a: =\n",
+        "x: [a, [b, {d: e}]]\nw: |\n  block\n",
     ],
 )
 def test_documents_without_anchors_index_as_documents_with_them(text: str) -> None:
