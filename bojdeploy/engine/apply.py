@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import time
 import traceback
@@ -11,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bojdeploy import __version__
+from bojdeploy import __version__, logs
 from bojdeploy.core.loaded import LoadedManifest
 from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
@@ -162,8 +163,9 @@ def _apply_level(run: Run, level: list[Step], blocked: set[str]) -> None:
             blocked.add(step.name)  # and so on down the chain
         else:
             ready.append(step)
+    contexts = [contextvars.copy_context() for _ in ready]  # the caller's log keys, per step
     with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
-        for outcome in pool.map(lambda s: apply_step(run, s), ready):
+        for outcome in pool.map(lambda c, s: c.run(_logged_step, run, s), contexts, ready):
             run.outcomes.append(outcome)
             if outcome.status == "failed":
                 blocked.add(outcome.name)
@@ -189,6 +191,13 @@ def _not_run(run: Run, step: Step, message: str, status: str = "skipped") -> Out
         run.records.update(dep_id, error_message=message, completed=True)
         run.records.log(dep_id, level, message)
     return Outcome(step.kind, step.name, step.action.value, status, message, dep_id, message)
+
+
+def _logged_step(run: Run, step: Step) -> Outcome:
+    """`apply_step` with the step's environment, kind, name and repository on its log lines."""
+    keys = {"environment": step.environment, "kind": step.kind, "name": step.name}
+    with logs.bound(repository=run.info.repository or None, **keys):
+        return apply_step(run, step)
 
 
 def apply_step(run: Run, step: Step) -> Outcome:
@@ -282,11 +291,13 @@ def _locked(run: Run, step: Step) -> Outcome:
     reason = "; ".join(dict.fromkeys(w for w in why if w))  # why it was selected, what differs
     if step.action is Action.UNCHANGED:
         dep_id = _record(run, step, "unchanged", reason)
+        logs.bind(deployment_id=dep_id)
         run.records.log(dep_id, "info", "config hash unchanged on the target: nothing to do")
         run.records.update(dep_id, completed=True)
         _say(run, label, "info", "unchanged")
         return Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
     dep_id = _record(run, step, "running", reason)
+    logs.bind(deployment_id=dep_id)  # until the step's `bound` block ends
     started = time.monotonic()
 
     def log(level: str, message: str, **metadata: Any) -> None:
