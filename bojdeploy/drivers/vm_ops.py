@@ -238,7 +238,8 @@ def prepare_clone(api: Any, vm: str, keys: Mapping[str, str]) -> None:
 
 def _default_sr(api: Any) -> str:
     """The uuid of the pool's default SR."""
-    sr = api.pool.get_default_SR(api.pool.get_all()[0])
+    pool = next(iter(api.pool.get_all_records().values()))  # a host is in one pool
+    sr = pool["default_SR"]
     if sr == NULL_REF:
         raise DriverError("the template's disks name no SR and the pool has no default SR")
     return str(api.SR.get_uuid(sr))
