@@ -1,13 +1,15 @@
 """The engine: one orchestrator for every front end (load, select, observe, plan, apply, record).
 
 Front ends call these functions and never a driver; the engine reaches targets only through
-`bojdeploy.drivers` and records only through `bojdeploy.store`. The names below load on first
-use, so a command that only validates does not import the drivers and the store.
+`bojdeploy.drivers` and records only through `bojdeploy.store`. The functions below load on
+first use, so a command that only validates imports neither the drivers nor the store.
 """
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,19 +29,6 @@ if TYPE_CHECKING:
         secret_values,
     )
 
-_WHERE = {
-    "apply": "deploy",
-    "make_plan_for": "observe",
-    "observe": "observe",
-    "observed_from_records": "observe",
-    "resource_name_of": "observe",
-    "unprunable": "observe",
-    "Prepared": "prepare",
-    "desired_state": "prepare",
-    "narrow": "prepare",
-    "prepare": "prepare",
-    "secret_values": "prepare",
-}
 __all__ = [
     "Prepared",
     "apply",
@@ -53,13 +42,46 @@ __all__ = [
     "secret_values",
     "unprunable",
 ]
+_WHERE = {
+    "apply": "deploy",
+    "make_plan_for": "observe",
+    "observe": "observe",
+    "observed_from_records": "observe",
+    "resource_name_of": "observe",
+    "unprunable": "observe",
+    "Prepared": "prepare",
+    "desired_state": "prepare",
+    "narrow": "prepare",
+    "prepare": "prepare",
+    "secret_values": "prepare",
+}
 
 
-def __getattr__(name: str) -> Any:
-    """`engine.apply` and the rest, imported when first asked for."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+def _loaded_on_use(name: str) -> property:
+    """`engine.<name>`, imported when first read. Importing the submodules `apply`, `observe`
+    and `prepare` sets a package attribute of their name: that never hides the function, while
+    a value set by hand (a test's stand-in) does."""
+
+    def get(module: ModuleType) -> Any:
+        if name in module.__dict__["_set"]:
+            return module.__dict__["_set"][name]
+        return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+    def put(module: ModuleType, value: Any) -> None:
+        if not isinstance(value, ModuleType):
+            module.__dict__["_set"][name] = value
+
+    def forget(module: ModuleType) -> None:
+        module.__dict__["_set"].pop(name, None)
+
+    return property(get, put, forget)
+
+
+class _Engine(ModuleType):
+    """This package, with its functions loaded on use."""
+
+
+for _name in _WHERE:
+    setattr(_Engine, _name, _loaded_on_use(_name))
+_set: dict[str, Any] = {}
+sys.modules[__name__].__class__ = _Engine
