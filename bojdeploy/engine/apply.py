@@ -51,10 +51,11 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     unreachable: bool = False  # failed before touching its target: a system could not be reached
+    host: str = ""  # a named host of a fleet; "" for the environment's default target
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (for --json and the action's outputs)."""
-        return dict(self.__dict__)
+        """JSON-friendly form (for --json and the action's outputs); `host` on a named host."""
+        return {k: v for k, v in self.__dict__.items() if k != "host" or v}
 
 
 @dataclass

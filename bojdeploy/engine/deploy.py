@@ -29,11 +29,16 @@ def apply(
     rollback_from: int | None = None,
     force: bool = False,
     allow_delete: bool = False,
+    targets: Targets | None = None,
 ) -> tuple[Plan, Run]:
-    """Plan against the live targets and apply it; every step recorded, failures contained."""
+    """Plan against the live targets and apply it; every step recorded, failures contained.
+
+    `targets`: connections the caller made (and closes), e.g. one host of a fleet.
+    """
     config, env = prepared.workspace.config, prepared.environment
     check_branch(config, env, prepared.workspace.info.branch, "apply")
-    targets = Targets(prepared.environment, settings, prepared.workspace.config)
+    own = targets is None
+    targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
     try:
         known = recorded(store, env)  # read once: the plan and every re-check use them
         the_plan = make_plan_for(
@@ -55,7 +60,8 @@ def apply(
         run.force = force
         apply_plan(run, the_plan)
     finally:
-        targets.close()
+        if own:
+            targets.close()
     return the_plan, run
 
 

@@ -41,7 +41,8 @@ SELECT_CONFIRMATIONS = (
     "SELECT d.id, d.deployment_type, d.name, d.status, d.error_message, d.config_hash,"
     " (SELECT MAX(s.id) FROM deployments s WHERE s.environment = d.environment"
     " AND s.deployment_type = d.deployment_type AND s.name = d.name"
-    " AND s.config_hash = d.config_hash AND s.status IN (?, ?) AND s.id > d.id)"
+    " AND s.host = d.host AND s.config_hash = d.config_hash AND s.status IN (?, ?)"
+    " AND s.id > d.id), d.host"
     " FROM deployments d WHERE d.environment = ? AND d.id IN ({ids})"
 )
 CONFIRMATION_BATCH = 500  # ids per query: well under every backend's parameter limit
@@ -159,6 +160,7 @@ class SqlStore(Reads, ABC):
         reason: str | None = None,
         config_hash: str | None = None,
         manifest: str | None = None,
+        host: str = "",
     ) -> int:
         """Record a new deployment and return its id."""
         check(deployment_type, KINDS, "deployment type")
@@ -168,8 +170,8 @@ class SqlStore(Reads, ABC):
             rows = q(
                 "INSERT INTO deployments (deployment_type, name, environment, status, git_commit,"
                 " git_branch, git_repository, config, created_at, updated_at, rollback_from,"
-                " reason, config_hash, manifest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " reason, config_hash, manifest, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     deployment_type,
                     name,
@@ -185,6 +187,7 @@ class SqlStore(Reads, ABC):
                     reason,
                     config_hash,
                     manifest,
+                    host,
                 ),
             )
         return int(rows[0][0])
@@ -239,6 +242,7 @@ class SqlStore(Reads, ABC):
         status: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        host: str | None = None,
     ) -> list[Deployment]:
         """Return matching deployments, newest first (only ids below `before_id` if given)."""
         filters = {
@@ -246,6 +250,7 @@ class SqlStore(Reads, ABC):
             "name": name,
             "deployment_type": deployment_type,
             "status": status,
+            "host": host,
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         where = " AND ".join(f"{column} = ?" for column in filters) or "1 = 1"
@@ -299,8 +304,8 @@ class SqlStore(Reads, ABC):
         with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE id IN (SELECT MAX(id) FROM deployments"
-                " WHERE environment = ? AND status IN (?, ?) GROUP BY deployment_type, name)"
-                " ORDER BY deployment_type, name",
+                " WHERE environment = ? AND status IN (?, ?) GROUP BY deployment_type, name, host)"
+                " ORDER BY deployment_type, name, host",
                 (environment, *SUCCESSFUL),
             )
         return [self._deployment(row) for row in rows]
@@ -326,26 +331,35 @@ class SqlStore(Reads, ABC):
         return [(str(env), repository) for env, repository in rows]
 
     def successful_deployments(
-        self, environment: str, deployment_type: str, name: str, limit: int = 10
+        self,
+        environment: str,
+        deployment_type: str,
+        name: str,
+        limit: int = 10,
+        host: str | None = None,
     ) -> list[Deployment]:
-        """Return a target's completed deployments, newest first."""
+        """Return a target's completed deployments, newest first (on `host` only, if given)."""
+        on_host = () if host is None else (host,)
         with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE environment = ? AND deployment_type = ?"
-                " AND name = ? AND status = 'completed' ORDER BY id DESC LIMIT ?",
-                (environment, deployment_type, name, limit),
+                f" AND name = ?{' AND host = ?' if on_host else ''} AND status = 'completed'"
+                " ORDER BY id DESC LIMIT ?",
+                (environment, deployment_type, name, *on_host, limit),
             )
         return [self._deployment(row) for row in rows]
 
-    def mark_interrupted(self, environment: str, deployment_type: str, name: str) -> list[int]:
+    def mark_interrupted(
+        self, environment: str, deployment_type: str, name: str, host: str = ""
+    ) -> list[int]:
         """Mark a target's pending/running rows failed (call while holding its lock)."""
         now = self._ts(now_utc())
         with self._transaction() as q:
             rows = q(
                 "UPDATE deployments SET status = 'failed', error_message = ?, updated_at = ?,"
                 " completed_at = ? WHERE environment = ? AND deployment_type = ? AND name = ?"
-                " AND status IN ('pending', 'running') RETURNING id",
-                (INTERRUPTED, now, now, environment, deployment_type, name),
+                " AND host = ? AND status IN ('pending', 'running') RETURNING id",
+                (INTERRUPTED, now, now, environment, deployment_type, name, host),
             )
             ids = sorted(int(row[0]) for row in rows)
             for deployment_id in ids:
