@@ -199,7 +199,8 @@ def test_the_database_out_of_reach_gets_503_and_stores_nothing_then_redelivery_d
             status, answer = relay.post(body, signature=signature, delivery=delivery)
             assert status == 503, answer
         assert rows(db, "SELECT 1 FROM relay_deliveries") == []
-        assert rows(db, "SELECT 1 FROM procrastinate_jobs") == []
+        pushes = "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'bojdeploy:route_push'"
+        assert rows(db, pushes) == []  # (periodic tasks the worker deferred at start may be there)
 
         proxy.restore()
         answers = []  # Gitea's "redeliver": until the relay takes it (a pooled connection the
