@@ -61,6 +61,10 @@ class HostStore:
             environment, deployment_type, name, limit, host=self.host
         )
 
+    def unfinished_kinds(self, environment: str, host: str | None = None) -> set[str]:
+        """The kinds with unfinished work on this host (another host's is not looked at here)."""
+        return self.inner.unfinished_kinds(environment, self.host)
+
     def mark_interrupted(
         self, environment: str, deployment_type: str, name: str, host: str = ""
     ) -> list[int]:
@@ -128,8 +132,9 @@ def hosts_needed(prepared: Prepared, store: StateStore, prune: bool | None) -> l
 def kinds_on(prepared: Prepared, store: StateStore, host: str, prune: bool | None) -> set[str]:
     """The kinds a run observes on `host`, chosen as for a single target (`kinds_to_observe`)."""
     env = prepared.environment
-    records = observed_from_records(HostStore(store, host), env)  # type: ignore[arg-type]
-    unfinished = store.unfinished_kinds(env)  # of any host: at worst one connection more
+    scoped = HostStore(store, host)
+    records = observed_from_records(scoped, env)  # type: ignore[arg-type]
+    unfinished = scoped.unfinished_kinds(env)  # this host's: another's needs no connection here
     return kinds_to_observe(
         for_host(prepared, host), records, may_prune(prepared, prune), unfinished
     )
