@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from bojdeploy.drivers.docker_errors import docker_errors
@@ -26,6 +27,11 @@ def connect(
 
     where = docker_host or "the local Docker socket (DOCKER_HOST unset)"
     reach = f"cannot reach Docker at {where}" + (f" (host {host})" if host else "")
+    if docker_host and docker_host.startswith("ssh://") and not shutil.which("ssh"):
+        raise ConnectError(
+            f"{reach}: ssh:// needs the `ssh` client (openssh-client) on PATH and there is none "
+            "(the action image has none: use tcp:// with TLS there)"
+        )
     with docker_errors(reach, refused=ConnectError, unreachable=reach):
         if docker_host:
             client = docker.DockerClient(
