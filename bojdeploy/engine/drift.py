@@ -34,7 +34,8 @@ class DriftItem:
     resource_name: str
     deployment_id: int | None
     # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs;
-    # unmanaged (on the target, not bojdeploy's) | not checked (listing them failed); never drift
+    # host undefined (its host left bojdeploy.yaml); unmanaged (on the target, not bojdeploy's) |
+    # not checked (listing them failed): these two never drift
     state: str
     detail: str = ""
     host: str = ""  # a named host of a fleet; "" for the environment's default target
