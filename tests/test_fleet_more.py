@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from bojdeploy.store import open_store
-from tests.helpers import run_cli
+from tests import fleet
+from tests.helpers import CliResult, run_cli
 from tests.test_fleet import Fleet, app  # noqa: F401  (the fixture)
 
 TWO = ("default", "engine-1")
@@ -75,18 +76,29 @@ def test_unfinished_work_on_another_host_needs_no_connection_here(app: Fleet) ->
     assert run_cli("--database-url", app.db, "history").code == 0
 
 
-def test_an_ssh_host_without_an_ssh_client_is_one_clear_line(
+def test_an_ssh_host_without_an_ssh_client_goes_through_paramiko(
     app: Fleet,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     bare = tmp_path / "bin"  # a PATH with git and no ssh, as in the action image
     bare.mkdir()
     (bare / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    home = tmp_path / "home"  # ~/.ssh as paramiko reads it: config (no Include), known_hosts
+    (home / ".ssh").mkdir(parents=True)
+    keys = Path(fleet.ENGINES) / "ssh"
+    (home / ".ssh" / "config").write_text((keys / "client_config").read_text())
     app.write()
-    result = run_cli(
-        "--database-url", app.db, "apply", "--env", "test", str(app.root), env={"PATH": str(bare)}
-    )
-    assert result.code == 3, result.out + result.err
-    assert "host engine-2" in result.err
-    assert "ssh:// needs the `ssh` client (openssh-client) on PATH" in result.err
-    assert "Traceback" not in result.err and app.rows() == []
+
+    def apply() -> CliResult:
+        env = {"PATH": str(bare), "HOME": str(home)}
+        return run_cli("--database-url", app.db, "apply", "--env", "test", str(app.root), env=env)
+
+    unknown = apply()  # the engine's host key is not in ~/.ssh/known_hosts: refused, one line
+    assert unknown.code == 3, unknown.out + unknown.err
+    assert "host engine-2" in unknown.err and "ssh:" in unknown.err
+    assert "Traceback" not in unknown.err and app.rows() == []
+
+    (home / ".ssh" / "known_hosts").write_text((keys / "known_hosts").read_text())
+    result = apply()
+    assert result.code == 0, result.out + result.err
+    assert app.container("engine-2").status == "running"
