@@ -13,6 +13,7 @@ from jinja2 import nodes
 from jinja2.parser import Parser
 from jinja2.utils import consume
 
+from bojdeploy.core import quickexpr
 from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, Budget, TemplateLimit
 from bojdeploy.core.secrets import SECRET_NAME_RE, marker
@@ -46,7 +47,8 @@ class Rendered:
     secrets: set[str] = field(default_factory=set)
 
 
-Piece = str | tuple[int, jinja2.Template]  # literal text, or (line, an `{{ expression }}`)
+Expression = jinja2.Template | nodes.Expr  # compiled, or simple enough for quickexpr
+Piece = str | tuple[int, Expression]  # literal text, or (line, an `{{ expression }}`)
 # Text without these renders to itself (jinja only turns CR and CRLF into LF).
 _SYNTAX = ("{{", "{%", "{#", "\r")
 
@@ -69,7 +71,7 @@ class Templates:
         )
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
         self._pieces: dict[tuple[str, str], list[Piece] | None] = {}
-        self._expressions: dict[str, jinja2.Template] = {}  # by the expression's source
+        self._expressions: dict[str, Expression] = {}  # by the expression's source
 
     def pieces(self, rel: str, text: str) -> list[Piece] | None:
         """`text` as literal parts and compiled expressions (with their lines) when it holds
@@ -102,8 +104,9 @@ class Templates:
             return None  # the whole template's compile reports it
         return None if source is not None else out
 
-    def _expression(self, source: str) -> jinja2.Template:
-        """A template that stores the value of `source` as `result` (compile_expression's)."""
+    def _expression(self, source: str) -> Expression:
+        """The parsed expression `source` when quickexpr evaluates it, else a template that
+        stores its value as `result` (compile_expression's)."""
         found = self._expressions.get(source)
         if found is None:
             parser = Parser(self.env, source, state="variable")
@@ -111,8 +114,11 @@ class Templates:
             if not parser.stream.eos:
                 raise jinja2.TemplateSyntaxError("more than one expression", 1)
             expression.set_environment(self.env)
-            body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
-            found = self.env.from_string(nodes.Template(body, lineno=1))
+            if quickexpr.simple(expression):
+                found = expression
+            else:
+                body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
+                found = self.env.from_string(nodes.Template(body, lineno=1))
             self._expressions[source] = found
         return found
 
@@ -202,9 +208,12 @@ def _render_pieces(env: BoundedSandbox, pieces: list[Piece], variables: dict[str
         else:
             line, expression = piece
             try:
-                context = context or expression.new_context(variables)
-                consume(expression.root_render_func(context))
-                value = context.vars.pop("result")  # not seen by the next expression
+                context = context or quickexpr.context_for(env, variables)
+                if isinstance(expression, nodes.Expr):
+                    value = quickexpr.evaluate(env, context, expression)
+                else:
+                    consume(expression.root_render_func(context))
+                    value = context.vars.pop("result")  # not seen by the next expression
                 chunk = str(env.budget.check(value))  # as finalize does
             except TemplateProblem:
                 raise

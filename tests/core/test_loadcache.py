@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bojdeploy.core import quickexpr
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.loadcache import LoadCache
 from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem, Templates
@@ -11,6 +12,7 @@ from bojdeploy.core.validation import load_manifests
 from bojdeploy.core.yamlsrc import Document, parse_documents
 from tests.core.test_loader import DictFiles
 
+simple = quickexpr.simple
 ENVS = ("production", "staging", "development")
 PLAIN = "apiVersion: bojdeploy/v1\nkind: Container\nmetadata: {name: plain}\nspec: {image: a}\n"
 TEMPLATED = (
@@ -52,15 +54,39 @@ EXPRESSIONS = [
     "x: {{ range(10 ** 9) | list }}\n",
     "x: {{ result }}\ny: {{ 1 }}\nz: {{ result }}\n",
     "{% if true %}x: {{ environment }}{% endif %}\n",
+    # simple enough for quickexpr: names, constants, attributes, +, ~, or, calls
+    "a: {{ vars.n + 7 }}\nb: {{ vars.n + 'x' }}\n",
+    "a: {{ vars.missing + 1 }}\n",
+    "a: {{ nope.x }}\n",
+    "a: {{ git.short_sha or 'none' }} {{ git.nope or 'none' }}\n",
+    "a: {{ nope or 'x' }}\n",
+    "a: {{ environment ~ vars.n ~ 'x' }} {{ nope ~ 'x' }}\n",
+    "a: {{ include('MISSING') }}\n",
+    "a: {{ include('../VERSION') }}\n",
+    "a: {{ secret('bad name') }}\n",
+    "a: {{ environment() }}\n",
+    "a: {{ vars.n.real }} {{ environment.upper() }}\n",
+    "a: {{ environment.format_map(vars) }} {{ environment.__class__ }}\n",
+    "a: {{ environment.translate('x') }}\n",
+    "a: {{ range(3) }}\nb: {{ range(10 ** 9) }}\n",
+    "a: {{ include('VERSION') + include('VERSION') }}\n",
+    "a: {{ 'x' + 1 }} {{ 0 }}\n",
+    "a: {{ vars }} {{ git }} {{ vars.n.__class__ }}\n",
+    "a: {{ vars.n + vars.n + vars.n + vars.n + vars.n }}\n",
 ]
 
 
 @pytest.mark.parametrize("text", EXPRESSIONS)
-def test_templates_of_expressions_render_as_whole_templates_do(text: str) -> None:
-    def render(split: bool) -> tuple[str, set[str], set[str]] | tuple[str, int | None]:
+def test_templates_of_expressions_render_as_whole_templates_do(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def render(
+        split: bool, quick: bool = True
+    ) -> tuple[str, set[str], set[str]] | tuple[str, int | None]:
         templates = Templates()
         if not split:
             templates.pieces = lambda rel, text: None  # type: ignore[method-assign]
+        monkeypatch.setattr(quickexpr, "simple", simple if quick else lambda node: False)
         renderer = Renderer(DictFiles({"VERSION": "2\n"}), ctx("staging"), templates=templates)
         try:
             out = renderer.render("deploy/m.yml", text)
@@ -68,7 +94,7 @@ def test_templates_of_expressions_render_as_whole_templates_do(text: str) -> Non
             return str(e), e.line
         return out.text, out.includes, out.secrets
 
-    assert render(split=True) == render(split=False)
+    assert render(split=True) == render(split=True, quick=False) == render(split=False)
 
 
 def test_text_without_template_syntax_is_not_rendered_but_crlf_is_normalised() -> None:
