@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bojdeploy.drivers.docker_errors import docker_errors
@@ -19,25 +22,43 @@ def connect(
     """A docker SDK client for `docker_host` (default: DOCKER_HOST or the local socket).
 
     ssh:// runs the ssh client, as the docker CLI does: ~/.ssh/config, keys and known_hosts
-    apply. tls_verify: a tcp:// endpoint with client certificates from `cert_path` (default
+    apply; without one on PATH, paramiko (see `_ssh_errors`). tls_verify: a tcp:// endpoint
+    with client certificates from `cert_path` (default
     DOCKER_CERT_PATH or ~/.docker). `host`: the named host, for messages.
     """
     import docker
 
     where = docker_host or "the local Docker socket (DOCKER_HOST unset)"
     reach = f"cannot reach Docker at {where}" + (f" (host {host})" if host else "")
-    with docker_errors(reach, refused=ConnectError, unreachable=reach):
+    ssh = bool(docker_host) and str(docker_host).startswith("ssh://")
+    with docker_errors(reach, refused=ConnectError, unreachable=reach), _ssh_errors(reach, ssh):
         if docker_host:
             client = docker.DockerClient(
                 base_url=docker_host,
                 timeout=timeout,
-                use_ssh_client=docker_host.startswith("ssh://"),
+                use_ssh_client=ssh and shutil.which("ssh") is not None,
                 tls=_tls(cert_path) if tls_verify else False,
             )
         else:
             client = docker.from_env(timeout=timeout)
         client.ping()
     return client
+
+
+@contextmanager
+def _ssh_errors(reach: str, ssh: bool) -> Iterator[None]:
+    """Without an `ssh` client (the action image has none) ssh:// goes through paramiko, which
+    reads ~/.ssh/config (HostName, Port, User, IdentityFile; no Include) and accepts only host
+    keys in ~/.ssh/known_hosts: its refusals are one line naming the target."""
+    if not ssh:
+        yield
+        return
+    import paramiko
+
+    try:
+        yield
+    except (paramiko.SSHException, OSError) as e:
+        raise ConnectError(f"{reach}: ssh: {e or type(e).__name__}") from e
 
 
 def _tls(cert_path: str | None) -> Any:

@@ -10,7 +10,7 @@ from bojdeploy.drivers import Targets
 from bojdeploy.drivers.base import Driver
 from bojdeploy.engine.apply import Reporter, Run, apply_plan, refuse_vm_deletes
 from bojdeploy.engine.confirm import confirm
-from bojdeploy.engine.observe import make_plan_for, recorded, with_recorded_specs
+from bojdeploy.engine.observe import Recorded, make_plan_for, recorded, with_recorded_specs
 from bojdeploy.engine.prepare import Prepared
 from bojdeploy.engine.protection import check_branch, check_deletes
 from bojdeploy.errors import PlanError
@@ -30,20 +30,26 @@ def apply(
     force: bool = False,
     allow_delete: bool = False,
     targets: Targets | None = None,
+    planned: tuple[Recorded, Plan] | None = None,
 ) -> tuple[Plan, Run]:
     """Plan against the live targets and apply it; every step recorded, failures contained.
 
-    `targets`: connections the caller made (and closes), e.g. one host of a fleet.
+    `targets`: connections the caller made (and closes), e.g. one host of a fleet; `planned`:
+    the records and plan the caller made with them (a fleet's pre-flight), applied as they are:
+    each step still observes its resource again under its lock before changing it.
     """
     config, env = prepared.workspace.config, prepared.environment
     check_branch(config, env, prepared.workspace.info.branch, "apply")
     own = targets is None
     targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
     try:
-        known = recorded(store, env)  # read once: the plan and every re-check use them
-        the_plan = make_plan_for(
-            prepared, store, settings, prune=prune, targets=targets, force=force, known=known
-        )
+        if planned is not None:
+            known, the_plan = planned
+        else:
+            known = recorded(store, env)  # read once: the plan and every re-check use them
+            the_plan = make_plan_for(
+                prepared, store, settings, prune=prune, targets=targets, force=force, known=known
+            )
         check_deletes(config, env, the_plan, allow_delete)
         refused = refuse_vm_deletes(the_plan, prepared.workspace.config.policy.allow_vm_destroy)
         if refused:

@@ -34,7 +34,8 @@ class DriftItem:
     resource_name: str
     deployment_id: int | None
     # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs;
-    # unmanaged (on the target, not bojdeploy's) | not checked (listing them failed); never drift
+    # host undefined (its host left bojdeploy.yaml); unmanaged (on the target, not bojdeploy's) |
+    # not checked (listing them failed): these two never drift
     state: str
     detail: str = ""
     host: str = ""  # a named host of a fleet; "" for the environment's default target
@@ -130,13 +131,31 @@ def drift_report(
         listed = listed_kinds(targets) if unmanaged else set()
         if default or listed:
             items += _environment_drift(store, targets, default, listed)
+        defined = workspace.config.hosts_for(env)
         for host in dict.fromkeys(r.host for r in named):  # each host of a fleet on its own
             there = [r for r in named if r.host == host]
+            if host not in defined:  # nowhere to look: said, not a connection error
+                items += [_undefined(r) for r in there]
+                continue
             scoped = HostStore(store, host)
             on_host = Targets(env, settings, workspace.config, host=host)
             found = _environment_drift(scoped, on_host, there, set())  # type: ignore[arg-type]
             items += [dataclasses.replace(i, host=host) for i in found]
     return items
+
+
+def _undefined(record: Deployment) -> DriftItem:
+    """A record on a host bojdeploy.yaml no longer defines (drift: apply cannot reach it)."""
+    return DriftItem(
+        record.environment,
+        record.deployment_type,
+        record.name,
+        resource_name_of(record),
+        record.id,
+        "host undefined",
+        f"host no longer defined in bojdeploy.yaml (recorded deployment #{record.id})",
+        host=record.host,
+    )
 
 
 def _environment_drift(

@@ -11,13 +11,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bojdeploy.core.fleet import DEFAULT_HOST, hosts_of, record_host
 from bojdeploy.core.plan import Plan, Step
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Reporter
-from bojdeploy.engine.observe import kinds_to_observe, observed_from_records, unprunable
+from bojdeploy.engine.observe import (
+    Recorded,
+    kinds_to_observe,
+    observed_from_records,
+    recorded,
+    unprunable,
+)
 from bojdeploy.engine.observe import make_plan_for as make_host_plan
 from bojdeploy.engine.prepare import Prepared
 from bojdeploy.errors import BojdeployError, ConnectError
@@ -60,6 +67,10 @@ class HostStore:
         return self.inner.successful_deployments(
             environment, deployment_type, name, limit, host=self.host
         )
+
+    def unfinished_kinds(self, environment: str, host: str | None = None) -> set[str]:
+        """The kinds with unfinished work on this host (another host's is not looked at here)."""
+        return self.inner.unfinished_kinds(environment, self.host)
 
     def mark_interrupted(
         self, environment: str, deployment_type: str, name: str, host: str = ""
@@ -128,8 +139,9 @@ def hosts_needed(prepared: Prepared, store: StateStore, prune: bool | None) -> l
 def kinds_on(prepared: Prepared, store: StateStore, host: str, prune: bool | None) -> set[str]:
     """The kinds a run observes on `host`, chosen as for a single target (`kinds_to_observe`)."""
     env = prepared.environment
-    records = observed_from_records(HostStore(store, host), env)  # type: ignore[arg-type]
-    unfinished = store.unfinished_kinds(env)  # of any host: at worst one connection more
+    scoped = HostStore(store, host)
+    records = observed_from_records(scoped, env)  # type: ignore[arg-type]
+    unfinished = scoped.unfinished_kinds(env)  # this host's: another's needs no connection here
     return kinds_to_observe(
         for_host(prepared, host), records, may_prune(prepared, prune), unfinished
     )
@@ -179,6 +191,15 @@ def host_reporter(report: Reporter, host: str) -> Reporter:
     return say
 
 
+@dataclass
+class HostPlan:
+    """One host's plan as pre-flight made it: its manifests, the records it read, the plan."""
+
+    prepared: Prepared
+    known: Recorded
+    plan: Plan
+
+
 def fleet_plan(
     prepared: Prepared,
     store: StateStore,
@@ -188,19 +209,26 @@ def fleet_plan(
     prune: bool | None = None,
     force: bool = False,
     targets: Mapping[str, Targets] | None = None,
+    keep: dict[str, HostPlan] | None = None,
 ) -> Plan:
     """One plan for every host the run needs, each step marked with its host.
 
-    `targets`: every host's connections, when the caller made them (pre-flight).
+    `targets`: every host's connections, when the caller made them (pre-flight); `keep`: filled
+    with each live host's plan, for its rollout to start from (no second observation).
     """
     hosts = hosts_needed(prepared, store, prune)
 
     def plan(host: str, targets: Targets | None) -> tuple[str, Plan]:
         options = {"offline": True} if targets is None else {"targets": targets}
         scoped = HostStore(store, host)
-        return host, make_host_plan(
-            for_host(prepared, host), scoped, settings, prune=prune, force=force, **options
+        mine = for_host(prepared, host)
+        known = recorded(scoped, prepared.environment)  # type: ignore[arg-type]
+        made = make_host_plan(
+            mine, scoped, settings, prune=prune, force=force, known=known, **options
         )
+        if keep is not None and targets is not None:
+            keep[host] = HostPlan(mine, known, made)
+        return host, made
 
     unvisited = [h for h in recorded_hosts(prepared, store) if h not in hosts]
     if offline:

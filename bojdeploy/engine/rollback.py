@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bojdeploy.core.fleet import DEFAULT_HOST, record_host
 from bojdeploy.core.loaded import LoadedManifest, manifest_from_record
 from bojdeploy.core.plan import make_plan
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Reporter, Run, apply_plan
-from bojdeploy.engine.fleet import HostStore
+from bojdeploy.engine.fleet import HostStore, host_reporter
 from bojdeploy.engine.gitrepo import GitInfo
 from bojdeploy.engine.prepare import secret_values, to_desired
 from bojdeploy.engine.protection import check_branch, check_deletes
@@ -35,8 +36,10 @@ def find_target(
     name: str | None,
     environment: str | None,
     repository: str,
+    host: str | None = None,
 ) -> Deployment:
-    """The deployment whose config to redeploy: by id, or the previous successful one by name.
+    """The deployment whose config to redeploy: by id, or the previous successful one by name
+    (on `host` of a fleet: a name deployed on several hosts needs one, see `one_host`).
 
     Only deployments of `repository` qualify: another repository's record is refused.
     """
@@ -60,16 +63,41 @@ def find_target(
         )
         if not r.git_repository or same_repository(r.git_repository, repository)
     ]
+    done = one_host(done, name, environment, host)
     if not done:
         raise UsageError(f"no successful deployment of {name!r} in {environment} from {repository}")
     current = done[0]
     for record in done[1:]:
         if record.config_hash != current.config_hash and record.config:
             return record
+    where = f" on host {current.host}" if current.host else ""
     raise UsageError(
-        f"{name!r} in {environment} has no earlier successful config than "
+        f"{name!r} in {environment}{where} has no earlier successful config than "
         f"deployment #{current.id} to roll back to"
     )
+
+
+def one_host(
+    done: list[Deployment], name: str, environment: str, host: str | None
+) -> list[Deployment]:
+    """The records of `host` ('default': the environment's own target); without one, those of
+    the only host `name` was deployed on. Several hosts and none chosen is an error naming them:
+    each host may be on another config, so which one goes back is the user's choice."""
+    hosts = list(dict.fromkeys(r.host or DEFAULT_HOST for r in done))
+    if host is not None:
+        mine = [r for r in done if r.host == record_host(host)]
+        if done and not mine:
+            raise UsageError(
+                f"{name!r} in {environment} has no successful deployment on host {host} "
+                f"(deployed on: {', '.join(sorted(hosts))})"
+            )
+        return mine
+    if len(hosts) > 1:
+        raise UsageError(
+            f"{name!r} in {environment} is deployed on several hosts: {', '.join(sorted(hosts))}; "
+            "choose one with --host HOST (or roll back a deployment by its id)"
+        )
+    return done
 
 
 def rollback(
@@ -100,6 +128,7 @@ def rollback(
     host = record.host  # a fleet's record goes back to the host it ran on
     if host:
         store = HostStore(store, host)  # type: ignore[assignment]
+        report = host_reporter(report, host)
     where = record.config.get("target")
     targets = Targets(record.environment, settings, config, recorded=where, host=host)
     current = Targets(record.environment, settings, config, host=host)
@@ -117,6 +146,8 @@ def rollback(
         check_deletes(config, record.environment, plan, allow_delete)
         run = rollback_run(store, targets, record, manifest, values, key, report)
         apply_plan(run, plan)
+        for outcome in run.outcomes:  # outcomes and commit statuses name the host
+            outcome.host = host
         return run
     finally:
         targets.close()

@@ -18,10 +18,10 @@ from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Outcome, Reporter, Run, apply_plan
 from bojdeploy.engine.deploy import apply as apply_on_host
 from bojdeploy.engine.fleet import (
+    HostPlan,
     HostStore,
     connected,
     fleet_plan,
-    for_host,
     host_reporter,
     hosts_needed,
     is_fleet,
@@ -93,15 +93,19 @@ def apply_fleet(
     step = rollout_of(prepared.selected).parallel
     fleet = FleetRun()
     plans: list[tuple[str, Plan]] = []
+    ready: dict[str, HostPlan] = {}  # each host starts from its pre-flight plan: observed once
     with connected(prepared, store, settings, hosts, prune) as targets:
-        planned = fleet_plan(prepared, store, settings, prune=prune, force=force, targets=targets)
+        planned = fleet_plan(
+            prepared, store, settings, prune=prune, force=force, targets=targets, keep=ready
+        )
         done: list[str] = []
         for start in range(0, len(hosts), step):
             batch = hosts[start : start + step]
 
             def deploy(host: str) -> tuple[Plan, Run]:
+                first = ready[host]
                 return apply_on_host(
-                    for_host(prepared, host),
+                    first.prepared,
                     HostStore(store, host),  # type: ignore[arg-type]
                     settings,
                     host_reporter(report, host),
@@ -111,6 +115,7 @@ def apply_fleet(
                     force=force,
                     allow_delete=allow_delete,
                     targets=targets[host],
+                    planned=(first.known, first.plan),
                 )
 
             with ThreadPoolExecutor(max_workers=len(batch)) as pool:

@@ -361,6 +361,11 @@ def apply(
 @main.command()
 @click.argument("args", nargs=-1, metavar="[DEPLOYMENT_ID] [PATH]")
 @click.option("--name", metavar="NAME", help="Roll back this manifest to its previous config.")
+@click.option(
+    "--host",
+    metavar="HOST",
+    help="With --name on a fleet: the host to roll back ('default': the environment's own).",
+)
 @env_option
 @allow_delete_option
 @metrics_option
@@ -370,6 +375,7 @@ def rollback(
     ctx: click.Context,
     args: tuple[str, ...],
     name: str | None,
+    host: str | None,
     environment: str | None,
     allow_delete: bool,
     metrics_file: str | None,
@@ -378,18 +384,21 @@ def rollback(
     """Redeploy a recorded config: DEPLOYMENT_ID, or --name/--env for the previous one.
 
     PATH is the deployment repository (default: the one around the current folder): the
-    deployment must come from it, and it goes where that deployment was made.
+    deployment must come from it, and it goes where that deployment was made. A manifest
+    deployed on several hosts of a fleet needs --host with --name.
     """
     from bojdeploy.engine.rollback import find_target
     from bojdeploy.engine.rollback import rollback as do_rollback
 
     out: Output = ctx.obj["out"]
     with handled(ctx):
-        deployment_id, path = _rollback_args(args, name, environment)
+        deployment_id, path = _rollback_args(args, name, environment, host)
         settings = _settings(ctx)
         ws = _workspace(path)
         with _store(ctx) as store:
-            record = find_target(store, deployment_id, name, environment, ws.info.repository)
+            record = find_target(
+                store, deployment_id, name, environment, ws.info.repository, host=host
+            )
             run = do_rollback(
                 store,
                 settings,
@@ -403,7 +412,7 @@ def rollback(
 
 
 def _rollback_args(
-    args: tuple[str, ...], name: str | None, environment: str | None
+    args: tuple[str, ...], name: str | None, environment: str | None, host: str | None = None
 ) -> tuple[int | None, Path | None]:
     """DEPLOYMENT_ID (unless --name) and the optional PATH of `rollback`."""
     from bojdeploy.errors import UsageError
@@ -416,6 +425,8 @@ def _rollback_args(
         raise UsageError("give a DEPLOYMENT_ID, or --name NAME --env ENV")
     if name is not None and not environment:
         raise UsageError("--name needs --env")
+    if host is not None and name is None:
+        raise UsageError("--host goes with --name (a deployment id names its host already)")
     if len(rest) > 1:
         raise UsageError(f"expected at most one PATH (the repository), got {' '.join(rest)}")
     path = Path(rest[0]) if rest else None

@@ -197,9 +197,10 @@ class StateStore(Protocol):
         """Return, per target of an environment, its newest completed or unchanged deployment."""
         ...
 
-    def unfinished_kinds(self, environment: str) -> set[str]:
-        """The kinds with a pending or running deployment in an environment: work a killed run
-        may have left half-done, which the next run must look at whatever it deploys."""
+    def unfinished_kinds(self, environment: str, host: str | None = None) -> set[str]:
+        """The kinds with a pending or running deployment in an environment (on one `host` of a
+        fleet if given, '' the default target): work a killed run may have left half-done,
+        which the next run must look at whatever it deploys."""
         ...
 
     def environment_repositories(self) -> list[tuple[str, str | None]]:

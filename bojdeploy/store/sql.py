@@ -310,13 +310,14 @@ class SqlStore(Reads, ABC):
             )
         return [self._deployment(row) for row in rows]
 
-    def unfinished_kinds(self, environment: str) -> set[str]:
-        """The kinds with a pending or running deployment in an environment."""
+    def unfinished_kinds(self, environment: str, host: str | None = None) -> set[str]:
+        """The kinds with a pending or running deployment in an environment (on `host`)."""
+        on_host = "" if host is None else " AND host = ?"
         with self._reading() as q:
             rows = q(
                 "SELECT DISTINCT deployment_type FROM deployments"
-                " WHERE environment = ? AND status IN ('pending', 'running')",
-                (environment,),
+                f" WHERE environment = ? AND status IN ('pending', 'running'){on_host}",
+                (environment,) if host is None else (environment, host),
             )
         return {str(row[0]) for row in rows}
 
