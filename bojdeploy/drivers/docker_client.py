@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+from types import ModuleType
 from typing import Any
 
 from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import ConnectError
 
+_importing = threading.Lock()
+
 
 def connect(docker_host: str | None = None, timeout: int = 60) -> Any:
     """A docker SDK client for `docker_host` (default: DOCKER_HOST or the local socket)."""
-    import docker
-
+    host = docker_host or os.environ.get("DOCKER_HOST") or ""
+    docker = docker_sdk(ssh=host.startswith("ssh://"))
     where = docker_host or "the local Docker socket (DOCKER_HOST unset)"
     reach = f"cannot reach Docker at {where}"
     with docker_errors(reach, refused=ConnectError, unreachable=reach):
@@ -21,3 +27,26 @@ def connect(docker_host: str | None = None, timeout: int = 60) -> Any:
             client = docker.from_env(timeout=timeout)
         client.ping()
     return client
+
+
+def docker_sdk(*, ssh: bool) -> ModuleType:
+    """The docker SDK; its ssh:// transport (paramiko) only when `ssh`.
+
+    The SDK imports paramiko whenever it is installed, for ssh:// alone; that costs as much as the
+    rest of the SDK (paramiko pulls in invoke and unittest), paid by every run on a local socket.
+    """
+    with _importing:
+        if "docker" not in sys.modules and not ssh and "paramiko" not in sys.modules:
+            sys.modules["paramiko"] = None  # type: ignore[assignment]  # import fails: no ssh
+            try:
+                import docker
+            finally:
+                del sys.modules["paramiko"]
+        import docker
+        import docker.api.client as api
+
+        if ssh and not hasattr(api, "SSHHTTPAdapter"):
+            from docker.transport.sshconn import SSHHTTPAdapter
+
+            api.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]
+    return docker
