@@ -207,6 +207,13 @@ class WatchedStore:
         self._labels[dep_id] = f"{fields.get('deployment_type')}/{fields.get('name')}"
         return dep_id
 
+    def record_unchanged(self, records: Sequence[Mapping[str, Any]], message: str) -> list[int]:
+        """Record unchanged resources (completed at once): each closes its resource's group."""
+        ids = self._store.record_unchanged(records, message)
+        for record in records:
+            self._log.finished(f"{record.get('deployment_type')}/{record.get('name')}")
+        return ids
+
     def update_deployment(self, deployment_id: int, **fields: Any) -> None:
         """Update a deployment; a completed one closes its resource's group."""
         self._store.update_deployment(deployment_id, **fields)
