@@ -104,9 +104,9 @@ def ansible() -> Callable[[str], float] | None:
     )
     if not binary.exists() or collection is None:
         return None
-    # The module needs `requests` on the managed side: the venv's own Python if it has it.
-    has = subprocess.run([venv / "bin" / "python", "-c", "import requests"], capture_output=True)
-    python = str(venv / "bin" / "python") if has.returncode == 0 else sys.executable
+    # The module needs `requests` on the managed side: the first of these Pythons that has it.
+    pythons = [venv / "bin" / "python", Path(sys.prefix).resolve() / "bin" / "python"]
+    python = next((str(p) for p in pythons if _imports(p, "requests")), sys.executable)
 
     def run(name: str) -> float:
         args = (
@@ -119,6 +119,12 @@ def ansible() -> Callable[[str], float] | None:
         )  # fmt: skip
 
     return run
+
+
+def _imports(python: Path, module: str) -> bool:
+    """Whether `python` can import `module`."""
+    done = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True)
+    return done.returncode == 0
 
 
 def cleanup() -> None:

@@ -234,6 +234,22 @@ def test_status_reports_a_swapped_image_and_a_missing_container(app: App) -> Non
     assert missing.code == 1
     assert "missing" in missing.out
 
+    app.docker.containers.run(f"{REGISTRY}/web:2", name=app.name, detach=True)  # not labelled
+    held = app.cli("status", "--env", "test", "--json", str(app.root))
+    [item] = json.loads(held.out)
+    assert (held.code, item["state"]) == (1, "missing")
+    assert item["detail"] == "a container of that name that bojdeploy does not manage holds it"
+
+
+def test_status_of_containers_survives_an_unreachable_pool(app: App) -> None:
+    assert app.apply().code == 0
+    env = {"APP_SESSION": SECRET, "BOJDEPLOY_XEN_URL": "http://127.0.0.1:9"}
+    args = ("--database-url", app.db_url, "status", "--env", "test", "--json", str(app.root))
+    result = run_cli(*args, env=env)
+    assert result.code == 0, result.err
+    items = [(i["kind"], i["name"], i["state"], i["drifted"]) for i in json.loads(result.out)]
+    assert items == [("container", app.name, "in sync", False), ("vm", None, "not checked", False)]
+
 
 def test_a_deploy_killed_after_the_rename_is_finished_by_the_next_run(app: App) -> None:
     assert app.apply().code == 0

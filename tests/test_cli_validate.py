@@ -56,6 +56,7 @@ def test_json_log_format_gives_structured_problems() -> None:
     events = [json.loads(line) for line in result.err.splitlines()]
     bad_port = next(e for e in events if e.get("file") == "deploy/bad-port.yml")
     assert (bad_port["line"], bad_port["key"]) == (9, "spec.ports[1]")
+    assert all({"event", "level", "timestamp"} <= set(e) and "message" not in e for e in events)
 
 
 def test_invalid_config_is_reported_with_line(tmp_path: Path) -> None:

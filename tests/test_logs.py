@@ -161,3 +161,54 @@ def test_configuring_again_replaces_the_handler() -> None:
     finally:
         logs.configure(0)
     assert first == [] and second == ["info: docker: hello"]
+
+
+def test_json_lines_have_the_stable_keys_and_the_bound_context() -> None:
+    import json
+    import logging
+
+    lines: list[str] = []
+    try:
+        logs.configure(1, "json", write=lines.append)
+        with logs.bound(deployment_id=7, environment="production", kind="container", job_id=None):
+            with logs.bound(name="web"):
+                logging.getLogger("docker").info("pulled with token=abc123")
+            logging.getLogger("docker").warning("after the inner block")
+        logging.getLogger("docker").info("outside")
+    finally:
+        logs.configure(0)
+    first, second, third = (json.loads(line) for line in lines)
+    assert first["event"] == "pulled with token=***" and "message" not in first
+    assert (first["level"], first["logger"]) == ("info", "docker")
+    assert first["timestamp"].endswith("Z")
+    keys = {k: first[k] for k in ("deployment_id", "environment", "kind", "name")}
+    assert keys == {
+        "deployment_id": 7,
+        "environment": "production",
+        "kind": "container",
+        "name": "web",
+    }
+    assert "job_id" not in first  # None: not known, not written
+    assert "name" not in second and second["deployment_id"] == 7
+    assert not set(logs.KEYS) & set(third)
+
+
+def test_relay_setup_writes_every_record_as_json_with_the_bound_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+    import logging
+
+    try:
+        logs.setup("json")
+        with logs.bound(delivery="d-1", job_id=12):
+            logs.bind(repository="infra/deployments")
+            logging.getLogger("uvicorn.error").info("a line of uvicorn")
+        logging.getLogger("bojdeploy.relay").info("answered", extra={"job_id": 13})
+    finally:
+        logs.configure(0)
+    first, second = (json.loads(x) for x in capsys.readouterr().err.splitlines())
+    assert first["event"] == "a line of uvicorn" and first["level"] == "info"
+    wanted = {"delivery": "d-1", "job_id": 12, "repository": "infra/deployments"}
+    assert {k: first[k] for k in wanted} == wanted
+    assert second["job_id"] == 13 and "repository" not in second  # bind ends with its block

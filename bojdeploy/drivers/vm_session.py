@@ -73,9 +73,12 @@ def connect_xen(
     `timeout` bounds every call (long operations run as tasks, polled with short calls).
     """
     login = f"cannot log in to Xen at {url}"
-    with xen_errors(login, refused=ConnectError, unreachable=f"cannot reach Xen at {url}"):
-        session = _Session(url, not verify, timeout)
-        session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
+    try:
+        with xen_errors(login, refused=ConnectError, unreachable=f"cannot reach Xen at {url}"):
+            session = _Session(url, not verify, timeout)
+            session.xenapi.login_with_password(username, password, "1.0", ORIGINATOR)
+    except ValueError as e:  # a malformed URL ('http://[::1', an unknown scheme)
+        raise ConnectError(f"cannot reach Xen at {url}: not a usable URL ({e})") from e
     return session
 
 

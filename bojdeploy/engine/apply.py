@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import traceback
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bojdeploy import logs
 from bojdeploy.core.plan import Action, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
 from bojdeploy.core.validation import levels
@@ -85,8 +87,9 @@ def _apply_level(run: Run, level: list[Step], blocked: set[str]) -> None:
         else:
             ready.append(step)
     outcomes = record_unchanged(run, quick) if quick else []
+    contexts = [contextvars.copy_context() for _ in ready]  # the caller's log keys, per step
     with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
-        outcomes += pool.map(lambda s: apply_step(run, s), ready)
+        outcomes += pool.map(lambda c, s: c.run(_logged_step, run, s), contexts, ready)
     order = {(s.kind, s.name): i for i, s in enumerate(level)}
     for outcome in sorted(outcomes, key=lambda o: order[(o.kind, o.name)]):
         run.outcomes.append(outcome)
@@ -114,6 +117,13 @@ def _not_run(run: Run, step: Step, message: str, status: str = "skipped") -> Out
         run.records.update(dep_id, error_message=message, completed=True)
         run.records.log(dep_id, level, message)
     return Outcome(step.kind, step.name, step.action.value, status, message, dep_id, message)
+
+
+def _logged_step(run: Run, step: Step) -> Outcome:
+    """`apply_step` with the step's environment, kind, name and repository on its log lines."""
+    keys = {"environment": step.environment, "kind": step.kind, "name": step.name}
+    with logs.bound(repository=run.info.repository or None, **keys):
+        return apply_step(run, step)
 
 
 def apply_step(run: Run, step: Step) -> Outcome:
@@ -167,11 +177,13 @@ def _locked(run: Run, step: Step) -> Outcome:
     reason = reason_of(step)
     if step.action is Action.UNCHANGED:
         dep_id = _record(run, step, "unchanged", reason)
+        logs.bind(deployment_id=dep_id)
         run.records.log(dep_id, "info", UNCHANGED_LOG)
         run.records.update(dep_id, completed=True)
         say(run, label, "info", "unchanged")
         return Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
     dep_id = _record(run, step, "running", reason)
+    logs.bind(deployment_id=dep_id)  # until the step's `bound` block ends
     started = time.monotonic()
 
     def log(level: str, message: str, **metadata: Any) -> None:

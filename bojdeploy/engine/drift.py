@@ -11,6 +11,12 @@ from bojdeploy.drivers import Targets
 from bojdeploy.engine.confirm import confirm
 from bojdeploy.engine.observe import resource_name_of
 from bojdeploy.engine.rollback import same_repository
+from bojdeploy.engine.unmanaged import (
+    listed_kinds,
+    observe_listed,
+    unmanaged_detail,
+    unmanaged_of,
+)
 from bojdeploy.engine.workspace import Workspace
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import Deployment, StateStore
@@ -18,21 +24,22 @@ from bojdeploy.store.base import Deployment, StateStore
 
 @dataclass
 class DriftItem:
-    """One resource: in sync, or how it drifted."""
+    """One resource: in sync, or how it drifted; or one bojdeploy does not manage (no record)."""
 
     environment: str
     kind: str
-    name: str
+    name: str | None  # the manifest's; None for an unmanaged resource
     resource_name: str
-    deployment_id: int
-    # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs
+    deployment_id: int | None
+    # in sync | missing | unfinished | stopped | running (meant halted) | config or image differs;
+    # unmanaged (on the target, not bojdeploy's) | not checked (listing them failed); never drift
     state: str
     detail: str = ""
 
     @property
     def drifted(self) -> bool:
         """Whether what runs differs from what was recorded."""
-        return self.state != "in sync"
+        return self.state not in ("in sync", "unmanaged", "not checked")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -60,8 +67,10 @@ def _driver_facts(record: Deployment) -> dict[str, Any]:
 
 def compare(store: StateStore, record: Deployment, live: Observed | None) -> tuple[str, str]:
     """How one recorded resource compares with its live observation."""
-    if live is None or not live.managed:
+    if live is None:
         return "missing", "not found on the target"
+    if not live.managed:
+        return "missing", f"a {live.kind} of that name that bojdeploy does not manage holds it"
     [live] = confirm(store, record.environment, [live])
     if live.unfinished:
         return "unfinished", live.unfinished
@@ -81,9 +90,18 @@ def compare(store: StateStore, record: Deployment, live: Observed | None) -> tup
 
 
 def drift_report(
-    store: StateStore, settings: Settings, environment: str | None, workspace: Workspace
+    store: StateStore,
+    settings: Settings,
+    environment: str | None,
+    workspace: Workspace,
+    *,
+    unmanaged: bool = False,
 ) -> list[DriftItem]:
-    """Compare this repository's recorded resources with its targets (as apply reaches them)."""
+    """Compare this repository's recorded resources with its targets (as apply reaches them).
+
+    unmanaged: also list what the targets hold that bojdeploy does not manage (VMs; see
+    engine.unmanaged), from the same observation, for `environment` even without records.
+    """
     repository = workspace.info.repository
 
     def mine(owner: str | None) -> bool:
@@ -100,16 +118,22 @@ def drift_report(
             for r in store.latest_states(env)
             if mine(r.git_repository) and not (r.config or {}).get("deleted")
         ]
-        if records:
-            items += _environment_drift(store, Targets(env, settings, workspace.config), records)
+        if not (records or unmanaged):
+            continue
+        targets = Targets(env, settings, workspace.config)
+        listed = listed_kinds(targets) if unmanaged else set()
+        if records or listed:
+            items += _environment_drift(store, targets, records, listed)
     return items
 
 
 def _environment_drift(
-    store: StateStore, targets: Targets, records: list[Deployment]
+    store: StateStore, targets: Targets, records: list[Deployment], listed: set[str]
 ) -> list[DriftItem]:
+    kinds = {r.deployment_type for r in records}
     try:
-        live = targets.observe({r.deployment_type for r in records})
+        live = targets.observe(kinds)  # an unreachable target of a record: exit 3
+        more, unchecked = observe_listed(targets, listed - kinds)
     finally:
         targets.close()
     by_key = {(o.kind, o.resource_name): o for o in live}
@@ -125,6 +149,12 @@ def _environment_drift(
         items.append(
             DriftItem(targets.environment, r.deployment_type, r.name, resource, r.id, state, detail)
         )
+    env = targets.environment
+    for obs in unmanaged_of(live + more, listed):
+        detail = unmanaged_detail(obs)
+        items.append(DriftItem(env, obs.kind, None, obs.resource_name, None, "unmanaged", detail))
+    for kind, why in sorted(unchecked.items()):
+        items.append(DriftItem(env, kind, None, "-", None, "not checked", why))
     return items
 
 

@@ -74,11 +74,14 @@ def recorded(store: StateStore, environment: str) -> Recorded:
     return Recorded(store.installation_key(), observed_from_records(store, environment))
 
 
-def kinds_to_observe(prepared: Prepared, records: Sequence[Observed], prune: bool) -> set[str]:
-    """The kinds whose targets a run contacts: those of its manifests, and those of recorded
-    resources a prune of this run could delete. No other (a Xen outage never blocks a container
-    deploy); their records stand in for them, so orphans are still named."""
-    kinds = {m.kind for m in prepared.selected}
+def kinds_to_observe(
+    prepared: Prepared, records: Sequence[Observed], prune: bool, unfinished: set[str]
+) -> set[str]:
+    """The kinds whose targets a run contacts: those of its manifests, those with work a killed
+    run left unfinished (`unfinished`: this run finishes it, whatever the push changed), and
+    those of recorded resources a prune of this run could delete. No other (a Xen outage never
+    blocks a container deploy); their records stand in for them, so orphans are still named."""
+    kinds = {m.kind for m in prepared.selected} | unfinished
     if prune:
         full = prepared.workspace.explicit is None and prepared.selection.full
         deleted = set(prepared.selection.deleted)
@@ -104,7 +107,8 @@ def observe(
         records = observed_from_records(store, prepared.environment)
     if offline:
         return list(records)
-    kinds = kinds_to_observe(prepared, records, prune)
+    unfinished = store.unfinished_kinds(prepared.environment)
+    kinds = kinds_to_observe(prepared, records, prune, unfinished)
     own = targets is None
     targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
     try:

@@ -54,17 +54,10 @@ class Output:
 
 
 def _json_logger() -> Any:
-    """A structlog logger writing one JSON object per line to stderr (UTC timestamps)."""
-    import structlog
+    """One JSON object a line on stderr, with the keys of `bojdeploy.logs` (`event`, ...)."""
+    from bojdeploy.logs import json_logger
 
-    return structlog.wrap_logger(
-        structlog.PrintLogger(sys.stderr),
-        processors=[
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.EventRenamer("message"),
-            structlog.processors.JSONRenderer(),
-        ],
-    )
+    return json_logger()
 
 
 @contextmanager
@@ -179,6 +172,13 @@ allow_delete_option = click.option(
     is_flag=True,
     help="Allow deletes (prune, VM destroy) in a protected environment.",
 )
+metrics_option = click.option(
+    "--metrics-file",
+    envvar="BOJDEPLOY_METRICS_FILE",
+    metavar="PATH",
+    help="Write this run's metrics here (node_exporter textfile format, e.g. "
+    "/var/lib/node_exporter/textfile/bojdeploy.prom); BOJDEPLOY_PUSHGATEWAY_URL pushes them.",
+)
 since_option = click.option(
     "--changed-since", metavar="REV", help="Only manifests changed since this git revision."
 )
@@ -262,6 +262,24 @@ def _reporter(out: Output) -> Any:
     return report
 
 
+def _publish(metrics_file: str | None, environment: str, repository: str, run: Any) -> None:
+    """The run's metrics to the file and the Pushgateway, when asked for (warnings only)."""
+    pushgateway = os.environ.get("BOJDEPLOY_PUSHGATEWAY_URL")
+    if not metrics_file and not pushgateway:
+        return  # prometheus_client is not even imported
+    from bojdeploy.frontends.metrics import publish
+
+    out: Output = click.get_current_context().obj["out"]
+    grouping = {"environment": environment, "repository": repository or None}
+    publish(
+        run.outcomes,
+        metrics_file=metrics_file,
+        pushgateway=pushgateway,
+        grouping=grouping,
+        warn=lambda message: out.event("warning", message),
+    )
+
+
 def _finish(run: Any, as_json: bool) -> int:
     """Print the outcome of a run and return its exit code."""
     from bojdeploy.frontends.present import outcome_lines
@@ -292,6 +310,7 @@ def _finish(run: Any, as_json: bool) -> int:
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @allow_delete_option
+@metrics_option
 @click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
 @click.pass_context
 def apply(
@@ -303,6 +322,7 @@ def apply(
     parallel: int,
     dry_run: bool,
     allow_delete: bool,
+    metrics_file: str | None,
     as_json: bool,
 ) -> None:
     """Deploy: plan against the targets, then apply in dependency order."""
@@ -334,6 +354,7 @@ def apply(
             )
             if plan_.orphans:
                 out.event("warning", orphan_note(plan_))
+            _publish(metrics_file, env, prepared.workspace.info.repository, run)
             ctx.exit(_finish(run, as_json))
 
 
@@ -342,6 +363,7 @@ def apply(
 @click.option("--name", metavar="NAME", help="Roll back this manifest to its previous config.")
 @env_option
 @allow_delete_option
+@metrics_option
 @click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
 @click.pass_context
 def rollback(
@@ -350,6 +372,7 @@ def rollback(
     name: str | None,
     environment: str | None,
     allow_delete: bool,
+    metrics_file: str | None,
     as_json: bool,
 ) -> None:
     """Redeploy a recorded config: DEPLOYMENT_ID, or --name/--env for the previous one.
@@ -375,6 +398,7 @@ def rollback(
                 record=record,
                 allow_delete=allow_delete,
             )
+            _publish(metrics_file, record.environment, ws.info.repository, run)
             ctx.exit(_finish(run, as_json))
 
 
@@ -409,7 +433,8 @@ def status(ctx: click.Context, path: Path | None, environment: str | None, as_js
     """Drift: the recorded desired state against what runs (exit 1 when drifted).
 
     PATH is the deployment repository (default: the one around the current folder): its
-    deployments are checked on its targets, as apply reaches them.
+    deployments are checked on its targets, as apply reaches them. VMs on an environment's pool
+    that bojdeploy does not manage are listed as unmanaged (never drift).
     """
     from bojdeploy.engine.drift import drift_report
     from bojdeploy.frontends.present import drift_lines
@@ -418,7 +443,7 @@ def status(ctx: click.Context, path: Path | None, environment: str | None, as_js
         settings = _settings(ctx)
         ws = _workspace(path)
         with _store(ctx) as store:
-            items = drift_report(store, settings, environment, ws)
+            items = drift_report(store, settings, environment, ws, unmanaged=True)
         if as_json:
             click.echo(json.dumps([i.to_dict() for i in items], indent=2))
         else:

@@ -88,15 +88,25 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
 
 
 def drift_lines(items: Sequence[Any]) -> str:
-    """Drift as a table; in-sync resources included."""
+    """Drift as a table; in-sync resources included, unmanaged ones after them."""
     if not items:
         return "No deployments recorded."
     rows = [("ENV", "KIND", "NAME", "ON TARGET", "STATE", "DETAIL")]
-    rows += [(i.environment, i.kind, i.name, i.resource_name, i.state, i.detail) for i in items]
+    rows += [
+        (i.environment, i.kind, i.name or "-", i.resource_name, i.state, i.detail) for i in items
+    ]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     out = ["  ".join(v.ljust(widths[c]) for c, v in enumerate(r)).rstrip() for r in rows]
-    drifted = sum(1 for i in items if i.drifted)
-    out.append(
-        f"\n{drifted} of {len(items)} drifted." if drifted else f"\nAll {len(items)} in sync."
-    )
+    recorded = [i for i in items if i.deployment_id is not None]
+    drifted = sum(1 for i in recorded if i.drifted)
+    if not recorded:
+        summary = "No deployments recorded"
+    elif drifted:
+        summary = f"{drifted} of {len(recorded)} drifted"
+    else:
+        summary = f"All {len(recorded)} in sync"
+    unmanaged = sum(1 for i in items if i.state == "unmanaged")
+    if unmanaged:
+        summary += f"; {unmanaged} unmanaged (not bojdeploy's: never changed or deleted)"
+    out.append(f"\n{summary}.")
     return "\n".join(out)

@@ -181,6 +181,11 @@ class StateStore(Protocol):
         """Return, per target of an environment, its newest completed or unchanged deployment."""
         ...
 
+    def unfinished_kinds(self, environment: str) -> set[str]:
+        """The kinds with a pending or running deployment in an environment: work a killed run
+        may have left half-done, which the next run must look at whatever it deploys."""
+        ...
+
     def environment_repositories(self) -> list[tuple[str, str | None]]:
         """Every environment with each repository that recorded deployments in it."""
         ...

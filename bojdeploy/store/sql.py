@@ -320,6 +320,16 @@ class SqlStore(ABC):
             )
         return [self._deployment(row) for row in rows]
 
+    def unfinished_kinds(self, environment: str) -> set[str]:
+        """The kinds with a pending or running deployment in an environment."""
+        with self._reading() as q:
+            rows = q(
+                "SELECT DISTINCT deployment_type FROM deployments"
+                " WHERE environment = ? AND status IN ('pending', 'running')",
+                (environment,),
+            )
+        return {str(row[0]) for row in rows}
+
     def environment_repositories(self) -> list[tuple[str, str | None]]:
         """Every environment with each repository that recorded deployments in it (one query:
         a row per pair, however many deployments there are)."""

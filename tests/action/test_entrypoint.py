@@ -347,3 +347,27 @@ def test_parallel_steps_keep_each_group_whole(scenario: Scenario) -> None:
     for title, lines in seen.items():
         others = [n for n in names if n not in title]
         assert lines and not [line for line in lines if any(o in line for o in others)], lines
+
+
+def test_a_run_writes_and_pushes_its_metrics(scenario: Scenario, tmp_path: Path) -> None:
+    from tests.observability import get, promtool_problems, pushgateway, samples
+
+    repo = scenario.repo
+    repo.write("web")
+    sha = repo.commit("web")
+    textfile = tmp_path / "bojdeploy.prom"
+    with pushgateway(tmp_path) as gateway:
+        scenario.extra = {
+            "BOJDEPLOY_METRICS_FILE": str(textfile),
+            "BOJDEPLOY_PUSHGATEWAY_URL": gateway,
+        }
+        result = scenario.push(ZERO, sha)
+        assert result.code == 0, result.out
+        pushed = get(f"{gateway}/metrics")
+    written = textfile.read_text()
+    assert promtool_problems(written) == "" and promtool_problems(pushed) == ""
+    done = (("status", "completed"), ("type", "container"))
+    assert samples(written)[("deployments_total", done)] == 1
+    group = {"environment": "production", "instance": "", "job": "bojdeploy"}
+    key = tuple(sorted({**group, "repository": f"{OWNER}/{REPO}", **dict(done)}.items()))
+    assert samples(pushed)[("deployments_total", key)] == 1

@@ -62,6 +62,13 @@ def test_connection_refused_in_a_few_words() -> None:
     assert str(caught.value) == f"cannot reach Xen at {url}: Connection refused"
 
 
+@pytest.mark.parametrize("url", ["http://[::1"])
+def test_a_malformed_url_is_a_connection_error_naming_it(url: str) -> None:
+    with pytest.raises(ConnectError) as caught:
+        connect_xen(url, "root", "pw")
+    assert str(caught.value).startswith(f"cannot reach Xen at {url}: not a usable URL")
+
+
 @pytest.fixture
 def session() -> Iterator[Any]:
     with XapiSimulator(username="root", password="pw") as sim:

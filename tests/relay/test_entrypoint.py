@@ -69,5 +69,26 @@ def test_secrets_come_from_files_as_docker_secrets_give_them(tmp_path: Path) -> 
 
 def test_a_secret_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    with pytest.raises(UsageError, match=f"BOJDEPLOY_WEBHOOK_SECRET_FILE: cannot read {missing}"):
+    with pytest.raises(
+        UsageError, match="BOJDEPLOY_WEBHOOK_SECRET_FILE: cannot read the file it names"
+    ):
         RelayConfig.from_env({"BOJDEPLOY_WEBHOOK_SECRET_FILE": str(missing)})
+
+
+def test_a_manifest_secret_named_like_a_file_is_taken_literally() -> None:
+    """`secret("SIGNING_KEY_FILE")` is a secret, not a path: the relay starts, and its value is
+    never echoed in an error."""
+    env = {
+        "BOJDEPLOY_WEBHOOK_SECRET": "s",
+        "BOJDEPLOY_DATABASE_URL": "postgresql://relay@db/bojdeploy",
+        "BOJDEPLOY_SECRET_SIGNING_KEY_FILE": "hunter2-very-secret",
+    }
+    config = RelayConfig.from_env(env)
+    assert config.secret == b"s"
+
+
+def test_an_unreadable_file_variable_never_shows_its_value() -> None:
+    with pytest.raises(UsageError) as raised:
+        RelayConfig.from_env({"BOJDEPLOY_GITEA_TOKEN_FILE": "a-token-pasted-by-mistake"})
+    assert "BOJDEPLOY_GITEA_TOKEN_FILE" in str(raised.value)
+    assert "a-token-pasted-by-mistake" not in str(raised.value)

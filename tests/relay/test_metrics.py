@@ -4,9 +4,7 @@ summed over several uvicorn worker processes."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bojdeploy.frontends.relay.signature import sign
+from tests.observability import promtool_problems
 from tests.relay import SECRET, Relay, push_payload, wait_for
 from tests.relay.api import call, record
 
@@ -32,20 +31,6 @@ def value(text: str, sample: str) -> float | None:
     """The value of one sample line (`name{labels}` exactly as exposed), or None."""
     found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else None
-
-
-def promtool_problems(text: str) -> str:
-    """What `promtool check metrics` says about the text ('' when it is valid)."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        message = "promtool is missing (apt-get install prometheus; scripts/setup-env.sh does it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    done = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
-    )
-    return "" if done.returncode == 0 else done.stdout + done.stderr
 
 
 def test_metrics_have_the_design_names_and_pass_promtool(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bojdeploy.store import open_store
 from bojdeploy.testing.xapi import XapiSimulator
 from tests.helpers import git_identity, run_cli
 from tests.test_apply_vm import PASSWORD, USER, VMRepo
@@ -122,9 +123,22 @@ def test_ansible_vm_is_left_alone_by_bojdeploy(
     env["BOJDEPLOY_XEN_PASSWORD"] = PASSWORD
     status = run_cli("--database-url", repo.db_url, "status", "--json", str(repo.root), env=env)
     assert status.code == 0, status.err
-    # Status reports what bojdeploy deployed; a VM it never made is not its business.
-    assert [(i["name"], i["state"]) for i in json.loads(status.out)] == [("web", "in sync")]
+    # What bojdeploy deployed, and the VM it never made: listed, never drift, never its own.
+    items = json.loads(status.out)
+    assert [(i["name"], i["resource_name"], i["state"]) for i in items] == [
+        ("web", "web", "in sync"),
+        (None, "ansible-db", "unmanaged"),
+    ]
+    assert before["uuid"] in items[1]["detail"] and not items[1]["drifted"]
 
+    (repo.root / "deploy" / "db.yml").write_text(
+        (repo.root / "deploy" / "web.yml").read_text().replace("{name: web}", "{name: ansible-db}")
+    )
+    refused = repo.apply()
+    assert refused.code == 1
+    assert 'vm "ansible-db" exists on the target but is not managed by bojdeploy' in refused.err
+
+    (repo.root / "deploy" / "db.yml").unlink()
     (repo.root / "deploy" / "web.yml").unlink()
     repo.config(allow_vm_destroy=True)
     pruned = repo.apply("--prune")
@@ -136,3 +150,10 @@ def test_ansible_vm_is_left_alone_by_bojdeploy(
         assert after[field] == before[field], field
     touched = [m for m, params in sim.calls[calls:] if theirs in params and ".get_" not in m]
     assert touched == []
+    with open_store(repo.db_url) as store:
+        assert {r.name for r in store.list_deployments(limit=100)} == {"web"}
+    status = run_cli("--database-url", repo.db_url, "status", "--json", str(repo.root), env=env)
+    assert status.code == 0, status.err
+    assert [(i["resource_name"], i["state"]) for i in json.loads(status.out)] == [
+        ("ansible-db", "unmanaged")
+    ]

@@ -42,6 +42,7 @@ from bojdeploy.frontends.action.status import (
     report_error,
     run_link,
 )
+from bojdeploy.frontends.metrics import METRICS_FILE_ENV, PUSHGATEWAY_ENV, publish
 from bojdeploy.frontends.present import outcome_lines
 from bojdeploy.store import open_store
 from bojdeploy.store.base import StateStore
@@ -170,9 +171,23 @@ class ActionRun:
         changed = any(o.status == "completed" for o in outcomes)
         self.result = "failure" if failed else "success" if changed else "unchanged"
         self.deployments = deployments_output(outcomes)
+        self._publish(env, outcomes)
         title = f"bojdeploy: {env}" + (f" at {self.ctx.sha[:7]}" if self.ctx.sha else "")
         write_summary(self.env, outcomes_markdown(title, outcomes, overall))
         return EXIT_FAILED if failed else EXIT_OK
+
+    def _publish(self, env: str, outcomes: Sequence[Outcome]) -> None:
+        """The run's metrics to BOJDEPLOY_METRICS_FILE and BOJDEPLOY_PUSHGATEWAY_URL, if set."""
+        metrics_file = self.env.get(METRICS_FILE_ENV)
+        pushgateway = self.env.get(PUSHGATEWAY_ENV)
+        if metrics_file or pushgateway:
+            publish(
+                outcomes,
+                metrics_file=metrics_file,
+                pushgateway=pushgateway,
+                grouping={"environment": env, "repository": self.ctx.repository or None},
+                warn=self.console.warning,
+            )
 
     def _environment(self, ws: Workspace) -> str | None:
         """The environment to work on; None (a notice) when a push's or pull request's branch

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from bojdeploy import __version__
-from bojdeploy.frontends.relay import api, health, logs, metrics, pages, webhook
+from bojdeploy import __version__, logs
+from bojdeploy.frontends.relay import api, health, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app, run_workers
 from bojdeploy.store import open_store

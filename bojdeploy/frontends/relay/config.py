@@ -15,19 +15,26 @@ SECRET_VAR = "BOJDEPLOY_WEBHOOK_SECRET"
 REPOS_VAR = "BOJDEPLOY_RELAY_REPOS"
 URL_VAR = "BOJDEPLOY_RELAY_URL"
 API_TOKEN_VAR = "BOJDEPLOY_API_TOKEN"
+SECRET_PREFIX = "BOJDEPLOY_SECRET_"  # manifest secrets (core/secrets.py), never file indirections
 
 
 def with_files(env: dict[str, str]) -> dict[str, str]:
     """`env` with each BOJDEPLOY_<NAME>_FILE read into BOJDEPLOY_<NAME> (unless that is set), as
-    Docker secrets and systemd credentials give them; UsageError naming a file that cannot be
-    read."""
+    Docker secrets and systemd credentials give them; UsageError naming the variable whose file
+    cannot be read (never its value: a mistaken variable may hold a secret itself).
+
+    Manifest secrets (`BOJDEPLOY_SECRET_<NAME>`) are taken literally: a secret may be named
+    `..._FILE`, and its value is not a path."""
     for key, path in list(env.items()):
         name = key.removesuffix("_FILE")
-        if key.startswith("BOJDEPLOY_") and name != key and not env.get(name):
+        if key.startswith(SECRET_PREFIX) or not key.startswith("BOJDEPLOY_"):
+            continue
+        if name != key and not env.get(name):
             try:
                 env[name] = Path(path).read_text().rstrip("\r\n")
-            except OSError as e:
-                raise UsageError(f"{key}: cannot read {path}: {e.strerror}") from e
+            except (OSError, ValueError) as e:
+                why = getattr(e, "strerror", None) or "not a readable file"
+                raise UsageError(f"{key}: cannot read the file it names: {why}") from e
     return env
 
 

@@ -8,14 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bojdeploy import engine
+from bojdeploy import engine, logs
 from bojdeploy.engine.apply import Outcome
 from bojdeploy.engine.workspace import open_workspace
 from bojdeploy.errors import BojdeployError
 from bojdeploy.forge.gitea import GiteaClient
 from bojdeploy.frontends.action.io import Console
 from bojdeploy.frontends.action.status import Statuses, describe_run, not_pruned, report_error
-from bojdeploy.frontends.relay import logs
 from bojdeploy.frontends.relay.clones import Clones
 from bojdeploy.settings import Settings
 from bojdeploy.store import open_store

@@ -18,12 +18,13 @@ from typing import Any
 from procrastinate import App, Blueprint, JobContext
 from psycopg import AsyncConnection
 
+from bojdeploy import logs
 from bojdeploy.engine.rollback import find_target
 from bojdeploy.engine.rollback import rollback as roll_back
 from bojdeploy.engine.workspace import open_workspace
 from bojdeploy.forge.gitea import GiteaClient
 from bojdeploy.frontends.action.status import Statuses
-from bojdeploy.frontends.relay import deliveries, logs
+from bojdeploy.frontends.relay import deliveries
 from bojdeploy.frontends.relay.job import (
     JobConsole,
     Push,

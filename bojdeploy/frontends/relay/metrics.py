@@ -27,9 +27,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bojdeploy.frontends.metrics import DURATION_BUCKETS, deployment_families
 
 log = logging.getLogger("bojdeploy.relay")
 router = APIRouter()
@@ -50,7 +52,6 @@ POOL = Gauge(
     registry=LOCAL,
     multiprocess_mode="livesum",
 )
-DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 EVENTS = {"push", "ping", "create", "delete", "release", "pull_request", "issues", "fork"}
 RESULTS = {200: "ok", 202: "accepted", 400: "invalid", 401: "unauthorized", 403: "forbidden"}
@@ -109,13 +110,7 @@ class Stored(Collector):
 
     def collect(self) -> Iterator[Any]:
         """Yield the metric families of the snapshot."""
-        total = CounterMetricFamily(
-            "deployments", "Deployments recorded, by type and status", labels=["type", "status"]
-        )
-        for kind, status, n in self.found["deployments"]:
-            total.add_metric([kind, status], n)
-        yield total
-        yield self._durations()
+        yield from deployment_families(self.found["deployments"], self.found["durations"])
         jobs = GaugeMetricFamily("bojdeploy_queue_jobs", "Queue jobs by status", labels=["status"])
         counts = {status: n for status, n in self.found["jobs"]}
         for status in sorted(set(JOB_STATUSES) | set(counts)):
@@ -127,17 +122,6 @@ class Stored(Collector):
             "Age of the oldest job waiting for a worker (0: none waits)",
             value=max(float(oldest or 0.0), 0.0),
         )
-
-    def _durations(self) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
-            "deployment_duration_seconds",
-            "Duration of finished deployments, by type",
-            labels=["type"],
-        )
-        for kind, n, total, *under in self.found["durations"]:
-            buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, under, strict=True)]
-            family.add_metric([kind], [*buckets, ("+Inf", n)], float(total))
-        return family
 
 
 def exposition(found: Snapshot | None) -> bytes:

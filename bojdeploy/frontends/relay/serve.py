@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 
-from bojdeploy.frontends.relay import logs
+from bojdeploy import logs
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import apply_schema, make_app, run_workers, stalled_after
 from bojdeploy.store import open_store

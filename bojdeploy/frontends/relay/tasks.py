@@ -18,8 +18,9 @@ from typing import Any
 from procrastinate import Blueprint, JobContext, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
 
+from bojdeploy import logs
 from bojdeploy.core.config import CONFIG_FILE, parse_config
-from bojdeploy.frontends.relay import deliveries, logs
+from bojdeploy.frontends.relay import deliveries
 from bojdeploy.frontends.relay.clones import Clones, state_dir
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.job import Push, deploy, set_statuses

@@ -13,11 +13,11 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bojdeploy.frontends.relay import deliveries, logs
+from bojdeploy import logs
+from bojdeploy.frontends.relay import deliveries
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.signature import signed
 
@@ -133,7 +133,7 @@ async def take_push(request: Request, config: RelayConfig, body: bytes) -> JSONR
     if not config.allows(repository):
         raise Refused(403, f"{repository} is not in BOJDEPLOY_RELAY_REPOS")
     delivery = request.headers.get("x-gitea-delivery") or None
-    structlog.contextvars.bind_contextvars(repository=repository)
+    logs.bind(repository=repository)
     base = config.public_url or str(request.base_url).rstrip("/")
     ignored = None
     if not ref.startswith("refs/heads/"):
