@@ -86,6 +86,7 @@ install_packages() {
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     command -v pg_ctlcluster >/dev/null || missing+=(postgresql-15)
     command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks the relay's /metrics
+    command -v chromium >/dev/null || missing+=(chromium)  # the dashboard's browser tests
     command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)  # tests push to it
     if [ ${#missing[@]} -eq 0 ]; then
         echo "packages: all present"

@@ -65,8 +65,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def exposed_names(text: str) -> set[str]:
-    """The sample names of an exposition (`x_bucket`, `x_count`, ... as they are queried)."""
-    return {name for name, _ in samples(text)}
+    """The sample names of an exposition (`x_bucket`, `x_count`, ... as they are queried), and
+    the gauges it declares without a sample yet (bojdeploy_drift before the first check)."""
+    families = list(text_string_to_metric_families(text))
+    declared = {f.name for f in families if f.type == "gauge"}
+    return {name for name, _ in samples(text)} | declared
 
 
 def promql_names(expression: str) -> set[str]:

@@ -69,6 +69,17 @@ def test_invalid_config_is_reported_with_line(tmp_path: Path) -> None:
     assert "bojdeploy.yaml:4: policy.allow_privledged: unknown key (did you mean" in result.err
 
 
+def test_self_heal_must_be_a_boolean(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "bojdeploy.yaml").write_text(
+        "environments:\n  production: {branches: [main]}\nself_heal: sometimes\n"
+    )
+    result = run_cli("validate", str(tmp_path))
+    assert result.code == 2
+    assert "bojdeploy.yaml:3: self_heal:" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_missing_secret_is_a_warning_for_validate(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES, tmp_path / "repo")
     result = run_cli("validate", str(tmp_path / "repo"), env={"WEB_SESSION_KEY": "s3cret-value"})

@@ -74,3 +74,22 @@ def test_license_changelog_and_compatibility() -> None:
     for system in ("Gitea", "act_runner", "Docker Engine", "XCP-ng", "PostgreSQL", "Python"):
         row = next((line for line in section.splitlines() if line.startswith(f"| {system}")), "")
         assert "tested" in row or "claimed" in row, f"no compatibility row for {system}"
+
+
+def test_every_file_the_package_reads_is_package_data() -> None:
+    package = ROOT / "bojdeploy"
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["bojdeploy"]
+    data = [
+        path
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    ]
+    assert any(p.match("*/dashboard/templates/*.html") for p in data)
+    missing = [
+        str(p.relative_to(package))
+        for p in data
+        if not any(p.relative_to(package).match(glob) for glob in globs)
+    ]
+    assert missing == []

@@ -124,6 +124,7 @@ class RepoConfig(Strict):
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     policy: Policy = Field(default_factory=Policy)
     prune: bool = False
+    self_heal: bool = False  # the relay's drift watch re-applies drifted containers and services
 
     @model_validator(mode="after")
     def _known_targets(self) -> RepoConfig:

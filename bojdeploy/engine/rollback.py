@@ -79,9 +79,10 @@ def rollback(
     workspace: Workspace,
     record: Deployment,
     allow_delete: bool = False,
+    reason: str | None = None,
 ) -> Run:
     """Redeploy the config `record` holds (see `find_target`) where it was deployed, as a new
-    deployment whose rollback_from names it."""
+    deployment whose rollback_from names it (`reason`: why, default a rollback to it)."""
     info, config = workspace.info, workspace.config
     check_branch(config, record.environment, info.branch, "rollback")
     assert record.config is not None
@@ -100,7 +101,7 @@ def rollback(
         report(f"{manifest.kind}/{manifest.name}", "warn", warning)
     try:
         observed = targets.observe({manifest.kind})
-        reason = f"rollback to the config of deployment #{record.id}"
+        reason = reason or f"rollback to the config of deployment #{record.id}"
         plan = make_plan(
             [to_desired(manifest, values, key, reason)],
             observed,

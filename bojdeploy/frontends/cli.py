@@ -568,6 +568,18 @@ def worker(ctx: click.Context, concurrency: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def dashboard(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the dashboard, read-only, from the database (any URL, SQLite included)."""
+    with handled(ctx):
+        from bojdeploy.frontends.dashboard.serve import run_dashboard
+
+        run_dashboard(ctx.obj["database_url"], _settings(ctx), host, port)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of manifests (for editors)."""
     from bojdeploy.core.schema import manifest_schema

@@ -6,9 +6,16 @@ import os
 from pathlib import Path
 
 from bojdeploy.errors import UsageError
-from bojdeploy.store.base import Deployment, LogEntry, StateStore, redact_url
+from bojdeploy.store.base import Deployment, DriftState, LogEntry, StateStore, redact_url
 
-__all__ = ["Deployment", "LogEntry", "StateStore", "default_database_url", "open_store"]
+__all__ = [
+    "Deployment",
+    "DriftState",
+    "LogEntry",
+    "StateStore",
+    "default_database_url",
+    "open_store",
+]
 
 
 def default_database_url() -> str:

@@ -6,8 +6,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from bojdeploy.store.reads import Duration, HistoryFilter
 
 STATUSES = ("pending", "running", "completed", "failed", "unchanged")
 SUCCESSFUL = ("completed", "unchanged")
@@ -85,6 +88,25 @@ class LogEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the log entry as JSON-friendly values."""
+        return _jsonable(self)
+
+
+@dataclass(frozen=True)
+class DriftState:
+    """What the drift watch last saw of one recorded resource (a row of `drift_states`)."""
+
+    environment: str
+    kind: str
+    name: str
+    drifted: bool
+    state: str  # in sync | missing | unfinished | stopped | running | config or image differs
+    detail: str
+    checked_at: datetime
+    repository: str | None = None  # the repository whose records the resource came from
+    deployment_id: int | None = None  # the recorded deployment it was compared with
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the observation as JSON-friendly values."""
         return _jsonable(self)
 
 
@@ -190,6 +212,28 @@ class StateStore(Protocol):
         """Every environment with each repository that recorded deployments in it."""
         ...
 
+    def current_deployments(self, environment: str | None = None) -> list[Deployment]:
+        """The newest row of every target (of one environment, or all), by environment and name."""
+        ...
+
+    def history(
+        self, only: HistoryFilter, *, limit: int = 50, before_id: int | None = None
+    ) -> list[Deployment]:
+        """Deployments matching `only`, newest first; ids below `before_id` when given."""
+        ...
+
+    def durations(self, only: HistoryFilter, *, limit: int = 500) -> list[Duration]:
+        """How long the newest `limit` finished deployments matching `only` took, newest first."""
+        ...
+
+    def later_deployments(self, record: Deployment, limit: int = 10) -> list[Deployment]:
+        """The rows of the same target after `record`, oldest first."""
+        ...
+
+    def rollbacks_to(self, deployment_id: int, limit: int = 10) -> list[Deployment]:
+        """The deployments that restored the config `deployment_id` recorded, oldest first."""
+        ...
+
     def successful_deployments(
         self, environment: str, deployment_type: str, name: str, limit: int = 10
     ) -> list[Deployment]:
@@ -204,6 +248,20 @@ class StateStore(Protocol):
         self, environment: str, deployment_ids: Collection[int]
     ) -> dict[int, Confirmation]:
         """The rows of an environment with these ids, each with its later confirmation."""
+        ...
+
+    def save_drift(
+        self,
+        observations: Collection[DriftState],
+        *,
+        scope: tuple[str, str | None] | None = None,
+    ) -> None:
+        """Upsert observations per (environment, kind, name, repository); with a scope
+        (environment, repository), that pair's other rows are deleted (they were all checked)."""
+        ...
+
+    def drift_states(self, environment: str | None = None) -> list[DriftState]:
+        """Return the last drift observations (of one environment), by environment, kind, name."""
         ...
 
     def lock(

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from bojdeploy.errors import StoreError
+from bojdeploy.store import drift
 from bojdeploy.store.base import (
     INTERRUPTED,
     STATUSES,
     SUCCESSFUL,
     Confirmation,
     Deployment,
+    DriftState,
     LogEntry,
 )
 from bojdeploy.store.migrations import (
@@ -25,6 +27,7 @@ from bojdeploy.store.migrations import (
     migration_versions,
     split_statements,
 )
+from bojdeploy.store.reads import Reads
 
 # q(sql, params) -> rows; SQL is written with "?" placeholders in both dialects.
 Query = Callable[..., list[tuple[Any, ...]]]
@@ -62,7 +65,7 @@ def check(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise StoreError(f"invalid {what} {value!r}: expected one of {', '.join(allowed)}")
 
 
-class SqlStore(ABC):
+class SqlStore(Reads, ABC):
     """A StateStore over SQL; a backend supplies transactions and value conversions."""
 
     dialect: ClassVar[str]
@@ -380,6 +383,24 @@ class SqlStore(ABC):
                 for row in q(sql, (*SUCCESSFUL, environment, *batch)):
                     found[int(row[0])] = Confirmation(*row)
         return found
+
+    def save_drift(
+        self,
+        observations: Collection[DriftState],
+        *,
+        scope: tuple[str, str | None] | None = None,
+    ) -> None:
+        """Upsert observations per (environment, kind, name, repository); with a scope
+        (environment, repository), that pair's other rows are deleted (they were all checked)."""
+        for o in observations:
+            check(o.kind, KINDS, "kind")
+        with self._transaction() as q:
+            drift.write(q, self._ts, observations, scope)
+
+    def drift_states(self, environment: str | None = None) -> list[DriftState]:
+        """Return the last drift observations (of one environment), by environment, kind, name."""
+        with self._reading() as q:
+            return drift.read(q, self._read_ts, environment)
 
     def installation_key(self) -> bytes:
         """Return this installation's 32-byte secret key, creating it once."""

@@ -14,13 +14,19 @@ from bojdeploy.errors import ConnectError, UsageError
 from bojdeploy.store import StateStore, default_database_url, open_store
 from tests.store.conftest import raw_rows
 
-VERSIONS = [(1, "seed"), (2, "deployment_context"), (3, "settings")]
+VERSIONS = [
+    (1, "seed"),
+    (2, "deployment_context"),
+    (3, "settings"),
+    (5, "drift"),
+    (6, "dashboard"),
+]
 POSTGRES_ONLY = [(4, "relay")]  # the webhook relay's deliveries (the relay needs PostgreSQL)
 
 
 def versions(url: str) -> list[tuple[int, str]]:
     """The migrations a database at `url` records."""
-    return VERSIONS + (POSTGRES_ONLY if url.startswith("postgresql") else [])
+    return sorted(VERSIONS + (POSTGRES_ONLY if url.startswith("postgresql") else []))
 
 
 # column -> (PostgreSQL information_schema type, SQLite declared type), DESIGN §5 + 002.

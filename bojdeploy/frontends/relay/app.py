@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from bojdeploy import __version__, logs
-from bojdeploy.frontends.relay import api, health, metrics, pages, webhook
+from bojdeploy.frontends.dashboard import actions, web
+from bojdeploy.frontends.relay import api, buttons, health, metrics, pages, webhook
 from bojdeploy.frontends.relay.config import RelayConfig
 from bojdeploy.frontends.relay.queue import make_app, run_workers
 from bojdeploy.store import open_store
@@ -24,7 +25,7 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        queue = make_app(config.database_url)
+        queue = make_app(config.database_url, drift_interval=config.drift_interval)
         app.state.config = config
         app.state.queue = queue
         app.state.store = await asyncio.to_thread(open_store, config.database_url)
@@ -50,6 +51,11 @@ def create_app(config: RelayConfig, workers: int = 1) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(pages.router, include_in_schema=False)
+    app.state.dashboard = web.DashboardConfig(
+        gitea_url=config.settings.gitea_url, writes=buttons.writes(config.api_token)
+    )
+    app.include_router(web.router)
+    app.include_router(actions.router)
     return app
 
 

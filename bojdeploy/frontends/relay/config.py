@@ -16,6 +16,49 @@ REPOS_VAR = "BOJDEPLOY_RELAY_REPOS"
 URL_VAR = "BOJDEPLOY_RELAY_URL"
 API_TOKEN_VAR = "BOJDEPLOY_API_TOKEN"
 SECRET_PREFIX = "BOJDEPLOY_SECRET_"  # manifest secrets (core/secrets.py), never file indirections
+DRIFT_INTERVAL_VAR = "BOJDEPLOY_DRIFT_INTERVAL"
+DRIFT_STATUS_VAR = "BOJDEPLOY_DRIFT_STATUS"
+DRIFT_INTERVAL = 300  # seconds
+UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def drift_interval(raw: str) -> int | None:
+    """Seconds between drift checks from `30s`, `5m`, `1h` or plain seconds; None for `0`/`off`.
+
+    The watch is a procrastinate cron schedule, so the interval must divide a minute, an hour
+    or a day evenly."""
+    text = raw.strip().lower() or str(DRIFT_INTERVAL)
+    if text in ("0", "off"):
+        return None
+    unit = UNITS.get(text[-1], 1)
+    number = text[:-1] if text[-1] in UNITS else text
+    seconds = int(number) * unit if number.isdigit() else 0
+    if not seconds or not any(
+        seconds % step == 0 and span % seconds == 0
+        for step, span in ((1, 60), (60, 3600), (3600, 86400))
+    ):
+        raise UsageError(
+            f"{DRIFT_INTERVAL_VAR} must be `off` or an interval that divides a minute, an hour "
+            f"or a day evenly (e.g. 30s, 5m, 1h), not {raw!r}"
+        )
+    return seconds
+
+
+def drift_cron(seconds: int) -> str:
+    """The procrastinate cron expression (seconds in a 6th column) of an interval."""
+    if seconds < 60:
+        return f"* * * * * */{seconds}"
+    if seconds < 3600:
+        return f"*/{seconds // 60} * * * *"
+    return f"0 */{seconds // 3600} * * *" if seconds < 86400 else "0 0 * * *"
+
+
+def flag(name: str, raw: str) -> bool:
+    """A true/false setting (unset: false)."""
+    text = raw.strip().lower()
+    if text not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise UsageError(f"{name} must be true or false, not {raw!r}")
+    return text in ("1", "true", "yes")
 
 
 def with_files(env: dict[str, str]) -> dict[str, str]:
@@ -48,6 +91,8 @@ class RelayConfig:
     public_url: str | None  # how users reach the relay (status links); None: as requested
     settings: Settings = field(repr=False)
     api_token: str | None = field(default=None, repr=False)  # None: the REST API is read-only
+    drift_interval: int | None = DRIFT_INTERVAL  # seconds between drift checks; None: no watch
+    drift_status: bool = False  # a commit status per repository+environment when drift changes
 
     @classmethod
     def from_env(
@@ -79,6 +124,8 @@ class RelayConfig:
             public_url=(env.get(URL_VAR) or "").rstrip("/") or None,
             settings=Settings.from_env(env, database_url=url),
             api_token=env.get(API_TOKEN_VAR, "").strip() or None,
+            drift_interval=drift_interval(env.get(DRIFT_INTERVAL_VAR, "")),
+            drift_status=flag(DRIFT_STATUS_VAR, env.get(DRIFT_STATUS_VAR, "")),
         )
 
     def allows(self, repository: str) -> bool:

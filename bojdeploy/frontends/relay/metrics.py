@@ -93,6 +93,10 @@ async def snapshot(pool: Any) -> Snapshot:
             "ON e.job_id = j.id AND e.type = 'deferred' "
             "WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())"
         ),
+        "drift": (  # one series per resource, even when two repositories record the same name
+            "SELECT environment, kind, name, max(CASE WHEN drifted THEN 1 ELSE 0 END) "
+            "FROM drift_states GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ),
     }
     found: Snapshot = {}
     async with pool.connection() as conn:
@@ -122,6 +126,15 @@ class Stored(Collector):
             "Age of the oldest job waiting for a worker (0: none waits)",
             value=max(float(oldest or 0.0), 0.0),
         )
+        drift = GaugeMetricFamily(
+            "bojdeploy_drift",
+            "Whether a recorded resource differs from what runs (1 drifted, 0 in sync), "
+            "as the drift watch last saw it",
+            labels=["environment", "kind", "name"],
+        )
+        for environment, kind, name, drifted in self.found["drift"]:
+            drift.add_metric([environment, kind, name], drifted)
+        yield drift
 
 
 def exposition(found: Snapshot | None) -> bytes:

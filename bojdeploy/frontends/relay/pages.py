@@ -1,25 +1,14 @@
-"""The pages statuses link to: a deployment and a job (JSON until the dashboard comes)."""
+"""The page a push's overall status links to: one job and the pushes it covers (JSON); the
+deployments' own pages are the dashboard's."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from psycopg.rows import dict_row
 
 router = APIRouter()
-
-
-@router.get("/deployments/{deployment_id}")
-async def deployment_page(request: Request, deployment_id: int) -> dict[str, Any]:
-    """One deployment and its log."""
-    store = request.app.state.store
-    record = await asyncio.to_thread(store.get_deployment, deployment_id)
-    if record is None:
-        raise HTTPException(404, f"no deployment {deployment_id}")
-    logs = await asyncio.to_thread(store.get_logs, deployment_id)
-    return {**record.to_dict(), "logs": [entry.to_dict() for entry in logs]}
 
 
 @router.get("/jobs/{job_id}")

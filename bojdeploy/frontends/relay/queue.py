@@ -24,8 +24,13 @@ RESTART_AFTER = 2.0  # seconds before a worker that lost the database starts aga
 log = logging.getLogger("bojdeploy.relay")
 
 
-def make_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
-    """A procrastinate App on `database_url`, with the relay's tasks."""
+def make_app(
+    database_url: str, *, pool_size: int = 10, drift_interval: int | None = None
+) -> procrastinate.App:
+    """A procrastinate App on `database_url`, with the relay's tasks (and the drift watch
+    every `drift_interval` seconds)."""
+    from bojdeploy.frontends.relay.drift import schedule, watch
+    from bojdeploy.frontends.relay.housekeeping import housekeeping
     from bojdeploy.frontends.relay.manual import manual
     from bojdeploy.frontends.relay.tasks import tasks
 
@@ -39,6 +44,9 @@ def make_app(database_url: str, *, pool_size: int = 10) -> procrastinate.App:
     app = procrastinate.App(connector=connector)
     app.add_tasks_from(tasks, namespace="bojdeploy")
     app.add_tasks_from(manual, namespace="bojdeploy")
+    app.add_tasks_from(watch, namespace="bojdeploy")
+    app.add_tasks_from(housekeeping, namespace="bojdeploy")
+    schedule(app, drift_interval)
     return app
 
 

@@ -8,6 +8,7 @@ import signal
 
 from bojdeploy import logs
 from bojdeploy.frontends.relay.config import RelayConfig
+from bojdeploy.frontends.relay.housekeeping import keep_hours
 from bojdeploy.frontends.relay.queue import apply_schema, make_app, run_workers, stalled_after
 from bojdeploy.store import open_store
 
@@ -16,6 +17,7 @@ def prepare_database(config: RelayConfig) -> None:
     """Check the worker settings, apply bojdeploy's migrations and procrastinate's schema
     (idempotent)."""
     stalled_after(config.settings.environ)
+    keep_hours(config.settings.environ)
     open_store(config.database_url).close()
     apply_schema(config.database_url)
 
@@ -41,7 +43,7 @@ def run_worker(config: RelayConfig, concurrency: int, log_format: str = "text") 
 
 
 async def _work(config: RelayConfig, concurrency: int) -> None:
-    app = make_app(config.database_url)
+    app = make_app(config.database_url, drift_interval=config.drift_interval)
     async with app.open_async():
         worker = asyncio.create_task(run_workers(app, config, concurrency))
         loop = asyncio.get_running_loop()
