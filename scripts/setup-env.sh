@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Bring up everything the test suite needs on a Debian 12 machine without systemd, idempotently:
 # packages, dockerd, a single-node Swarm, a registry on 127.0.0.1:5000, PostgreSQL 15 with the
-# test role and database, the busybox test images, the project's .venv, and a virtualenv with
-# Ansible for the XAPI simulator's client tests.
+# test role and database, the busybox test images, two extra Docker engines for fleet tests (one
+# behind an sshd on 127.0.0.1, for ssh://), the project's .venv, and a virtualenv with Ansible for
+# the XAPI simulator's client tests.
 # Safe to re-run: what runs is left alone, what is missing is installed or started.
 set -euo pipefail
 
@@ -88,6 +89,7 @@ install_packages() {
     command -v promtool >/dev/null || missing+=(prometheus)  # promtool checks the relay's /metrics
     command -v chromium >/dev/null || missing+=(chromium)  # the dashboard's browser tests
     command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)  # tests push to it
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server) # ssh:// Docker hosts in fleet tests
     if [ ${#missing[@]} -eq 0 ]; then
         echo "packages: all present"
         return
@@ -255,6 +257,94 @@ make_ansible_venv() {
     echo "ansible: installed $(grep -m1 '^ansible' "$req") into $venv"
 }
 
+# Two extra Docker engines beside the default one, each a "host" of a fleet: its own bridge,
+# socket, data and exec roots under $ENGINES (stable, so a second run finds them running), no
+# iptables rules (published ports go through docker-proxy on 127.0.0.1). tests/fleet.py reads
+# the same paths. Never --bridge none: that deletes docker0, which the default engine needs.
+ENGINES=/var/lib/bojdeploy-engines
+SSH_PORT=2222
+
+engine_up() {
+    docker -H "unix://$ENGINES/$1/docker.sock" info >/dev/null 2>&1
+}
+
+# start_engine NAME BRIDGE CIDR
+start_engine() {
+    local name=$1 bridge=$2 cidr=$3 dir=$ENGINES/$1 pid state=running image
+    mkdir -p "$dir"
+    if ! engine_up "$name"; then
+        ip link show "$bridge" >/dev/null 2>&1 || {
+            quiet ip link add "$bridge" type bridge
+            quiet ip addr add "$cidr" dev "$bridge"
+        }
+        quiet ip link set "$bridge" up
+        echo '{}' >"$dir/daemon.json"
+        rm -f "$dir/docker.sock" "$dir/pid"
+        pid=$(daemon "$dir/log" dockerd --config-file "$dir/daemon.json" \
+            --host "unix://$dir/docker.sock" --data-root "$dir/data" --exec-root "$dir/exec" \
+            --pidfile "$dir/pid" --bridge "$bridge" --iptables=false --ip-masq=false)
+        wait_up "$pid" "$dir/log" "docker engine $name" engine_up "$name"
+        state=started
+    fi
+    for image in web:1 web:2 crash:1 unhealthy:1; do
+        docker -H "unix://$dir/docker.sock" image inspect "$IMAGE_PREFIX/$image" >/dev/null 2>&1 ||
+            quiet docker -H "unix://$dir/docker.sock" pull "$IMAGE_PREFIX/$image"
+    done
+    echo "engine $name: $state (unix://$dir/docker.sock, bridge $bridge $cidr)"
+}
+
+sshd_up() {
+    ssh -F "$ENGINES/ssh/client_config" bojdeploy-engine-2 true >/dev/null 2>&1
+}
+
+# An sshd on 127.0.0.1:$SSH_PORT whose sessions reach engine-2 (SetEnv DOCKER_HOST), with a
+# generated host key and client key; ~/.ssh/config includes the alias bojdeploy-engine-2 (the
+# docker SDK always passes a port: ssh://bojdeploy-engine-2:$SSH_PORT) so
+# that the docker SDK's ssh:// (it runs the ssh client) works without prompts.
+start_sshd() {
+    local dir=$ENGINES/ssh pid state=running
+    mkdir -p "$dir" /run/sshd ~/.ssh
+    chmod 700 "$dir" ~/.ssh
+    [ -f "$dir/host_key" ] || quiet ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+    [ -f "$dir/id_ed25519" ] || quiet ssh-keygen -q -t ed25519 -N '' -f "$dir/id_ed25519"
+    cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
+    echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$dir/host_key.pub")" >"$dir/known_hosts"
+    cat >"$dir/sshd_config" <<EOF
+ListenAddress 127.0.0.1:$SSH_PORT
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+SetEnv DOCKER_HOST=unix://$ENGINES/engine-2/docker.sock
+MaxStartups 100:30:200
+MaxSessions 100
+EOF
+    cat >"$dir/client_config" <<EOF
+Host bojdeploy-engine-2
+    HostName 127.0.0.1
+    Port $SSH_PORT
+    User root
+    IdentityFile $dir/id_ed25519
+    IdentitiesOnly yes
+    UserKnownHostsFile $dir/known_hosts
+    StrictHostKeyChecking yes
+    BatchMode yes
+EOF
+    touch ~/.ssh/config
+    grep -qx "Include $dir/client_config" ~/.ssh/config ||
+        printf 'Include %s\n%s' "$dir/client_config" "$(cat ~/.ssh/config)" >~/.ssh/config
+    if ! sshd_up; then
+        [ -f "$dir/sshd.pid" ] && kill "$(cat "$dir/sshd.pid")" 2>/dev/null || true
+        pid=$(daemon "$dir/log" /usr/sbin/sshd -D -e -f "$dir/sshd_config")
+        wait_up "$pid" "$dir/log" sshd sshd_up
+        state=started
+    fi
+    echo "sshd: $state (127.0.0.1:$SSH_PORT -> engine-2, ssh://bojdeploy-engine-2:$SSH_PORT)"
+}
+
 # lock_holders: pids other than this script that hold the set-up lock as fd 9 (a daemon that
 # inherited it would make every later run wait for it).
 lock_holders() {
@@ -281,6 +371,9 @@ init_swarm
 start_registry
 start_postgres
 push_test_images
+start_engine engine-1 bojeng1 172.31.251.1/24
+start_engine engine-2 bojeng2 172.31.252.1/24
+start_sshd
 make_venv
 make_ansible_venv
 check_lock

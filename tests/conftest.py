@@ -135,3 +135,45 @@ def docker_cleanup(docker_client: Any) -> Iterator[None]:
     for cid in after_containers.keys() - before_containers.keys():
         with contextlib.suppress(NotFound):
             after_containers[cid].remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def fleet_engines() -> Iterator[dict[str, Any]]:
+    """Docker clients for the two extra engines, by name (engine-2 over ssh://).
+
+    Each starts with no bojdeploy container; the default engine is `docker_client`.
+    """
+    from docker.errors import DockerException
+
+    from tests import fleet
+
+    urls = {k: v for k, v in fleet.engine_urls().items() if k != "default"}
+    try:
+        with fleet.clients(urls) as made:
+            yield made
+    except DockerException as e:
+        require("the extra docker engines", False, str(e))
+
+
+@pytest.fixture
+def fleet_cleanup(fleet_engines: dict[str, Any], docker_cleanup: None) -> Iterator[None]:
+    """Remove bojdeploy's containers from the extra engines before and after the test."""
+    from tests import fleet
+
+    for client in fleet_engines.values():
+        fleet.remove_labelled(client)
+    yield
+    for client in fleet_engines.values():
+        fleet.remove_labelled(client)
+
+
+@pytest.fixture
+def xapi_pools() -> Iterator[dict[str, Any]]:
+    """Two XAPI simulators on two ports, `pool-a` and `pool-b`, each with its own password."""
+    from bojdeploy.testing.xapi import XapiSimulator
+
+    with (
+        XapiSimulator(username="root", password="secret-a", ip_delay=0.2) as a,
+        XapiSimulator(username="root", password="secret-b", ip_delay=0.2) as b,
+    ):
+        yield {"pool-a": a, "pool-b": b}

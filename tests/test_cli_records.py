@@ -80,7 +80,7 @@ def test_db_migrate_is_idempotent(tmp_path: Path) -> None:
     first = run_cli("--database-url", url, "db", "migrate")
     second = run_cli("--database-url", url, "db", "migrate")
     assert first.code == second.code == 0
-    assert first.out == second.out == f"{url}: schema up to date (migration 006)\n"
+    assert first.out == second.out == f"{url}: schema up to date (migration 007)\n"
 
 
 def test_default_database_is_under_xdg_state_home(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from bojdeploy.core.fields import Strict
 from bojdeploy.core.files import MAX_FILE_BYTES, RepoFileError, decode
+from bojdeploy.core.fleet import DEFAULT_HOST, HostName
 from bojdeploy.core.yamlsrc import Document, parse_documents, validate, value_problems
 from bojdeploy.errors import Problem
 
@@ -88,12 +89,44 @@ class EnvironmentConfig(Strict):
     protected: bool = False
 
 
+class HostConfig(Strict):
+    """One named host of an environment: a Docker engine (or Swarm manager) and/or a Xen pool."""
+
+    docker_host: Annotated[str, AfterValidator(check_docker_host)] | None = None
+    tls_verify: bool = False
+    cert_path: str | None = None  # ca.pem, cert.pem, key.pem; default DOCKER_CERT_PATH or ~/.docker
+    xen_url: Annotated[str, AfterValidator(check_xen_url)] | None = None
+    xen_username: str | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> HostConfig:
+        if not self.docker_host and not self.xen_url:
+            raise ValueError("a host needs docker_host or xen_url")
+        if (self.tls_verify or self.cert_path) and not (self.docker_host or "").startswith(
+            "tcp://"
+        ):
+            raise ValueError("tls_verify and cert_path need a tcp:// docker_host")
+        return self
+
+
+def _host_names(hosts: dict[str, HostConfig]) -> dict[str, HostConfig]:
+    if DEFAULT_HOST in hosts:
+        raise ValueError(
+            f"{DEFAULT_HOST!r} names the environment's own docker_host/xen_url; "
+            "choose another host name"
+        )
+    return hosts
+
+
 class TargetConfig(Strict):
     """Connection settings for one environment (credentials come from env vars)."""
 
     docker_host: Annotated[str, AfterValidator(check_docker_host)] | None = None
     xen_url: Annotated[str, AfterValidator(check_xen_url)] | None = None
     xen_username: str | None = None
+    hosts: Annotated[dict[HostName, HostConfig], AfterValidator(_host_names)] = Field(
+        default_factory=dict
+    )
 
 
 class Policy(Strict):
@@ -144,6 +177,11 @@ class RepoConfig(Strict):
             if any(fnmatch.fnmatchcase(branch, pattern) for pattern in env.branches):
                 return name
         return None
+
+    def hosts_for(self, environment: str) -> dict[str, HostConfig]:
+        """The named hosts of `environment` (targets.<env>.hosts)."""
+        target = self.targets.get(environment)
+        return dict(target.hosts) if target else {}
 
     def vars_for(self, environment: str) -> dict[str, Any]:
         """Template vars of `environment`."""

@@ -34,7 +34,7 @@ KINDS = {"Container": "container", "Service": "service", "VM": "vm"}
 class Strict(BaseModel):
     """Base of every manifest model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 def _no_bool(value: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
@@ -23,11 +24,12 @@ class RepoFileError(ValueError):
         self.line = line
 
 
-def confine(root: Path, rel: str) -> Path:
-    """The path of repository file `rel`; refuses absolute paths and escapes like '../x'."""
+def confine(root: Path, rel: str, *, resolved: bool = False) -> Path:
+    """The path of repository file `rel`; refuses absolute paths and escapes like '../x'.
+    `resolved`: `root` is resolved already."""
     if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\0" in rel:
         raise RepoFileError(f"{rel!r}: use a path relative to the repository root")
-    base = root.resolve()
+    base = root if resolved else root.resolve()
     try:
         path = (base / rel).resolve()
     except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
@@ -37,9 +39,9 @@ def confine(root: Path, rel: str) -> Path:
     return path
 
 
-def read_repo_file(root: Path, rel: str) -> str:
+def read_repo_file(root: Path, rel: str, *, resolved: bool = False) -> str:
     """Text of a repository file (UTF-8, at most MAX_FILE_BYTES), confined to the repository."""
-    path = confine(root, rel)
+    path = confine(root, rel, resolved=resolved)
     if not path.exists():
         raise RepoFileError(f"{rel!r} does not exist in the repository")
     if not path.is_file():
@@ -87,13 +89,18 @@ class RepoFiles:
 
     root: Path
 
+    @cached_property
+    def base(self) -> Path:
+        """The root, resolved once."""
+        return self.root.resolve()
+
     def read(self, rel: str) -> str:
         """Text of repository file `rel` (UTF-8, at most MAX_FILE_BYTES)."""
-        return read_repo_file(self.root, rel)
+        return read_repo_file(self.base, rel, resolved=True)
 
     def path_of(self, rel: str) -> str:
         """The repo-relative path `rel` names once folders and links are resolved."""
-        return confine(self.root, rel).relative_to(self.root.resolve()).as_posix()
+        return confine(self.base, rel, resolved=True).relative_to(self.base).as_posix()
 
     def candidates(self, patterns: Sequence[str]) -> list[str]:
         """Repo-relative files where `patterns` can match: below each pattern's literal

@@ -6,6 +6,7 @@ changing it replaces every resource on its next push (tests/core/test_config_has
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -63,7 +64,10 @@ class LoadedManifest:
 
     def canonical(self) -> dict[str, Any]:
         """The canonical rendered form (secrets as markers); the config hash is taken over it."""
-        spec = self.manifest.spec.model_dump(mode="json", exclude_defaults=True)
+        # How a fleet is rolled out says nothing about the resource on each host.
+        spec = self.manifest.spec.model_dump(
+            mode="json", exclude_defaults=True, exclude={"rollout"}
+        )
         out: dict[str, Any] = {
             "apiVersion": "bojdeploy/v1",
             "kind": self.manifest.kind,
@@ -99,13 +103,23 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def with_files(loaded: LoadedManifest, files: Mapping[str, str]) -> LoadedManifest:
-    """`loaded` reading `files` (path -> content): its dependencies and secrets follow."""
+def with_files(
+    loaded: LoadedManifest, files: Mapping[str, str], names: frozenset[str] | None = None
+) -> LoadedManifest:
+    """`loaded` reading `files` (path -> content): its dependencies and secrets follow.
+    `names`: the secrets its manifest names, when known (secret_names_of)."""
+    if names is None:
+        names = secret_names_of(loaded)
     loaded.files = dict(files)
     loaded.dependencies = loaded.dependencies | frozenset(files)
     in_files = {m for content in files.values() for m in MARKER_RE.findall(content)}
-    loaded.secret_names = frozenset(names_in(loaded.canonical()) | in_files)
+    loaded.secret_names = names | in_files
     return loaded
+
+
+def secret_names_of(loaded: LoadedManifest) -> frozenset[str]:
+    """The secrets the manifest itself names (files aside: their hashes name none)."""
+    return frozenset(names_in(dataclasses.replace(loaded, files={}).canonical()))
 
 
 def manifest_from_record(config: Mapping[str, Any], file: str, environment: str) -> LoadedManifest:

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bojdeploy.core.files import Reader, RepoFileError
-from bojdeploy.core.loaded import LoadedManifest, with_files
-from bojdeploy.core.manifest import MODELS
+from bojdeploy.core.loadcache import MAX_DOCUMENTS, LoadCache
+from bojdeploy.core.loaded import LoadedManifest, secret_names_of, with_files
+from bojdeploy.core.manifest import MODELS, Manifest
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.secrets import secret_env
 from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem
@@ -26,7 +27,8 @@ from bojdeploy.core.yamlsrc import (
 )
 from bojdeploy.errors import Problem
 
-MAX_DOCUMENTS = 1000  # YAML documents in one manifest file
+__all__ = ["MAX_DOCUMENTS", "LoadCache", "load_file"]
+
 MAX_PROBLEMS = 50  # problems reported for one file
 
 
@@ -72,8 +74,12 @@ def load_file(
     *,
     require_secrets: bool,
     budget: Budget | None = None,
+    cache: LoadCache | None = None,
 ) -> tuple[list[LoadedManifest], list[Problem]]:
-    """Render, parse and validate every document of one manifest file for one environment."""
+    """Render, parse and validate every document of one manifest file for one environment;
+    `cache` shares reads, templates and parses with the other loads of a run."""
+    cache = cache or LoadCache(reader, budget)
+    reader = cache.reader
     try:
         text = reader.read(rel)
     except RepoFileError as e:
@@ -83,7 +89,7 @@ def load_file(
         line, name = found
         key = key_by_indentation(text, line)
         return [], [Problem(rel, line, key, f"control character {name} is not allowed")]
-    renderer = Renderer(reader, ctx, budget)
+    renderer = Renderer(reader, ctx, templates=cache.templates)
     try:
         rendered = renderer.render(rel, text)
     except TemplateProblem as e:
@@ -93,9 +99,8 @@ def load_file(
         return [], [Problem(rel, e.line or 1, key, str(e))]
     loaded: list[LoadedManifest] = []
     problems: list[Problem] = []
-    if budget is not None:
-        budget.read(rendered.text)
-    for count, item in enumerate(parse_documents(rendered.text, rel)):
+    cache.budget.read(rendered.text)
+    for count, item in enumerate(cache.parse(rel, rendered.text)):
         if count >= MAX_DOCUMENTS:
             problems.append(
                 Problem(rel, item.line or 1, "", f"more than {MAX_DOCUMENTS} documents")
@@ -106,7 +111,7 @@ def load_file(
             continue
         if item.data is None:
             continue
-        result, doc_problems = _load_document(reader, rel, item, renderer, rendered.includes)
+        result, doc_problems = _load_document(reader, rel, item, renderer, rendered.includes, cache)
         problems += doc_problems
         if result is None:
             continue
@@ -138,9 +143,9 @@ def _at_most(problems: list[Problem], limit: int) -> list[Problem]:
     return [*problems[:limit], Problem(first.file, first.line, "", more)]
 
 
-def _load_document(
-    reader: Reader, rel: str, doc: Document, renderer: Renderer, includes: set[str]
-) -> tuple[LoadedManifest | None, list[Problem]]:
+def check_document(rel: str, doc: Document) -> tuple[Manifest | None, list[Problem]]:
+    """The manifest a parsed document holds, or the problems that stop it (whatever the
+    environment: a document rendered alike in several is checked once)."""
     data = doc.data
     problems = [Problem(rel, line, format_path(p), "duplicate key") for p, line in doc.duplicates]
     bad_values = value_problems(doc, rel)
@@ -157,6 +162,20 @@ def _load_document(
     manifest, errors = validate(model, data, doc, rel)
     if errors or manifest is None:
         return None, problems + errors
+    return manifest, problems  # type: ignore[return-value]
+
+
+def _load_document(
+    reader: Reader,
+    rel: str,
+    doc: Document,
+    renderer: Renderer,
+    includes: set[str],
+    cache: LoadCache,
+) -> tuple[LoadedManifest | None, list[Problem]]:
+    manifest, problems = cache.once("check", doc, lambda: check_document(rel, doc))
+    if manifest is None:
+        return None, list(problems)
     env = renderer.ctx.environment
     loaded = LoadedManifest(
         manifest=manifest,  # type: ignore[arg-type]
@@ -166,7 +185,8 @@ def _load_document(
         dependencies=frozenset(includes),
     )
     files, file_problems = _read_files(reader, loaded, renderer)
-    return with_files(loaded, files), problems + file_problems
+    names = cache.once("secret names", manifest, lambda: secret_names_of(loaded))
+    return with_files(loaded, files, names), problems + file_problems
 
 
 def _read_files(

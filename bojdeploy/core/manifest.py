@@ -28,16 +28,18 @@ from bojdeploy.core.fields import (
     check_image,
     check_port_number,
 )
+from bojdeploy.core.fleet import HostList, Rollout
 from bojdeploy.core.units import Duration, Size
 
 
 class Metadata(Strict):
-    """metadata: name, environments, labels, depends_on."""
+    """metadata: name, environments, labels, depends_on, hosts."""
 
     name: str
     environments: list[str] | None = None
     labels: StrMap = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
+    hosts: HostList | None = None
 
     @field_validator("name")
     @classmethod
@@ -78,6 +80,7 @@ class ContainerSpec(Strict):
     pull: Literal["auto", "always", "never"] = "auto"
     stop_timeout: Duration = 10.0
     timeout: Duration = 120.0
+    rollout: Rollout | None = None  # how several hosts are rolled out; not part of the config hash
 
     @field_validator("image")
     @classmethod

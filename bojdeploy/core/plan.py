@@ -72,6 +72,12 @@ class Step:
     observed: Observed | None
     changes: tuple[FieldChange, ...] = ()
     reason: str = ""
+    host: str = ""  # a named host of the environment (a fleet); "" for its default target
+
+    @property
+    def shown_name(self) -> str:
+        """The name as plans show it: `web`, or `web @edge-1` on a named host."""
+        return f"{self.name} @{self.host}" if self.host else self.name
 
     @property
     def resource_name(self) -> str:

@@ -47,14 +47,14 @@ def plan_to_text(plan: Plan, *, color: bool = False, header: str | None = None) 
     """The plan as Terraform-like text: one aligned line per resource, changes, summary."""
     lines = [header, ""] if header else []
     kind_width = max((len(s.kind) for s in plan.steps), default=0)
-    name_width = max((len(s.name) for s in plan.steps), default=0)
+    name_width = max((len(s.shown_name) for s in plan.steps), default=0)
     for step in plan.steps:
         head = _paint(
             f"{SYMBOLS[step.action]} {step.action.value}".ljust(11), _COLORS[step.action], color
         )
         where = f"({step.manifest})" if step.manifest else ""
         reason = _shown_reason(step)
-        cells = [f"{step.kind:<{kind_width}} {step.name:<{name_width}}", where, reason]
+        cells = [f"{step.kind:<{kind_width}} {step.shown_name:<{name_width}}", where, reason]
         lines.append(f"  {head}  " + "  ".join(c for c in cells if c).rstrip())
         for change in step.changes:
             sign = _change_sign(change)
@@ -94,10 +94,10 @@ def orphan_note(plan: Plan) -> str:
 def describe_step(step: Step) -> str:
     """Short human text for a step: `update service api: replicas, image`."""
     if step.action is Action.UNCHANGED:
-        return f"{step.kind} {step.name} unchanged"
+        return f"{step.kind} {step.shown_name} unchanged"
     if is_finishing(step):
-        return f"finish or undo {step.kind} {step.name} ({step.reason})"
-    text = f"{step.action.value} {step.kind} {step.name}"
+        return f"finish or undo {step.kind} {step.shown_name} ({step.reason})"
+    text = f"{step.action.value} {step.kind} {step.shown_name}"
     fields = list(
         dict.fromkeys(field_name(c.path) for c in step.changes if c.path != "config_hash")
     )
@@ -132,7 +132,7 @@ def plan_to_markdown(plan: Plan) -> str:
             details = [f"`{c.path}`: {_md(_change_text(c, path=False))}" for c in step.changes]
             details = details or [_md(_shown_reason(step))]
             action = f"{SYMBOLS[step.action]} {step.action.value}"
-            cells = [action, step.kind, _md(step.name), "<br>".join(d for d in details if d)]
+            cells = [action, step.kind, _md(step.shown_name), "<br>".join(d for d in details if d)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(f"**{summary_line(plan)}**")
@@ -195,7 +195,8 @@ def _plain(value: Any) -> Any:
 
 
 def _step_dict(step: Step) -> dict[str, Any]:
-    return {
+    on_host = {"host": step.host} if step.host else {}  # a fleet's named host
+    return on_host | {
         "action": step.action.value,
         "kind": step.kind,
         "name": step.name,

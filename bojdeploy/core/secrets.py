@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -35,8 +36,19 @@ def _walk(obj: Any, fn: Callable[[str], str]) -> Any:
     return obj
 
 
+def _as_json(obj: Any) -> str | None:
+    """`obj` as JSON text when it is plain data (markers survive JSON escaping whole)."""
+    try:
+        return json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+
+
 def names_in(obj: Any) -> set[str]:
     """Secret names whose markers appear anywhere in `obj`."""
+    text = _as_json(obj)
+    if text is not None:
+        return set(MARKER_RE.findall(text))
     found: set[str] = set()
 
     def collect(text: str) -> str:
@@ -69,6 +81,9 @@ def hashed(obj: Any, values: Mapping[str, str], key: bytes) -> Any:
         value = values.get(m.group(1))
         return "hmac:missing" if value is None else f"hmac:{keyed_hash(value, key)}"
 
+    text = _as_json(obj)
+    if text is not None and "__BOJSECRET_" not in text:
+        return obj  # nothing to hash
     return _walk(obj, lambda s: MARKER_RE.sub(sub, s))
 
 

@@ -9,6 +9,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.parser import Parser
+from jinja2.utils import consume
 
 from bojdeploy.core.files import Reader, RepoFileError
 from bojdeploy.core.sandbox import MAX_STRING, BoundedSandbox, Budget, TemplateLimit
@@ -43,12 +46,20 @@ class Rendered:
     secrets: set[str] = field(default_factory=set)
 
 
-class Renderer:
-    """Renders repository files with one context; `include()` reads through `reader`."""
+Piece = str | tuple[int, jinja2.Template]  # literal text, or (line, an `{{ expression }}`)
+# Text without these renders to itself (jinja only turns CR and CRLF into LF).
+_SYNTAX = ("{{", "{%", "{#", "\r")
 
-    def __init__(self, reader: Reader, ctx: RenderContext, budget: Budget | None = None):
-        self.reader = reader
-        self.ctx = ctx
+
+def has_template_syntax(text: str) -> bool:
+    """Whether rendering could change `text`."""
+    return any(mark in text for mark in _SYNTAX)
+
+
+class Templates:
+    """The sandbox of one run and its templates, each compiled once whatever the environment."""
+
+    def __init__(self, budget: Budget | None = None):
         # No loader: {% include %} would bypass include()'s confinement and change tracking.
         self.env = BoundedSandbox(
             budget,
@@ -56,10 +67,96 @@ class Renderer:
             keep_trailing_newline=True,
             autoescape=False,
         )
+        self._compiled: dict[tuple[str, str], jinja2.Template] = {}
+        self._pieces: dict[tuple[str, str], list[Piece] | None] = {}
+        self._expressions: dict[str, jinja2.Template] = {}  # by the expression's source
+
+    def pieces(self, rel: str, text: str) -> list[Piece] | None:
+        """`text` as literal parts and compiled expressions (with their lines) when it holds
+        only plain `{{ expression }}`s; None when it needs the whole template compiled.
+
+        Manifests repeat a few expressions (`environment`, `vars.x`, `secret('X')`): each is
+        compiled once for every file and environment of a run, by the same sandbox."""
+        key = (rel, text)
+        if key not in self._pieces:
+            self._pieces[key] = None if "{%" in text or "{#" in text else self._split(text)
+        return self._pieces[key]
+
+    def _split(self, text: str) -> list[Piece] | None:
+        out: list[Piece] = []
+        source: list[str] | None = None
+        try:
+            for line, token, value in self.env.lexer.tokeniter(text, None):
+                if token == "data" and source is None:
+                    out.append(value)
+                elif token == "variable_begin" and value == "{{" and source is None:
+                    source, start = [], line
+                elif token == "variable_end" and value == "}}" and source is not None:
+                    out.append((start, self._expression("".join(source))))
+                    source = None
+                elif source is not None and token not in ("variable_begin", "variable_end"):
+                    source.append(value)
+                else:
+                    return None  # whitespace control, or anything but an expression
+        except (jinja2.TemplateSyntaxError, RecursionError, MemoryError, SyntaxError):
+            return None  # the whole template's compile reports it
+        return None if source is not None else out
+
+    def _expression(self, source: str) -> jinja2.Template:
+        """A template that stores the value of `source` as `result` (compile_expression's)."""
+        found = self._expressions.get(source)
+        if found is None:
+            parser = Parser(self.env, source, state="variable")
+            expression = parser.parse_expression()
+            if not parser.stream.eos:
+                raise jinja2.TemplateSyntaxError("more than one expression", 1)
+            expression.set_environment(self.env)
+            body = [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)]
+            found = self.env.from_string(nodes.Template(body, lineno=1))
+            self._expressions[source] = found
+        return found
+
+    def compile(self, rel: str, text: str) -> jinja2.Template:
+        """The template of `text` (the content of repository file `rel`); TemplateProblem."""
+        key = (rel, text)
+        template = self._compiled.get(key)
+        if template is not None:
+            return template
+        try:
+            template = self.env.from_string(text)
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateProblem(f"template syntax error: {e.message}", e.lineno) from e
+        except (RecursionError, MemoryError, SyntaxError) as e:  # nesting Python cannot compile
+            raise TemplateProblem("template nested too deeply", None) from e
+        template.filename = rel
+        template.name = rel
+        self._compiled[key] = template
+        return template
+
+
+class Renderer:
+    """Renders repository files with one context; `include()` reads through `reader`."""
+
+    def __init__(
+        self,
+        reader: Reader,
+        ctx: RenderContext,
+        budget: Budget | None = None,
+        templates: Templates | None = None,
+    ):
+        self.reader = reader
+        self.ctx = ctx
+        self.templates = templates or Templates(budget)
+        self.env = self.templates.env
         self._included: dict[str, str] = {}
 
     def render(self, rel: str, text: str) -> Rendered:
         """Render `text` (the content of repository file `rel`)."""
+        if not has_template_syntax(text):
+            if len(text) > MAX_STRING:
+                message = f"template error: template output longer than {MAX_STRING} characters"
+                raise TemplateProblem(message, 1)
+            return Rendered(text)
         out = Rendered("")
 
         def secret(name: str) -> str:
@@ -82,20 +179,44 @@ class Renderer:
             "secret": secret,
             "include": include,
         }
-        self.env.reset()
+        self.env.reset()  # compiling counts towards the render's time, as rendering does
+        pieces = self.templates.pieces(rel, text)
+        template = self.templates.compile(rel, text) if pieces is None else None
         try:
-            template = self.env.from_string(text)
-        except jinja2.TemplateSyntaxError as e:
-            raise TemplateProblem(f"template syntax error: {e.message}", e.lineno) from e
-        except (RecursionError, MemoryError, SyntaxError) as e:  # nesting Python cannot compile
-            raise TemplateProblem("template nested too deeply", None) from e
-        template.filename = rel
-        template.name = rel
-        try:
-            out.text = _render(template, variables, rel)
+            if template is not None:
+                out.text = _render(template, variables, rel)
+            else:
+                out.text = _render_pieces(self.env, pieces or [], variables)
         finally:
             self.env.budget.stop()
         return out
+
+
+def _render_pieces(env: BoundedSandbox, pieces: list[Piece], variables: dict[str, Any]) -> str:
+    """What the template of `pieces` renders: each expression's value as `{{ }}` writes it."""
+    size, lines, chunks = 0, 1, []
+    context = None  # one for every expression, as one template has
+    for piece in pieces:
+        if isinstance(piece, str):
+            chunk = piece
+        else:
+            line, expression = piece
+            try:
+                context = context or expression.new_context(variables)
+                consume(expression.root_render_func(context))
+                value = context.vars.pop("result")  # not seen by the next expression
+                chunk = str(env.budget.check(value))  # as finalize does
+            except TemplateProblem:
+                raise
+            except Exception as e:  # noqa: BLE001 - whatever a template does wrong is the user's
+                raise TemplateProblem(f"template error: {_message(e)}", line) from e
+        size += len(chunk)
+        if size > MAX_STRING:
+            message = f"template error: template output longer than {MAX_STRING} characters"
+            raise TemplateProblem(message, lines)
+        lines += chunk.count("\n")
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def _render(template: jinja2.Template, variables: dict[str, Any], rel: str) -> str:

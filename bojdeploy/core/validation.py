@@ -10,8 +10,9 @@ from typing import TypeVar
 
 from bojdeploy.core.config import Policy, RepoConfig
 from bojdeploy.core.files import Reader
+from bojdeploy.core.fleet import check_hosts
 from bojdeploy.core.loaded import LoadedManifest
-from bojdeploy.core.loader import load_file
+from bojdeploy.core.loader import LoadCache, load_file
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.yamlsrc import format_path
@@ -49,11 +50,15 @@ def load_manifests(
     *,
     require_secrets: bool = False,
     budget: Budget | None = None,
+    cache: LoadCache | None = None,
 ) -> LoadResult:
     """Load, validate and cross-check the manifest files for one environment; `budget` bounds
-    the work of every file (share one across environments to bound a whole run)."""
+    the work of every file, `cache` shares what every environment needs (share one of either
+    across environments to bound a whole run; a cache brings its budget)."""
     result = LoadResult(ctx.environment)
-    budget = budget or Budget()  # shared: many files must not multiply what one file may do
+    # shared: many files must not multiply what one file may do
+    cache = cache or LoadCache(reader, budget)
+    budget = cache.budget
     for n, rel in enumerate(files):
         why = budget.exhausted or (
             f"more than {MAX_FILES} manifest files" if n >= MAX_FILES else ""
@@ -62,14 +67,13 @@ def load_manifests(
             message = f"not loaded: {why} ({len(files) - n} files left unchecked)"
             result.problems.append(Problem(rel, 1, "", message))
             break
-        loaded, problems = load_file(
-            reader, rel, ctx, require_secrets=require_secrets, budget=budget
-        )
+        loaded, problems = load_file(reader, rel, ctx, require_secrets=require_secrets, cache=cache)
         result.manifests += loaded
         result.problems += problems
     result.problems += check_unique(result.manifests)
     result.problems += check_dependencies(result.manifests)
     result.problems += check_policy(result.manifests, config.policy)
+    result.problems += check_hosts(result.manifests, config.hosts_for(ctx.environment))
     return result
 
 

@@ -71,12 +71,8 @@ def check_graph(root: yaml.Node) -> None:
             continue
         if key in sizes:
             continue
-        if (
-            isinstance(node, yaml.ScalarNode)
-            and len(node.value) > 100
-            and node.tag.endswith(":int")
-        ):
-            raise TooLarge("a number with more than 100 digits", node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode):
+            check_digits(node)
         on_path.add(key)
         stack.append((node, True))
         for child in children:
@@ -86,6 +82,12 @@ def check_graph(root: yaml.Node) -> None:
                 )
             if id(child) not in sizes:
                 stack.append((child, False))
+
+
+def check_digits(node: yaml.ScalarNode) -> None:
+    """Refuse an integer too long to be a setting (Python would spend long converting it)."""
+    if len(node.value) > 100 and node.tag.endswith(":int"):
+        raise TooLarge("a number with more than 100 digits", node.start_mark.line + 1)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

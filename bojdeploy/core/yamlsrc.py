@@ -12,8 +12,11 @@ from pydantic import BaseModel, ValidationError
 
 from bojdeploy.core.yamlguard import (
     CONTROL_RE,
+    MAX_DEPTH,
+    MAX_NODES,
     TooLarge,
     bad_value,
+    check_digits,
     check_graph,
     control_character,
     key_by_indentation,
@@ -55,6 +58,77 @@ def format_path(path: Path_) -> str:
     return out
 
 
+_TAG = "tag:yaml.org,2002:"
+_SCALARS = frozenset(_TAG + t for t in ("null", "bool", "int", "float", "timestamp", "binary"))
+_UNBUILT = object()  # the walk could not build the data: the constructor does
+
+
+def _index_tree(root: yaml.Node, doc: Document, loader: Any) -> Any:
+    """_index, check_graph and the constructor in one walk, for a document without anchors
+    (so a tree): the same bounds on nesting, values and digits, the same lines and duplicates.
+    Returns the data, or _UNBUILT when a tag, a key or a duplicate needs the constructor."""
+    lines, duplicates = doc.lines, doc.duplicates
+    count, built = 0, True
+    top: list[Any] = [None]
+    pending: list[tuple[Any, Any, yaml.Node]] = []  # scalars built once the bounds held
+    stack: list[tuple[yaml.Node, Path_, Any, Any]] = [(root, (), top, 0)]
+    while stack:
+        node, path, parent, slot = stack.pop()
+        line = node.start_mark.line + 1
+        count += 1
+        if len(path) >= MAX_DEPTH:
+            raise TooLarge(f"nested deeper than {MAX_DEPTH} levels", line)
+        if path not in lines:
+            lines[path] = line
+        value: Any = None
+        if isinstance(node, yaml.MappingNode):
+            built = built and node.tag == _TAG + "map"
+            value = {}
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key, key_line = key_node.value, key_node.start_mark.line + 1
+                if key in seen:
+                    duplicates.append(((*path, key), key_line))
+                    built = False
+                seen.add(key)
+                lines[(*path, key)] = key_line
+            for key_node, value_node in reversed(node.value):  # visited in document order
+                key = "?"  # a key that is not a scalar, which the constructor refuses
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                    count += 1
+                    check_digits(key_node)
+                    built = built and key_node.tag == _TAG + "str"
+                else:
+                    built = False
+                    stack.append((key_node, (*path, key), None, None))  # its size and nesting
+                stack.append((value_node, (*path, key), value, key))
+        elif isinstance(node, yaml.SequenceNode):
+            built = built and node.tag == _TAG + "seq"
+            value = [None] * len(node.value)
+            items = node.value
+            stack.extend((items[i], (*path, i), value, i) for i in range(len(items) - 1, -1, -1))
+        elif isinstance(node, yaml.ScalarNode):
+            check_digits(node)
+            if node.tag == _TAG + "str":
+                value = node.value
+            elif node.tag in _SCALARS:
+                pending.append((parent, slot, node))
+            else:
+                built = False
+        if parent is not None:
+            parent[slot] = value
+        if count > MAX_NODES:
+            raise TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
+    if not built:
+        return _UNBUILT
+    for parent, slot, node in pending:
+        parent[slot] = loader.yaml_constructors[node.tag](loader, node)
+    return top[0]
+
+
 def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -80,16 +154,24 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
         return
     loader = _Loader(text)
     line = 1
+    # No anchor (so no alias: every node is visited once) and no merge key (which the
+    # constructor flattens into the mapping before it is indexed).
+    tree = "&" not in text and "<<" not in text
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            check_graph(node)
-            data = loader.construct_document(node)
-            doc = Document(data=data, line=line)
-            _index(node, (), doc)
+            doc = Document(data=_UNBUILT, line=line)
+            if tree:
+                doc.data = _index_tree(node, doc, loader)
+            else:
+                check_graph(node)
+            if doc.data is _UNBUILT:
+                doc.data = loader.construct_document(node)
+            if not tree:
+                _index(node, (), doc)
             doc.lines[()] = doc.line
             yield doc
     except yaml.MarkedYAMLError as e:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
-from bojdeploy.core.config import RepoConfig
+from bojdeploy.core.config import HostConfig, RepoConfig
+from bojdeploy.core.fleet import xen_password_variable
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.base import Applied, Driver, StepLog, Work
 from bojdeploy.errors import ConnectError, DriverError
@@ -28,6 +30,11 @@ class Targets:
     Where each connection goes: an explicit setting (DOCKER_HOST, BOJDEPLOY_XEN_URL, the action's
     inputs) wins, then `recorded` (the target a deployment recorded, for its rollback), then
     `targets.<env>` of bojdeploy.yaml, then docker's default socket.
+
+    `host` names one of `targets.<env>.hosts`: its settings alone say where it is (DOCKER_HOST
+    and BOJDEPLOY_XEN_URL are the default target's), its Xen password comes from
+    BOJDEPLOY_XEN_PASSWORD_<HOST> (else BOJDEPLOY_XEN_PASSWORD), and what it makes is labelled
+    io.bojdeploy.host.
     """
 
     def __init__(
@@ -36,18 +43,29 @@ class Targets:
         settings: Settings,
         config: RepoConfig,
         recorded: Mapping[str, Any] | None = None,
+        host: str = "",
     ):
         self.environment = environment
         self.settings = settings
-        target = config.targets.get(environment)
-        configured = target.model_dump() if target else {}
-        chosen = {}
-        for key in ("docker_host", "xen_url", "xen_username"):
-            explicit = getattr(settings, key)
-            from_record = (recorded or {}).get(key)
-            chosen[key] = (
-                explicit or _usable(from_record, configured.get(key)) or configured.get(key)
+        self.host = host
+        self.named: HostConfig | None = None
+        self.xen_password = settings.xen_password
+        if host:
+            self.named = _named_host(config, environment, host)
+            chosen = self.named.model_dump()
+            self.xen_password = settings.environ.get(xen_password_variable(host)) or (
+                settings.xen_password
             )
+        else:
+            target = config.targets.get(environment)
+            configured = target.model_dump() if target else {}
+            chosen = {}
+            for key in ("docker_host", "xen_url", "xen_username"):
+                explicit = getattr(settings, key)
+                from_record = (recorded or {}).get(key)
+                chosen[key] = (
+                    explicit or _usable(from_record, configured.get(key)) or configured.get(key)
+                )
         self.docker_host: str | None = chosen["docker_host"]
         self.xen_url: str | None = chosen["xen_url"]
         self.xen_username: str | None = chosen["xen_username"]
@@ -63,7 +81,13 @@ class Targets:
             "xen_url": self.xen_url,
             "xen_username": self.xen_username or ("root" if self.xen_url else None),
         }
-        return {k: redact_credentials(values[k]) for k in CONNECTION_KEYS.get(kind, ())}
+        where = {k: redact_credentials(values[k]) for k in CONNECTION_KEYS.get(kind, ())}
+        return where | ({"host": self.host} if self.host else {})
+
+    @property
+    def where(self) -> str:
+        """How messages name this target: 'host edge-1', or '' for the default target."""
+        return f"host {self.host}" if self.host else ""
 
     def docker(self) -> Any:
         """The Docker client (connects and pings once)."""
@@ -71,13 +95,27 @@ class Targets:
             if self._docker is None:
                 from bojdeploy.drivers.docker_client import connect
 
-                self._docker = connect(self.docker_host)
+                if self.named is not None and not self.docker_host:
+                    raise ConnectError(
+                        f"host {self.host} has no docker_host (targets.{self.environment}"
+                        f".hosts.{self.host} in bojdeploy.yaml)"
+                    )
+                tls = self.named.tls_verify if self.named else False
+                cert_path = self.named.cert_path if self.named else None
+                self._docker = connect(
+                    self.docker_host, tls_verify=tls, cert_path=cert_path, host=self.host
+                )
             return self._docker
 
     def xen(self) -> Any:
         """The XenAPI session (one login per run; logged out by close())."""
         with self._lock:
             if self._xen is None:
+                if not self.xen_url and self.host:
+                    raise ConnectError(
+                        f"host {self.host} has no xen_url (targets.{self.environment}"
+                        f".hosts.{self.host} in bojdeploy.yaml)"
+                    )
                 if not self.xen_url:
                     raise ConnectError(
                         f"VM manifests need a Xen pool: set BOJDEPLOY_XEN_URL or "
@@ -88,7 +126,7 @@ class Targets:
                 self._xen = connect_xen(
                     self.xen_url,
                     self.xen_username or "root",
-                    self.settings.xen_password or "",
+                    self.xen_password or "",
                     verify=self.settings.xen_verify,
                 )
             return self._xen
@@ -120,7 +158,7 @@ class Targets:
             )
         with self._lock:
             if kind not in self._drivers:
-                self._drivers[kind] = _Bounded(kind, make(self))
+                self._drivers[kind] = _Bounded(kind, make(self), self.host)
             return self._drivers[kind]
 
     def close(self) -> None:
@@ -194,9 +232,10 @@ class _Bounded:
     """A driver whose every exception leaves as a typed error: the calls inside it translate
     their own (naming the call); this catches any that a call left untranslated."""
 
-    def __init__(self, kind: str, driver: Driver):
+    def __init__(self, kind: str, driver: Driver, host: str = ""):
         self.kind = kind
         self.driver = driver
+        self.host = host
 
     def observe(self) -> list[Observed]:
         """The driver's observe (the caller puts it inside the boundary)."""
@@ -209,8 +248,23 @@ class _Bounded:
     def apply(self, work: Work, log: StepLog) -> Applied:
         """The driver's apply, inside its kind's boundary."""
         step = work.step
+        if self.host and work.ownership is not None:
+            work = dataclasses.replace(
+                work, ownership=dataclasses.replace(work.ownership, host=self.host)
+            )
         with boundary(self.kind, f"{step.action} {step.kind} {step.name}"):
             return self.driver.apply(work, log)
+
+
+def _named_host(config: RepoConfig, environment: str, host: str) -> HostConfig:
+    hosts = config.hosts_for(environment)
+    if host not in hosts:
+        known = ", ".join(sorted(hosts)) or "none"
+        raise ConnectError(
+            f"host {host} is not defined for environment {environment} (targets.{environment}"
+            f".hosts in bojdeploy.yaml; defined: {known})"
+        )
+    return hosts[host]
 
 
 def redact_credentials(url: str | None) -> str | None:

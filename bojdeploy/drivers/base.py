@@ -30,10 +30,13 @@ class Ownership:
     git_commit: str
     repository: str
     manifest: str
+    host: str = ""  # a named host of the environment; "" for its default target
 
     def labels(self) -> dict[str, str]:
-        """Docker labels: io.bojdeploy.managed=true and the rest."""
-        return {
+        """Docker labels: io.bojdeploy.managed=true and the rest (io.bojdeploy.host on a named
+        host)."""
+        named = {LABEL_PREFIX + "host": self.host} if self.host else {}
+        return named | {
             LABEL_PREFIX + "managed": "true",
             LABEL_PREFIX + "name": self.name,
             LABEL_PREFIX + "kind": self.kind,

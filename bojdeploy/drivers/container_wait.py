@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -73,8 +74,23 @@ def next_event(client: Any, ident: str, name: str, since: float, until: float) -
                 # A microsecond on: a float of epoch seconds cannot hold a nanosecond step.
                 return max(since + 1e-6, int(event.get("timeNano") or 0) / 1e9 + 1e-6)
         finally:
-            stream.close()
+            end_stream(stream)
     return until
+
+
+def end_stream(stream: Any) -> None:
+    """End an event stream, also before the engine does. Under ssh:// the SDK's close() finds no
+    socket to shut down (the stream is the ssh client's pipe): closing the response ends that
+    client, and its connection with it."""
+    response = stream._response  # the SDK's CancellableStream keeps no public handle on it
+    if response.raw.closed:
+        return  # read to its end: the connection went back to the pool
+    fp = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    if getattr(fp, "channel", None) is None:
+        stream.close()
+        return
+    with contextlib.suppress(BrokenPipeError):  # the ssh client ended already
+        response.close()
 
 
 def started_at(info: dict[str, Any]) -> float | None:

@@ -60,9 +60,8 @@ class VMDriver:
 
     def _deploy(self, step: Step, config: VMConfig, log: StepLog, facts: dict[str, Any]) -> str:
         if step.action is Action.CREATE:
-            summary = build.create(self.api, config, step.environment, log, facts)
-        else:
-            summary = self._change(step, config, log, facts)
+            return build.create(self.api, config, step.environment, log, facts, clear_previous=True)
+        summary = self._change(step, config, log, facts)
         # A run killed mid-replace leaves the previous VM set aside: gone once this one runs.
         build.clear_leftovers(self.api, config.name, step.environment, PREVIOUS_SUFFIX, log)
         return summary

@@ -26,14 +26,26 @@ DISCARD_WAIT_SECONDS = 120.0
 
 
 def create(
-    api: Any, config: VMConfig, environment: str, log: StepLog, facts: dict[str, Any]
+    api: Any,
+    config: VMConfig,
+    environment: str,
+    log: StepLog,
+    facts: dict[str, Any],
+    *,
+    clear_previous: bool = False,
 ) -> str:
-    """Clone the template, then build; a failure destroys the clone and its disks."""
-    template = ops.find_template(api, config.template)
+    """Clone the template, then build; a failure destroys the clone and its disks.
+    `clear_previous`: then remove a `<name>.previous` a killed replace left."""
+    template, record = ops.find_template(api, config.template)
     # A clone a killed run started may still be copying: let it end, then remove what it made.
-    resume.wait_idle(api, template, f"template {config.template}", log)
-    clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log)
-    ops.check_absent(api, config.name)
+    operations = record["current_operations"]
+    resume.wait_idle(api, template, f"template {config.template}", log, operations=operations)
+    # The name and both leftover names, looked up at once (leftovers are cleared around it).
+    known = ops.vms_labelled(
+        api, [config.name + s for s in ("", resume.CREATING_SUFFIX, resume.PREVIOUS_SUFFIX)]
+    )
+    clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log, known)
+    ops.check_absent(api, config.name, known)
     networks = ops.find_networks(api, config.networks)
     what = f"cloning template {config.template} as VM {config.name}"
     # Cloned under a name only bojdeploy uses while creating: a run killed before the clone is
@@ -44,9 +56,11 @@ def create(
         _mark(api, vm, config)
         with xen_errors(f"cannot rename {creating} to {config.name}"):
             api.VM.set_name_label(vm, config.name)
-        build(api, vm, config, networks, log, facts)
+        build(api, vm, config, networks, log, facts, template=True)  # a template's clone
     except Exception as e:
         discard(api, vm, config.name, e, log)
+    if clear_previous:  # what a killed replace set aside: gone once this one runs
+        clear_leftovers(api, config.name, environment, resume.PREVIOUS_SUFFIX, log, known)
     return f"created VM {config.name} ({facts['uuid']}) from template {config.template}"
 
 
@@ -69,7 +83,7 @@ def adopt(
     networks = ops.find_networks(api, config.networks)
     try:
         _mark(api, vm, config)
-        build(api, vm, config, networks, log, facts)
+        build(api, vm, config, networks, log, facts, template=record["is_a_template"])
     except Exception as e:
         discard(api, vm, name, e, log)
     return f"created VM {name} ({facts['uuid']}) from template {config.template} (finished)"
@@ -83,56 +97,75 @@ def _mark(api: Any, vm: str, config: VMConfig) -> None:
 
 def _same_template(api: Any, record: dict[str, Any], config: VMConfig) -> bool:
     """Whether a half-made VM was cloned from the template the manifest names now."""
-    template = ops.find_template(api, config.template)
-    with xen_errors(f"cannot read template {config.template}"):
-        wanted = api.VM.get_name_label(template)
-    return bool(record["other_config"].get("base_template_name") == wanted)
+    _, template = ops.find_template(api, config.template)
+    return bool(record["other_config"].get("base_template_name") == template["name_label"])
 
 
 def build(
-    api: Any, vm: str, config: VMConfig, networks: list[str], log: StepLog, facts: dict[str, Any]
+    api: Any,
+    vm: str,
+    config: VMConfig,
+    networks: list[str],
+    log: StepLog,
+    facts: dict[str, Any],
+    *,
+    template: bool,
 ) -> None:
-    """Provision (if still a template), configure, start, wait and verify a marked clone."""
-    with xen_errors(f"cannot read VM {config.name}"):
-        template = api.VM.get_is_a_template(vm)
+    """Provision (if still a `template`), configure, start, wait and verify a marked clone."""
     if template:
         what = f"provisioning VM {config.name}"
         run_async(api, what, CLONE_SECONDS, log, api.Async.VM.provision, vm)
     with xen_errors(f"cannot configure VM {config.name}"):
-        if api.VM.get_is_a_template(vm):
-            api.VM.set_is_a_template(vm, False)
         record = api.VM.get_record(vm)
+        if record["is_a_template"]:
+            api.VM.set_is_a_template(vm, False)
     facts["uuid"] = record["uuid"]
     current = ops.read_hardware(api, vm, record)
     wanted = wanted_hardware(config, current, networks)
+    # The power state just read, unless an operation runs (then converge_power waits and reads).
+    state = None if record["current_operations"] else str(record["power_state"])
     if record["power_state"] != "Halted" and hardware_changes(current, wanted):
         # started by a killed run with other settings: it never served as this deployment
         ops.shutdown(api, vm, config.name, log)
-    ops.apply_hardware(api, vm, current, wanted, log)
+        state = None
+    ops.apply_hardware(api, vm, current, wanted, log, vif_refs=record["VIFs"])
     ops.write_xenstore(api, vm, record, config.xenstore)
-    finish(api, vm, config, wanted, log, facts)
+    finish(api, vm, config, wanted, log, facts, state)
 
 
 def finish(
-    api: Any, vm: str, config: VMConfig, wanted: Hardware, log: StepLog, facts: dict[str, Any]
+    api: Any,
+    vm: str,
+    config: VMConfig,
+    wanted: Hardware,
+    log: StepLog,
+    facts: dict[str, Any],
+    state: str | None = None,
 ) -> None:
-    """Reach the wanted power state, verify, then confirm: ownership keys in, marker out."""
-    converge_power(api, vm, config, log, facts)
+    """Reach the wanted power state, verify, then confirm: ownership keys in, marker out.
+    `state` is the power state just read with no operation running (None: read it)."""
+    converge_power(api, vm, config, log, facts, state)
     with xen_errors(f"cannot read VM {config.name}"):
         record = api.VM.get_record(vm)
     problems = verify(config.name, record, wanted, config.power)
     if problems:
         raise DriverError("\n".join(problems))
     facts["uuid"] = record["uuid"]
-    ops.write_other_config(api, vm, config.other_config)
+    ops.write_other_config(api, vm, config.other_config, record["other_config"])
 
 
 def converge_power(
-    api: Any, vm: str, config: VMConfig, log: StepLog, facts: dict[str, Any]
+    api: Any,
+    vm: str,
+    config: VMConfig,
+    log: StepLog,
+    facts: dict[str, Any],
+    state: str | None = None,
 ) -> None:
     """Start (and wait for Running and a guest IP) or shut down, as spec.power says."""
-    resume.wait_idle(api, vm, f"VM {config.name}", log)
-    state = ops.power_state(api, vm, config.name)
+    if state is None:
+        resume.wait_idle(api, vm, f"VM {config.name}", log)
+        state = ops.power_state(api, vm, config.name)
     if config.power == "halted":
         if state != "Halted":
             ops.shutdown(api, vm, config.name, log)
@@ -159,9 +192,17 @@ def discard(api: Any, vm: str, name: str, error: Exception, log: StepLog) -> NoR
     raise DriverError(f"{cause}\nthe half-built VM {name} and its disks were destroyed") from error
 
 
-def clear_leftovers(api: Any, name: str, environment: str, suffix: str, log: StepLog) -> None:
-    """Destroy `<name><suffix>` objects a killed run left, with their disks (a failure warns)."""
-    for ref in resume.leftovers(api, name, environment, suffix):
+def clear_leftovers(
+    api: Any,
+    name: str,
+    environment: str,
+    suffix: str,
+    log: StepLog,
+    known: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Destroy `<name><suffix>` objects a killed run left, with their disks (a failure warns);
+    `known`: the records of the VMs named so, when just looked up."""
+    for ref in resume.leftovers(api, name, environment, suffix, known):
         label = name + suffix
         log("info", f"removing {label}, left by an interrupted deployment")
         try:

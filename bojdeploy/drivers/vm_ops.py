@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 import XenAPI
@@ -57,44 +58,49 @@ def observe_vms(session: Any) -> list[Observed]:
 def observe_vm(session: Any, name: str) -> list[Observed]:
     """The VM (or owned template) named `name`, as observe_vms sees it, without listing the pool.
 
-    Looks up `name` and the leftovers that would make it unfinished (`<name>.creating`,
-    `<name>.previous`) by name_label: three lookups and one record each.
+    One filtered call finds `name` and the leftovers that would make it unfinished
+    (`<name>.creating`, `<name>.previous`) with their records.
     """
-    api = session.xenapi
+    labels = (name, name + CREATING_SUFFIX, name + PREVIOUS_SUFFIX)
     with xen_errors(f"cannot look up VM {name} on Xen", refused=ConnectError):  # nothing changed
-        records = [
-            record
-            for label in (name, name + CREATING_SUFFIX, name + PREVIOUS_SUFFIX)
-            for record in _records_named(api, label)
-        ]
-    return [o for o in observed_vms(records) if o.resource_name == name]
+        records = _records_where(session.xenapi.VM, labels, OBSERVE_WHERE)
+    return [o for o in observed_vms(records.values()) if o.resource_name == name]
 
 
-def _records_named(api: Any, label: str) -> list[dict[str, Any]]:
-    """Records of the VMs named `label` that OBSERVE_WHERE would select."""
-    records = []
-    for ref in api.VM.get_by_name_label(label):
-        try:
-            record = api.VM.get_record(ref)
-        except XenAPI.Failure as e:
-            if e.details[:1] == ["HANDLE_INVALID"]:
-                continue  # destroyed since the lookup
-            raise
-        if not (
-            record.get("is_a_snapshot")
-            or record.get("is_control_domain")
-            or record.get("is_default_template")
-        ):
-            records.append(record)
-    return records
+def _records_where(cls: Any, labels: Sequence[str], where: str = "") -> dict[str, dict[str, Any]]:
+    """Records of the `cls` objects named one of `labels` (and matching `where`), in one call;
+    a name the filter language cannot quote is looked up by name, then by record."""
+    if any('"' in label for label in labels):
+        records = {}
+        for label in labels:
+            for ref in cls.get_by_name_label(label):
+                with suppress(XenAPI.Failure):  # destroyed since the lookup
+                    records[ref] = cls.get_record(ref)
+        return records
+    named = " or ".join(f'field "name__label" = "{label}"' for label in labels)
+    return dict(cls.get_all_records_where(f"({where}) and ({named})" if where else named))
 
 
-def find_template(api: Any, wanted: str) -> str:
-    """The one halted template named (or with uuid) `wanted`; DriverError naming candidates."""
+def find_template(api: Any, wanted: str) -> tuple[str, dict[str, Any]]:
+    """The one halted template named (or with uuid) `wanted`, and its record; DriverError
+    naming candidates."""
     with xen_errors(f"cannot look up template {wanted!r}"):
-        refs = _refs_by(api.VM, wanted, "VM")
-        records = {ref: api.VM.get_record(ref) for ref in refs}
-    return pick_template(wanted, records)
+        records = _by_uuid(api.VM, wanted, "VM") or _records_where(api.VM, [wanted])
+    ref = pick_template(wanted, records)
+    return ref, records[ref]
+
+
+def _by_uuid(cls: Any, wanted: str, class_name: str) -> dict[str, dict[str, Any]]:
+    """The record of the object with uuid `wanted` (when it looks like one and exists)."""
+    if not is_uuid(wanted):
+        return {}
+    try:
+        ref = cls.get_by_uuid(wanted)
+    except XenAPI.Failure as e:
+        if e.details[:2] != ["UUID_INVALID", class_name]:
+            raise
+        return {}
+    return {ref: cls.get_record(ref)}
 
 
 def find_networks(api: Any, wants: Sequence[VIFWant]) -> list[str]:
@@ -130,20 +136,30 @@ def vm_by_uuid(api: Any, uuid: str) -> str | None:
             raise
 
 
-def vms_named(api: Any, name: str) -> dict[str, dict[str, Any]]:
-    """Records of the VMs (and owned templates, not snapshots) whose name_label is `name`."""
-    with xen_errors(f"cannot look up VM {name}"):
-        records = {ref: api.VM.get_record(ref) for ref in api.VM.get_by_name_label(name)}
+def vms_labelled(api: Any, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Records of every VM, template and snapshot named one of `labels`, in one call."""
+    with xen_errors(f"cannot look up VM {labels[0]}"):
+        return _records_where(api.VM, labels)
+
+
+def vms_named(
+    api: Any, name: str, known: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Records of the VMs (and owned templates, not snapshots) whose name_label is `name`;
+    `known` as vms_labelled returned it for labels that include `name`."""
+    records = vms_labelled(api, [name]) if known is None else known
     return {
         ref: rec
         for ref, rec in records.items()
-        if (not rec["is_a_template"] or is_owned(rec["other_config"])) and not rec["is_a_snapshot"]
+        if rec["name_label"] == name
+        and (not rec["is_a_template"] or is_owned(rec["other_config"]))
+        and not rec["is_a_snapshot"]
     }
 
 
-def check_absent(api: Any, name: str) -> None:
+def check_absent(api: Any, name: str, known: Mapping[str, dict[str, Any]] | None = None) -> None:
     """Refuse to create a VM whose name is taken (owned by us or not: never touch it here)."""
-    taken = vms_named(api, name)
+    taken = vms_named(api, name, known)
     if taken:
         found = ", ".join(describe_vm(rec) for rec in taken.values())
         raise DriverError(
@@ -159,8 +175,16 @@ def read_hardware(api: Any, vm: str, record: Mapping[str, Any]) -> Hardware:
     return hardware_of(record, vifs)
 
 
-def apply_hardware(api: Any, vm: str, current: Hardware, wanted: Hardware, log: StepLog) -> None:
-    """Set VCPUs (in a valid order), memory limits and VIFs where they differ (VM halted)."""
+def apply_hardware(
+    api: Any,
+    vm: str,
+    current: Hardware,
+    wanted: Hardware,
+    log: StepLog,
+    vif_refs: Sequence[str] | None = None,
+) -> None:
+    """Set VCPUs (in a valid order), memory limits and VIFs where they differ (VM halted);
+    `vif_refs` are the VM's VIFs when just read."""
     with xen_errors("cannot set the VCPUs"):
         for method, value in vcpu_calls(current, wanted):
             getattr(api.VM, method)(vm, value)
@@ -171,13 +195,19 @@ def apply_hardware(api: Any, vm: str, current: Hardware, wanted: Hardware, log: 
             api.VM.set_memory_limits(vm, *memory_args(wanted.memory))
         log("info", f"memory limits set to {_gib(wanted.memory[1])}")
     if not vifs_match(current.vifs, wanted.vifs):
-        _replace_vifs(api, vm, wanted.vifs, log)
+        _replace_vifs(api, vm, wanted.vifs, log, vif_refs)
 
 
-def _replace_vifs(api: Any, vm: str, vifs: Sequence[tuple[str, str]], log: StepLog) -> None:
+def _replace_vifs(
+    api: Any,
+    vm: str,
+    vifs: Sequence[tuple[str, str]],
+    log: StepLog,
+    refs: Sequence[str] | None,
+) -> None:
     """Destroy the VM's VIFs and create `vifs` as devices 0, 1, ..."""
     with xen_errors("cannot replace the VIFs"):
-        for vif in api.VM.get_VIFs(vm):
+        for vif in api.VM.get_VIFs(vm) if refs is None else refs:
             api.VIF.destroy(vif)
         for device, (network, mac) in enumerate(vifs):
             mtu = api.network.get_MTU(network)
@@ -208,16 +238,21 @@ def prepare_clone(api: Any, vm: str, keys: Mapping[str, str]) -> None:
 
 def _default_sr(api: Any) -> str:
     """The uuid of the pool's default SR."""
-    sr = api.pool.get_default_SR(api.pool.get_all()[0])
+    pool = next(iter(api.pool.get_all_records().values()))  # a host is in one pool
+    sr = pool["default_SR"]
     if sr == NULL_REF:
         raise DriverError("the template's disks name no SR and the pool has no default SR")
     return str(api.SR.get_uuid(sr))
 
 
-def write_other_config(api: Any, vm: str, keys: Mapping[str, str]) -> None:
-    """Confirm: set the ownership `keys` in other_config and drop the unfinished marker."""
+def write_other_config(
+    api: Any, vm: str, keys: Mapping[str, str], current: Mapping[str, str] | None = None
+) -> None:
+    """Confirm: set the ownership `keys` in other_config and drop the unfinished marker;
+    `current` is the other_config just read."""
     with xen_errors("cannot set the ownership keys in other_config"):
-        current = api.VM.get_other_config(vm)
+        if current is None:
+            current = api.VM.get_other_config(vm)
         new = {k: v for k, v in {**current, **keys}.items() if k not in TRANSIENT_KEYS}
         if new != current:
             api.VM.set_other_config(vm, new)

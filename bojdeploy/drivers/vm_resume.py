@@ -176,12 +176,23 @@ def mark(api: Any, vm: str, keys: Mapping[str, str]) -> None:
             api.VM.set_other_config(vm, {**current, **keys})
 
 
-def wait_idle(api: Any, vm: str, what: str, log: StepLog, timeout: float = IDLE_SECONDS) -> None:
-    """Wait until no operation runs on `vm` ("VM web", "template T"): a killed run's may."""
+def wait_idle(
+    api: Any,
+    vm: str,
+    what: str,
+    log: StepLog,
+    timeout: float = IDLE_SECONDS,
+    operations: Mapping[str, str] | None = None,
+) -> None:
+    """Wait until no operation runs on `vm` ("VM web", "template T"): a killed run's may.
+    `operations` are its current_operations when just read (not read again if none run)."""
     started = last = time.monotonic()
     while True:
-        with xen_errors(f"cannot read the operations in progress on {what}"):
-            running = sorted(set(api.VM.get_current_operations(vm).values()))
+        if operations is None:
+            with xen_errors(f"cannot read the operations in progress on {what}"):
+                operations = api.VM.get_current_operations(vm)
+        running = sorted(set(operations.values()))
+        operations = None
         if not running:
             return
         elapsed = time.monotonic() - started
@@ -193,11 +204,20 @@ def wait_idle(api: Any, vm: str, what: str, log: StepLog, timeout: float = IDLE_
         time.sleep(IDLE_POLL_SECONDS)
 
 
-def leftovers(api: Any, name: str, environment: str, suffix: str) -> list[str]:
-    """Refs of the leftovers `<name><suffix>` of this environment (or unkeyed `.creating`)."""
-    with xen_errors(f"cannot look up leftovers of VM {name}"):
-        refs = api.VM.get_by_name_label(name + suffix)
-        records = {ref: api.VM.get_record(ref) for ref in refs}
+def leftovers(
+    api: Any,
+    name: str,
+    environment: str,
+    suffix: str,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
+    """Refs of the leftovers `<name><suffix>` of this environment (or unkeyed `.creating`);
+    `known` holds the records of every VM named so, when just looked up."""
+    if known is None:
+        with xen_errors(f"cannot look up leftovers of VM {name}"):
+            refs = api.VM.get_by_name_label(name + suffix)
+            known = {ref: api.VM.get_record(ref) for ref in refs}
+    records = {r: rec for r, rec in known.items() if rec["name_label"] == name + suffix}
     return [
         ref
         for ref, record in records.items()

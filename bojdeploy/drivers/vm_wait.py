@@ -41,11 +41,12 @@ def _wait_task(api: Any, task: str, what: str, timeout: float, log: StepLog) -> 
     started = last = time.monotonic()
     delay = 0.05
     while True:
-        status = api.task.get_status(task)
+        record = api.task.get_record(task)  # status, result and error in one call
+        status = record["status"]
         if status == "success":
-            return task_result(api.task.get_result(task))
+            return task_result(record["result"])
         if status in ("failure", "cancelled"):
-            raise XenAPI.Failure(api.task.get_error_info(task))
+            raise XenAPI.Failure(record["error_info"])
         elapsed = time.monotonic() - started
         if elapsed >= timeout:
             with suppress(BojdeployError), xen_errors("cancel"):

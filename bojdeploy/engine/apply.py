@@ -82,7 +82,7 @@ def _apply_level(run: Run, level: list[Step], blocked: set[str]) -> None:
         if set(_needs(step)) & blocked:
             run.outcomes.append(_skipped(run, step, blocked))
             blocked.add(step.name)  # and so on down the chain
-        elif (step.kind, step.name) in run.quick and step.action is Action.UNCHANGED:
+        elif (step.kind, step.name, run.host) in run.quick and step.action is Action.UNCHANGED:
             quick.append(step)  # confirmed and unchanged: recorded without a lock, in one batch
         else:
             ready.append(step)

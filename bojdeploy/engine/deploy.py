@@ -30,11 +30,16 @@ def apply(
     rollback_from: int | None = None,
     force: bool = False,
     allow_delete: bool = False,
+    targets: Targets | None = None,
 ) -> tuple[Plan, Run]:
-    """Plan against the live targets and apply it; every step recorded, failures contained."""
+    """Plan against the live targets and apply it; every step recorded, failures contained.
+
+    `targets`: connections the caller made (and closes), e.g. one host of a fleet.
+    """
     config, env = prepared.workspace.config, prepared.environment
     check_branch(config, env, prepared.workspace.info.branch, "apply")
-    targets = Targets(prepared.environment, settings, prepared.workspace.config)
+    own = targets is None
+    targets = targets or Targets(prepared.environment, settings, prepared.workspace.config)
     try:
         known = recorded(store, env)  # read once: the plan and every re-check use them
         the_plan = make_plan_for(
@@ -54,10 +59,11 @@ def apply(
         observer = _recheck_observer(env, store, targets, settled, known.states)
         run = _run(prepared, store, known.key, report, targets, observer, rollback_from, parallel)
         run.force = force
-        run.quick = frozenset() if force else quick_unchanged(store, env, the_plan)
+        run.quick = frozenset() if force else quick_unchanged(store, env, the_plan, run.host)
         apply_plan(run, the_plan)
     finally:
-        targets.close()
+        if own:
+            targets.close()
     return the_plan, run
 
 
@@ -85,6 +91,7 @@ def _run(
         rollback_from=rollback_from,
         parallel=parallel,
         target=targets.record,
+        host=targets.host,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.confirm import confirm
+from bojdeploy.engine.fleet import HostStore
 from bojdeploy.engine.observe import resource_name_of
 from bojdeploy.engine.rollback import same_repository
 from bojdeploy.engine.unmanaged import (
@@ -35,6 +37,7 @@ class DriftItem:
     # unmanaged (on the target, not bojdeploy's) | not checked (listing them failed); never drift
     state: str
     detail: str = ""
+    host: str = ""  # a named host of a fleet; "" for the environment's default target
 
     @property
     def drifted(self) -> bool:
@@ -42,8 +45,9 @@ class DriftItem:
         return self.state not in ("in sync", "unmanaged", "not checked")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {**asdict(self), "drifted": self.drifted}
+        """JSON-friendly form (`host` on a named host)."""
+        values = {k: v for k, v in asdict(self).items() if k != "host" or v}
+        return {**values, "drifted": self.drifted}
 
 
 def deployed_facts(store: StateStore, record: Deployment) -> dict[str, Any]:
@@ -120,10 +124,18 @@ def drift_report(
         ]
         if not (records or unmanaged):
             continue
+        named = [r for r in records if r.host]
+        default = [r for r in records if not r.host]
         targets = Targets(env, settings, workspace.config)
         listed = listed_kinds(targets) if unmanaged else set()
-        if records or listed:
-            items += _environment_drift(store, targets, records, listed)
+        if default or listed:
+            items += _environment_drift(store, targets, default, listed)
+        for host in dict.fromkeys(r.host for r in named):  # each host of a fleet on its own
+            there = [r for r in named if r.host == host]
+            scoped = HostStore(store, host)
+            on_host = Targets(env, settings, workspace.config, host=host)
+            found = _environment_drift(scoped, on_host, there, set())  # type: ignore[arg-type]
+            items += [dataclasses.replace(i, host=host) for i in found]
     return items
 
 

@@ -10,6 +10,7 @@ from bojdeploy.core.plan import make_plan
 from bojdeploy.core.secrets import Scrubber
 from bojdeploy.drivers import Targets
 from bojdeploy.engine.apply import Reporter, Run, apply_plan
+from bojdeploy.engine.fleet import HostStore
 from bojdeploy.engine.gitrepo import GitInfo
 from bojdeploy.engine.prepare import secret_values, to_desired
 from bojdeploy.engine.protection import check_branch, check_deletes
@@ -96,8 +97,13 @@ def rollback(
             [Problem(manifest.file, None, "", f"secret {n!r} is not set") for n in missing]
         )
     key = store.installation_key()
-    targets = Targets(record.environment, settings, config, recorded=record.config.get("target"))
-    for warning in target_mismatch(record, targets, Targets(record.environment, settings, config)):
+    host = record.host  # a fleet's record goes back to the host it ran on
+    if host:
+        store = HostStore(store, host)  # type: ignore[assignment]
+    where = record.config.get("target")
+    targets = Targets(record.environment, settings, config, recorded=where, host=host)
+    current = Targets(record.environment, settings, config, host=host)
+    for warning in target_mismatch(record, targets, current):
         report(f"{manifest.kind}/{manifest.name}", "warn", warning)
     try:
         observed = targets.observe({manifest.kind})
@@ -109,7 +115,7 @@ def rollback(
             full_scope=False,
         )
         check_deletes(config, record.environment, plan, allow_delete)
-        run = _run(store, targets, record, manifest, values, key, report)
+        run = rollback_run(store, targets, record, manifest, values, key, report)
         apply_plan(run, plan)
         return run
     finally:
@@ -140,7 +146,7 @@ def _describe(target: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in target.items() if v) or "the default target"
 
 
-def _run(
+def rollback_run(
     store: StateStore,
     targets: Targets,
     record: Deployment,
@@ -149,6 +155,7 @@ def _run(
     key: bytes,
     report: Reporter,
 ) -> Run:
+    """The run that redeploys `record`'s config with `targets`."""
     commit = record.git_commit or ""
     return Run(
         store=store,
@@ -163,4 +170,5 @@ def _run(
         rollback_from=record.id,
         parallel=1,
         target=targets.record,
+        host=targets.host,
     )

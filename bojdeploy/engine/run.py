@@ -35,10 +35,11 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     unreachable: bool = False  # failed before touching its target: a system could not be reached
+    host: str = ""  # a named host of a fleet; "" for the environment's default target
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (for --json and the action's outputs)."""
-        return dict(self.__dict__)
+        """JSON-friendly form (for --json and the action's outputs); `host` on a named host."""
+        return {k: v for k, v in self.__dict__.items() if k != "host" or v}
 
 
 @dataclass
@@ -61,8 +62,10 @@ class Run:
     outcomes: list[Outcome] = field(default_factory=list)
     # kind -> target names this run deletes last: a create may take over their host ports
     deleting: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # (kind, name) of unchanged steps whose records confirm what runs: recorded without a lock
-    quick: frozenset[tuple[str, str]] = frozenset()
+    host: str = ""  # the named host of a fleet this run deploys to; "" for the default target
+    # (kind, name, host) of unchanged steps whose records on that host confirm what runs there:
+    # recorded without a lock
+    quick: frozenset[tuple[str, str, str]] = frozenset()
     records: Records = field(init=False)
     unrecorded: dict[int, int] = field(default_factory=dict)  # deployment id -> writes lost
 
@@ -132,6 +135,7 @@ def row_fields(run: Run, step: Step, status: str, reason: str) -> dict[str, Any]
         "reason": run.scrub(reason) or None,
         "config_hash": step.desired.config_hash if step.desired else None,
         "manifest": step.manifest,
+        "host": run.host,
     }
 
 
@@ -147,4 +151,5 @@ def untouched(run: Run, step: Step, error: str, *, unreachable: bool) -> Outcome
         message,
         error=message,
         unreachable=unreachable,
+        host=run.host,
     )

@@ -5,7 +5,8 @@ step qualifies only when everything says it is done: the plan found it unchanged
 (the desired config hash on its label, in the state its kind wants, nothing left half-done), the
 deployment named on its label is confirmed by this database's records (a label alone never
 means done), and no deployment of it is pending or running (another run at work on it, or one
-that was killed: those go the locked way, which marks a killed one interrupted).
+that was killed: those go the locked way, which marks a killed one interrupted). On a fleet
+all of it holds per host: only a record made on the same host, and no open deployment there.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from bojdeploy.errors import BojdeployError, ConnectError
 from bojdeploy.store.base import SUCCESSFUL, StateStore
 
 
-def quick_unchanged(store: StateStore, environment: str, plan: Plan) -> frozenset[tuple[str, str]]:
-    """(kind, name) of the plan's unchanged steps that need neither a lock nor another look."""
+def quick_unchanged(
+    store: StateStore, environment: str, plan: Plan, host: str = ""
+) -> frozenset[tuple[str, str, str]]:
+    """(kind, name, host) of the plan's unchanged steps on `host` ('' = the default target) that
+    need neither a lock nor another look."""
     steps = [s for s in plan.steps if _candidate(s, environment)]
     if not steps:
         return frozenset()
@@ -30,15 +34,16 @@ def quick_unchanged(store: StateStore, environment: str, plan: Plan) -> frozense
     for step in steps:
         assert step.observed is not None and step.observed.deployment_id is not None
         record = found.get(step.observed.deployment_id)
-        if record is None or (step.kind, step.name) in busy:
+        if record is None or (step.kind, step.name, host) in busy:
             continue
-        same = (record.deployment_type, record.name, record.config_hash) == (
+        same = (record.deployment_type, record.name, record.config_hash, record.host) == (
             step.kind,
             step.name,
             step.observed.config_hash,
+            host,
         )
         if same and (record.status in SUCCESSFUL or record.confirmed_by is not None):
-            quick.add((step.kind, step.name))
+            quick.add((step.kind, step.name, host))
     return frozenset(quick)
 
 
@@ -70,6 +75,6 @@ def record_unchanged(run: Run, steps: Sequence[Step]) -> list[Outcome]:
     for step in steps:
         say(run, f"{step.kind}/{step.name}", "info", "unchanged")
     return [
-        Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
+        Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id, host=run.host)
         for step, dep_id in zip(steps, ids, strict=True)
     ]

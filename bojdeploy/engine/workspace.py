@@ -12,6 +12,7 @@ from bojdeploy.core.changes import FileChange, Selected, Selection
 from bojdeploy.core.config import CONFIG_FILE, RepoConfig, load_config
 from bojdeploy.core.discovery import YAML_PATTERNS, discover
 from bojdeploy.core.files import RepoFiles
+from bojdeploy.core.loader import LoadCache
 from bojdeploy.core.sandbox import Budget
 from bojdeploy.core.template import RenderContext
 from bojdeploy.core.validation import LoadResult, load_manifests
@@ -33,12 +34,17 @@ class Workspace:
     explicit: list[str] | None = None  # files named on the command line (None: discovery)
     # Template work of every load of this run: many environments must not multiply it.
     budget: Budget = field(default_factory=Budget, repr=False, compare=False)
+    # Reads, templates and parses every environment of this run shares.
+    _cache: LoadCache | None = field(default=None, init=False, repr=False, compare=False)
+    _files: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def manifest_files(self) -> list[str]:
-        """Every manifest file: discovered ones plus any named explicitly."""
-        patterns = self.config.manifests
-        found = set(discover(RepoFiles(self.root).candidates(patterns), patterns))
-        return sorted(found | set(self.explicit or ()))
+        """Every manifest file: discovered ones plus any named explicitly (looked for once)."""
+        if self._files is None:
+            patterns = self.config.manifests
+            found = set(discover(RepoFiles(self.root).candidates(patterns), patterns))
+            self._files = sorted(found | set(self.explicit or ()))
+        return list(self._files)
 
     def nothing_found(self) -> str:
         """The warning when no manifest is in scope: where bojdeploy looked."""
@@ -78,13 +84,15 @@ class Workspace:
     ) -> LoadResult:
         """Load and validate every manifest of `environment`."""
         ctx = self.render_context(environment, environ)
+        if self._cache is None:
+            self._cache = LoadCache(RepoFiles(self.root), self.budget)
         result = load_manifests(
-            RepoFiles(self.root),
+            self._cache.reader,
             self.manifest_files(),
             ctx,
             self.config,
             require_secrets=require_secrets,
-            budget=self.budget,
+            cache=self._cache,
         )
         docker_host = docker_host_for(self.config, environment, environ)
         allowed = self.config.policy.allowed_host_paths

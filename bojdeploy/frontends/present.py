@@ -37,7 +37,7 @@ def history_table(rows: Sequence[Deployment]) -> str:
                 _when(r.created_at),
                 r.environment,
                 r.deployment_type,
-                r.name,
+                _at(r.name, r),
                 r.status,
                 (r.git_commit or "-")[:7],
                 _duration(r),
@@ -74,7 +74,8 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
     lines = []
     for o in outcomes:
         ident = f"#{o.deployment_id}" if o.deployment_id else "-"
-        lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {o.name} ({ident}): {o.summary}")
+        name = _at(o.name, o)
+        lines.append(f"{marks.get(o.status, o.status):<6} {o.kind} {name} ({ident}): {o.summary}")
     counts = {
         s: sum(1 for o in outcomes if o.status == s)
         for s in ("completed", "unchanged", "failed", "skipped")
@@ -87,13 +88,20 @@ def outcome_lines(outcomes: Sequence[Any]) -> str:
     return "\n".join(lines)
 
 
+def _at(name: str, item: Any) -> str:
+    """`web`, or `web @edge-1` on a named host of a fleet."""
+    host = getattr(item, "host", "")
+    return f"{name} @{host}" if host else name
+
+
 def drift_lines(items: Sequence[Any]) -> str:
     """Drift as a table; in-sync resources included, unmanaged ones after them."""
     if not items:
         return "No deployments recorded."
     rows = [("ENV", "KIND", "NAME", "ON TARGET", "STATE", "DETAIL")]
     rows += [
-        (i.environment, i.kind, i.name or "-", i.resource_name, i.state, i.detail) for i in items
+        (i.environment, i.kind, _at(i.name or "-", i), i.resource_name, i.state, i.detail)
+        for i in items
     ]
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     out = ["  ".join(v.ljust(widths[c]) for c, v in enumerate(r)).rstrip() for r in rows]

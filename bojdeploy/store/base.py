@@ -56,6 +56,7 @@ class Deployment:
     reason: str | None
     config_hash: str | None
     manifest: str | None
+    host: str = ""  # the named host it ran on; "" = the environment's default target
 
     def to_dict(self) -> dict[str, Any]:
         """Return the deployment as JSON-friendly values."""
@@ -73,6 +74,7 @@ class Confirmation:
     error_message: str | None
     config_hash: str | None
     confirmed_by: int | None  # a later completed/unchanged row of the same resource and config
+    host: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class StateStore(Protocol):
         reason: str | None = None,
         config_hash: str | None = None,
         manifest: str | None = None,
+        host: str = "",
     ) -> int:
         """Record a new deployment and return its id."""
         ...
@@ -146,8 +149,9 @@ class StateStore(Protocol):
         """
         ...
 
-    def open_deployments(self, environment: str) -> set[tuple[str, str]]:
-        """(deployment_type, name) of an environment's deployments still pending or running."""
+    def open_deployments(self, environment: str) -> set[tuple[str, str, str]]:
+        """(deployment_type, name, host) of an environment's deployments still pending or
+        running ('' = the default target)."""
         ...
 
     def update_deployment(
@@ -180,6 +184,7 @@ class StateStore(Protocol):
         status: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        host: str | None = None,
     ) -> list[Deployment]:
         """Return matching deployments, newest first (only ids below `before_id` if given)."""
         ...
@@ -235,12 +240,19 @@ class StateStore(Protocol):
         ...
 
     def successful_deployments(
-        self, environment: str, deployment_type: str, name: str, limit: int = 10
+        self,
+        environment: str,
+        deployment_type: str,
+        name: str,
+        limit: int = 10,
+        host: str | None = None,
     ) -> list[Deployment]:
-        """Return a target's completed deployments, newest first."""
+        """Return a target's completed deployments, newest first (on `host` only, if given)."""
         ...
 
-    def mark_interrupted(self, environment: str, deployment_type: str, name: str) -> list[int]:
+    def mark_interrupted(
+        self, environment: str, deployment_type: str, name: str, host: str = ""
+    ) -> list[int]:
         """Mark a target's pending/running rows failed (call while holding its lock)."""
         ...
 
@@ -273,6 +285,7 @@ class StateStore(Protocol):
         timeout: float = 300,
         holder: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        host: str = "",
     ) -> AbstractContextManager[None]:
         """Hold the target's lock across processes; raise LockTimeout after timeout seconds."""
         ...

@@ -19,9 +19,9 @@ WARN_AFTER = 2.0
 UNKNOWN_HOLDER = "another run (it has just released the lock or not yet said who it is)"
 
 
-def target_name(environment: str, deployment_type: str, name: str) -> str:
-    """Return how messages name a target: env/kind/name."""
-    return f"{environment}/{deployment_type}/{name}"
+def target_name(environment: str, deployment_type: str, name: str, host: str = "") -> str:
+    """Return how messages name a target: env/kind/name, and @host on a named host."""
+    return f"{environment}/{deployment_type}/{name}" + (f"@{host}" if host else "")
 
 
 def default_holder() -> str:

@@ -146,9 +146,10 @@ class PostgresStore(SqlStore):
         timeout: float = 300,
         holder: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        host: str = "",
     ) -> Iterator[None]:
         """Hold the target's lock across processes; raise LockTimeout after timeout seconds."""
-        target = target_name(environment, deployment_type, name)
+        target = target_name(environment, deployment_type, name, host)
         key = lock_key(target)
         conn = self._connect(holder or default_holder(), autocommit=True)
         try:

@@ -41,7 +41,8 @@ SELECT_CONFIRMATIONS = (
     "SELECT d.id, d.deployment_type, d.name, d.status, d.error_message, d.config_hash,"
     " (SELECT MAX(s.id) FROM deployments s WHERE s.environment = d.environment"
     " AND s.deployment_type = d.deployment_type AND s.name = d.name"
-    " AND s.config_hash = d.config_hash AND s.status IN (?, ?) AND s.id > d.id)"
+    " AND s.host = d.host AND s.config_hash = d.config_hash AND s.status IN (?, ?)"
+    " AND s.id > d.id), d.host"
     " FROM deployments d WHERE d.environment = ? AND d.id IN ({ids})"
 )
 # create_deployment's fields: the columns of a new row besides its id and times
@@ -162,6 +163,7 @@ class SqlStore(Reads, ABC):
         reason: str | None = None,
         config_hash: str | None = None,
         manifest: str | None = None,
+        host: str = "",
     ) -> int:
         """Record a new deployment and return its id."""
         fields = {column: value for column, value in locals().items() if column in NEW_DEPLOYMENT}
@@ -174,6 +176,7 @@ class SqlStore(Reads, ABC):
         check(fields["status"], STATUSES, "status")
         values = {
             **{column: fields.get(column) for column in NEW_DEPLOYMENT},
+            "host": fields.get("host") or "",
             "config": self._maybe(self._json, fields.get("config")),
             "created_at": now,
             "updated_at": now,
@@ -197,15 +200,16 @@ class SqlStore(Reads, ABC):
                 q(INSERT_LOG, (deployment_id, now, "info", message, None))
         return ids
 
-    def open_deployments(self, environment: str) -> set[tuple[str, str]]:
-        """(deployment_type, name) of an environment's deployments still pending or running."""
+    def open_deployments(self, environment: str) -> set[tuple[str, str, str]]:
+        """(deployment_type, name, host) of an environment's deployments still pending or
+        running ('' = the default target)."""
         with self._reading() as q:
             rows = q(
-                "SELECT DISTINCT deployment_type, name FROM deployments"
+                "SELECT DISTINCT deployment_type, name, host FROM deployments"
                 " WHERE environment = ? AND status IN ('pending', 'running')",
                 (environment,),
             )
-        return {(str(kind), str(name)) for kind, name in rows}
+        return {(str(kind), str(name), str(host or "")) for kind, name, host in rows}
 
     def update_deployment(
         self,
@@ -257,6 +261,7 @@ class SqlStore(Reads, ABC):
         status: str | None = None,
         limit: int = 50,
         before_id: int | None = None,
+        host: str | None = None,
     ) -> list[Deployment]:
         """Return matching deployments, newest first (only ids below `before_id` if given)."""
         filters = {
@@ -264,6 +269,7 @@ class SqlStore(Reads, ABC):
             "name": name,
             "deployment_type": deployment_type,
             "status": status,
+            "host": host,
         }
         filters = {k: v for k, v in filters.items() if v is not None}
         where = " AND ".join(f"{column} = ?" for column in filters) or "1 = 1"
@@ -317,8 +323,8 @@ class SqlStore(Reads, ABC):
         with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE id IN (SELECT MAX(id) FROM deployments"
-                " WHERE environment = ? AND status IN (?, ?) GROUP BY deployment_type, name)"
-                " ORDER BY deployment_type, name",
+                " WHERE environment = ? AND status IN (?, ?) GROUP BY deployment_type, name, host)"
+                " ORDER BY deployment_type, name, host",
                 (environment, *SUCCESSFUL),
             )
         return [self._deployment(row) for row in rows]
@@ -344,26 +350,35 @@ class SqlStore(Reads, ABC):
         return [(str(env), repository) for env, repository in rows]
 
     def successful_deployments(
-        self, environment: str, deployment_type: str, name: str, limit: int = 10
+        self,
+        environment: str,
+        deployment_type: str,
+        name: str,
+        limit: int = 10,
+        host: str | None = None,
     ) -> list[Deployment]:
-        """Return a target's completed deployments, newest first."""
+        """Return a target's completed deployments, newest first (on `host` only, if given)."""
+        on_host = () if host is None else (host,)
         with self._reading() as q:
             rows = q(
                 f"{SELECT_DEPLOYMENTS} WHERE environment = ? AND deployment_type = ?"
-                " AND name = ? AND status = 'completed' ORDER BY id DESC LIMIT ?",
-                (environment, deployment_type, name, limit),
+                f" AND name = ?{' AND host = ?' if on_host else ''} AND status = 'completed'"
+                " ORDER BY id DESC LIMIT ?",
+                (environment, deployment_type, name, *on_host, limit),
             )
         return [self._deployment(row) for row in rows]
 
-    def mark_interrupted(self, environment: str, deployment_type: str, name: str) -> list[int]:
+    def mark_interrupted(
+        self, environment: str, deployment_type: str, name: str, host: str = ""
+    ) -> list[int]:
         """Mark a target's pending/running rows failed (call while holding its lock)."""
         now = self._ts(now_utc())
         with self._transaction() as q:
             rows = q(
                 "UPDATE deployments SET status = 'failed', error_message = ?, updated_at = ?,"
                 " completed_at = ? WHERE environment = ? AND deployment_type = ? AND name = ?"
-                " AND status IN ('pending', 'running') RETURNING id",
-                (INTERRUPTED, now, now, environment, deployment_type, name),
+                " AND host = ? AND status IN ('pending', 'running') RETURNING id",
+                (INTERRUPTED, now, now, environment, deployment_type, name, host),
             )
             ids = sorted(int(row[0]) for row in rows)
             for deployment_id in ids:

@@ -107,11 +107,12 @@ class SqliteStore(SqlStore):
         timeout: float = 300,
         holder: str | None = None,
         on_wait: Callable[[str], None] | None = None,
+        host: str = "",
     ) -> AbstractContextManager[None]:
         """Hold the target's lock across processes; raise LockTimeout after timeout seconds."""
         return file_lock(
             Path(f"{self.path}.locks"),
-            target_name(environment, deployment_type, name),
+            target_name(environment, deployment_type, name, host),
             timeout=timeout,
             holder=holder or default_holder(),
             on_wait=on_wait,

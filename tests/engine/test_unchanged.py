@@ -13,6 +13,7 @@ import pytest
 
 from bojdeploy.core.plan import Action, Observed, Plan, Step
 from bojdeploy.engine.apply import apply_plan
+from bojdeploy.engine.fleet import HostStore
 from bojdeploy.engine.unchanged import quick_unchanged
 from bojdeploy.store import StateStore, open_store
 from tests.engine.fakes import ENV, FakeDriver, make_run, sqlite_url, step
@@ -24,14 +25,17 @@ def store(tmp_path: Path) -> Iterator[StateStore]:
         yield opened
 
 
-def record(store: StateStore, name: str, status: str, config_hash: str | None = None) -> int:
-    """A deployment row of the container `name`."""
+def record(
+    store: StateStore, name: str, status: str, config_hash: str | None = None, host: str = ""
+) -> int:
+    """A deployment row of the container `name` (on `host`: '' = the default target)."""
     return store.create_deployment(
         deployment_type="container",
         name=name,
         environment=ENV,
         status=status,
         config_hash=config_hash or f"hash-{name}",
+        host=host,
     )
 
 
@@ -58,7 +62,7 @@ def test_confirmed_unchanged_resources_take_no_lock_and_no_second_look(store: St
     run = make_run(NoLocks(store), FakeDriver())
     run.observe = lambda kind, name: pytest.fail(f"{kind} {name} looked at again")
     run.quick = quick_unchanged(store, ENV, plan)
-    assert run.quick == {("container", f"web{i}") for i in range(5)}
+    assert run.quick == {("container", f"web{i}", "") for i in range(5)}
     outcomes = apply_plan(run, plan)
     assert [(o.name, o.status) for o in outcomes] == [(f"web{i}", "unchanged") for i in range(5)]
     for outcome in outcomes:
@@ -105,6 +109,66 @@ def test_a_resource_with_an_open_deployment_goes_the_locked_way(store: StateStor
     assert outcome.status == "unchanged"
     row = store.get_deployment(killed)
     assert row is not None and row.status == "failed"
+
+
+def test_a_record_on_another_host_never_confirms_a_resource(store: StateStore) -> None:
+    """A fleet: `web` done on edge-1 says nothing of `web` on edge-2, whose label names that
+    row (the same deployment's label copied, or a row made on the other host)."""
+    on_a = record(store, "web", "completed", host="edge-1")
+    plan = Plan(ENV, (unchanged("web", on_a),))
+    assert quick_unchanged(store, ENV, plan, "edge-1") == {("container", "web", "edge-1")}
+    assert quick_unchanged(store, ENV, plan, "edge-2") == frozenset()
+    assert quick_unchanged(store, ENV, plan) == frozenset()  # nor the default target
+    scoped = HostStore(store, "edge-2")
+    assert quick_unchanged(scoped, ENV, plan, "edge-2") == frozenset()  # type: ignore[arg-type]
+
+
+def test_an_open_deployment_holds_back_its_own_host_only(store: StateStore) -> None:
+    on_a = record(store, "web", "completed", host="edge-1")
+    on_b = record(store, "web", "completed", host="edge-2")
+    record(store, "web", "running", host="edge-2")  # a run at work on edge-2, or killed there
+    plan_a = Plan(ENV, (unchanged("web", on_a),))
+    plan_b = Plan(ENV, (unchanged("web", on_b),))
+    assert quick_unchanged(store, ENV, plan_a, "edge-1") == {("container", "web", "edge-1")}
+    assert quick_unchanged(store, ENV, plan_b, "edge-2") == frozenset()
+
+
+def test_unchanged_resources_of_a_host_are_recorded_on_that_host(store: StateStore) -> None:
+    done = record(store, "web", "completed", host="edge-1")
+    plan = Plan(ENV, (unchanged("web", done),))
+    run = make_run(NoLocks(HostStore(store, "edge-1")), FakeDriver())  # type: ignore[arg-type]
+    run.host = "edge-1"
+    run.observe = lambda kind, name: pytest.fail(f"{kind} {name} looked at again")
+    run.quick = quick_unchanged(store, ENV, plan, "edge-1")
+    [outcome] = apply_plan(run, plan)
+    assert (outcome.status, outcome.host) == ("unchanged", "edge-1")
+    assert outcome.deployment_id is not None
+    row = store.get_deployment(outcome.deployment_id)
+    assert row is not None and (row.status, row.host) == ("unchanged", "edge-1")
+
+
+def test_a_quick_set_of_one_host_is_not_used_on_another(store: StateStore) -> None:
+    """The run of edge-2 takes the locked way, even handed edge-1's quick set."""
+    done = record(store, "web", "completed", host="edge-1")
+    plan = Plan(ENV, (unchanged("web", done),))
+    run = make_run(HostStore(store, "edge-2"), FakeDriver())  # type: ignore[arg-type]
+    run.host = "edge-2"
+    run.quick = quick_unchanged(store, ENV, plan, "edge-1")
+    locked: list[tuple[str, ...]] = []
+    lock = run.store.lock  # edge-2's lock
+
+    def watched(*args: str, **options: Any) -> AbstractContextManager[None]:
+        locked.append(args)
+        return lock(*args, **options)
+
+    run.store.lock = watched  # type: ignore[method-assign]
+    run.observe = lambda kind, name: [unchanged("web", done).observed]  # type: ignore[list-item]
+    [outcome] = apply_plan(run, plan)
+    assert outcome.status == "unchanged"
+    assert locked == [(ENV, "container", "web")]
+    assert outcome.deployment_id is not None
+    row = store.get_deployment(outcome.deployment_id)
+    assert row is not None and row.host == "edge-2"
 
 
 class NoLocks:

@@ -151,7 +151,9 @@ def test_xen_gone_between_login_and_observe(xen: tuple[VMRepo, Proxy, Any]) -> N
 
 
 def test_xen_gone_between_observe_and_apply(xen: tuple[VMRepo, Proxy, Any]) -> None:
-    done = xen_gone_at(xen, rb"VM\.get_by_name_label")  # the re-check under the lock
+    done = xen_gone_at(
+        xen, rb"VM\.get_all_records_where(?s:.)*name__label"
+    )  # the re-check under the lock
     assert_one_line(done, "[vm/web] error: cannot look up VM web on Xen: cannot reach Xen: ")
     assert "failed" in done.stdout
     assert [r.status for r in xen[0].rows()] == ["completed"]

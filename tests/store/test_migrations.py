@@ -22,11 +22,12 @@ VERSIONS = [
     (6, "dashboard"),
 ]
 POSTGRES_ONLY = [(4, "relay")]  # the webhook relay's deliveries (the relay needs PostgreSQL)
+LATER = [(7, "hosts")]  # the host of each deployment (fleets)
 
 
 def versions(url: str) -> list[tuple[int, str]]:
     """The migrations a database at `url` records."""
-    return sorted(VERSIONS + (POSTGRES_ONLY if url.startswith("postgresql") else []))
+    return sorted(VERSIONS + (POSTGRES_ONLY if url.startswith("postgresql") else []) + LATER)
 
 
 # column -> (PostgreSQL information_schema type, SQLite declared type), DESIGN §5 + 002.
@@ -44,6 +45,7 @@ DEPLOYMENTS = {
     "updated_at": ("timestamp without time zone", "TIMESTAMP"),
     "completed_at": ("timestamp without time zone", "TIMESTAMP"),
     "error_message": ("text", "TEXT"),
+    "host": ("character varying(255)", "VARCHAR(255)"),
     "rollback_from": ("integer", "INTEGER"),
     "reason": ("text", "TEXT"),
     "config_hash": ("character varying(64)", "VARCHAR(64)"),

@@ -214,8 +214,15 @@ class Statuses:
 
     def finish(self, outcomes: Sequence[Outcome], overall: str) -> None:
         """Final statuses from the outcomes, then the overall one (`overall` describes it)."""
-        for o in outcomes:
-            self.set(_STATE.get(o.status, "failure"), describe_outcome(o), o.name)
+        for o in outcomes:  # a fleet's named host: `bojdeploy/<env>/<name>@<host>`
+            name = f"{o.name}@{o.host}" if getattr(o, "host", "") else o.name
+            self.set(_STATE.get(o.status, "failure"), describe_outcome(o), name)
+        for name in list(self.open):  # a manifest on named hosts only: its hosts summed up
+            mine = [o for o in outcomes if o.name == name]
+            if mine:
+                bad = [o for o in mine if o.status == "failed"]
+                what = f"failed on {len(bad)} of {len(mine)} hosts" if bad else "done on every host"
+                self.set("failure" if bad else "success", what, name)
         failed = any(o.status == "failed" for o in outcomes)
         self.set("failure" if failed else "success", overall)
 
