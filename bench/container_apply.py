@@ -1,21 +1,27 @@
 """Container apply against the raw engine, measured side by side in one run.
 
 1. One new container: `bojdeploy apply` of a one-manifest repository (interpreter start-up
-   included) vs `docker run -d` of the same image with the same published port.
-   Target: ratio <= 1.5.
-2. A no-op apply of 50 unchanged manifests (after a first apply created them). Target: < 1 s.
+   included) vs `docker run -d` of the same image with a published port, runs interleaved,
+   medians. Target: ratio <= 1.5. Ansible's `community.docker.docker_container` doing the same
+   is a third column when its venv is found (BOJDEPLOY_ANSIBLE_VENV, default
+   ~/.cache/bojdeploy-ansible); it is skipped otherwise.
+2. A no-op apply of 200 unchanged manifests (after a first apply created them) vs one
+   `docker ps -a --filter` listing them. Target: <= 0.5 s.
 3. 20 new containers with `--parallel 4` vs `--parallel 1`. Target: ratio <= 0.5.
 
-Everything runs on the local engine with the test image from the local registry; containers are
-labelled io.bojdeploy.test=true and removed at the end. A report, not a test: it always exits 0.
+Everything runs on the local engine with the test image from the local registry. Every manifest
+publishes its own free port on 127.0.0.1; every container is labelled io.bojdeploy.bench=true and
+removed at the end, also when a step fails. A report, not a test: it exits 0 unless a step fails.
 
-    .venv/bin/python bench/container_apply.py [--runs 5]
+    .venv/bin/python bench/container_apply.py [--runs 7] [--noop 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -23,18 +29,28 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 IMAGE = "127.0.0.1:5000/bojdeploy-test/web:1"
 BOJDEPLOY = str(Path(sys.executable).parent / "bojdeploy")
-DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+DOCKER = shutil.which("docker") or "docker"
+BENCH_LABEL = "io.bojdeploy.bench=true"
+ANSIBLE_VENV = Path(os.environ.get("BOJDEPLOY_ANSIBLE_VENV", "~/.cache/bojdeploy-ansible"))
+ANSIBLE_MODULE = "community.docker.docker_container"
+
+_given: set[int] = set()  # ports handed out in this run: never twice
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now and was not handed out before in this run."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 def manifest(name: str, port: int) -> str:
@@ -42,13 +58,13 @@ def manifest(name: str, port: int) -> str:
     return (
         f"apiVersion: bojdeploy/v1\nkind: Container\nmetadata: {{name: {name}}}\n"
         f"spec:\n  image: {IMAGE}\n  ports: ['127.0.0.1:{port}:80']\n"
-        "  labels: {io.bojdeploy.test: 'true'}\n  stop_timeout: 1s\n"
+        "  labels: {io.bojdeploy.bench: 'true'}\n  stop_timeout: 1s\n"
     )
 
 
-def make_repo(names: list[str]) -> Path:
-    """A deployment repository with one manifest per name."""
-    root = Path(tempfile.mkdtemp(prefix="bench-repo-"))
+def make_repo(names: list[str], work: Path) -> Path:
+    """A deployment repository under `work` with one manifest per name, each with its own port."""
+    root = Path(tempfile.mkdtemp(prefix="repo-", dir=work))
     (root / "deploy").mkdir()
     (root / "bojdeploy.yaml").write_text("environments:\n  bench: {branches: ['*']}\n")
     for name in names:
@@ -57,12 +73,13 @@ def make_repo(names: list[str]) -> Path:
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
-    """Wall time of one command; a failure aborts the bench with its output."""
+    """Wall time of one command; a failure stops the bench (after its clean-up) with its output."""
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        output = (done.stderr or done.stdout)[-2000:]
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{output}")
     return elapsed
 
 
@@ -72,62 +89,99 @@ def apply(repo: Path, db: Path, *extra: str) -> float:
     return timed([BOJDEPLOY, "apply", "--env", "bench", *extra, str(repo)], env)
 
 
-def cleanup() -> None:
-    """Remove every bench container."""
-    ids = subprocess.run(
-        [DOCKER, "ps", "-aq", "--filter", "label=io.bojdeploy.bench=true"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    ids += subprocess.run(
-        [DOCKER, "ps", "-aq", "--filter", "name=^bench-"], capture_output=True, text=True
-    ).stdout.split()
-    if ids:
-        subprocess.run([DOCKER, "rm", "-f", *set(ids)], capture_output=True)
+def docker_run(name: str) -> float:
+    """Time `docker run -d` of the bench image with its own published port."""
+    port = f"127.0.0.1:{free_port()}:80"
+    return timed([DOCKER, "run", "-d", "--name", name, "--label", BENCH_LABEL, "-p", port, IMAGE])
 
 
-def one_container(runs: int, work: Path) -> tuple[float, float]:
-    """Median seconds: bojdeploy creating one container, and `docker run -d` doing it."""
-    ours, raw = [], []
-    for _ in range(runs):
-        name = f"bench-{uuid.uuid4().hex[:8]}"
-        ours.append(apply(make_repo([name]), work / f"{name}.db"))
-        raw.append(
-            timed(
-                [
-                    DOCKER,
-                    "run",
-                    "-d",
-                    "--name",
-                    name + "-raw",
-                    "--label",
-                    "io.bojdeploy.bench=true",
-                    "-p",
-                    f"127.0.0.1:{free_port()}:80",
-                    IMAGE,
-                ]
-            )
+def ansible() -> Callable[[str], float] | None:
+    """Timing of Ansible's docker_container creating a container, or None without Ansible."""
+    venv = ANSIBLE_VENV.expanduser()
+    binary = venv / "bin" / "ansible"
+    collection = next(
+        venv.glob("lib/python*/site-packages/ansible_collections/community/docker"), None
+    )
+    if not binary.exists() or collection is None:
+        return None
+    # The module needs `requests` on the managed side: the first of these Pythons that has it.
+    pythons = [venv / "bin" / "python", Path(sys.prefix).resolve() / "bin" / "python"]
+    python = next((str(p) for p in pythons if _imports(p, "requests")), sys.executable)
+
+    def run(name: str) -> float:
+        args = (
+            f"name={name} image={IMAGE} state=started pull=missing "
+            f"published_ports=127.0.0.1:{free_port()}:80 labels={{'io.bojdeploy.bench':'true'}}"
         )
+        return timed(
+            [str(binary), "localhost", "-c", "local", "-i", "localhost,", "-m", ANSIBLE_MODULE,
+             "-e", f"ansible_python_interpreter={python}", "-a", args]
+        )  # fmt: skip
+
+    return run
+
+
+def _imports(python: Path, module: str) -> bool:
+    """Whether `python` can import `module`."""
+    done = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True)
+    return done.returncode == 0
+
+
+def cleanup() -> None:
+    """Remove every bench container (by label, and by name for a half-made one)."""
+    ids: set[str] = set()
+    for flt in (f"label={BENCH_LABEL}", "name=^bench-"):
+        listed = subprocess.run(
+            [DOCKER, "ps", "-aq", "--filter", flt], capture_output=True, text=True
+        )
+        ids |= set(listed.stdout.split())
+    if ids:
+        subprocess.run([DOCKER, "rm", "-f", *sorted(ids)], capture_output=True)
+
+
+def one_container(runs: int, work: Path) -> dict[str, float]:
+    """Median seconds to create one container: bojdeploy, docker run -d, and Ansible if found."""
+    peers: dict[str, Callable[[str], float]] = {
+        "bojdeploy apply": lambda name: apply(make_repo([name], work), work / f"{name}.db"),
+        "docker run -d": docker_run,
+    }
+    if (run_ansible := ansible()) is not None:
+        peers["ansible docker_container"] = run_ansible
+    times: dict[str, list[float]] = {label: [] for label in peers}
+    for _ in range(runs):
+        order = list(peers)
+        random.shuffle(order)  # interleaved, in no fixed order
+        try:
+            for label in order:
+                times[label].append(peers[label](f"bench-{uuid.uuid4().hex[:8]}"))
+        finally:
+            cleanup()
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def noop(count: int, runs: int, work: Path) -> tuple[float, float]:
+    """Median seconds of a no-op apply of `count` unchanged manifests, and of one `docker ps`."""
+    repo = make_repo([f"bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(count)], work)
+    db = work / "noop.db"
+    try:
+        apply(repo, db, "--parallel", "8")
+        ours, raw = [], []
+        listing = [DOCKER, "ps", "-a", "--filter", f"label={BENCH_LABEL}"]
+        for _ in range(runs):
+            ours.append(apply(repo, db))
+            raw.append(timed(listing))
+    finally:
         cleanup()
     return statistics.median(ours), statistics.median(raw)
 
 
-def noop_fifty(work: Path) -> float:
-    """Seconds of an apply where all 50 manifests are unchanged."""
-    repo = make_repo([f"bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(50)])
-    db = work / "fifty.db"
-    apply(repo, db, "--parallel", "8")
-    elapsed = apply(repo, db)
-    cleanup()
-    return elapsed
-
-
 def twenty(parallel: int, work: Path) -> float:
     """Seconds to create 20 new containers with --parallel N."""
-    repo = make_repo([f"bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(20)])
-    elapsed = apply(repo, work / f"twenty-{parallel}.db", "--parallel", str(parallel))
-    cleanup()
-    return elapsed
+    repo = make_repo([f"bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(20)], work)
+    try:
+        return apply(repo, work / f"twenty-{parallel}.db", "--parallel", str(parallel))
+    finally:
+        cleanup()
 
 
 def verdict(ok: bool) -> str:
@@ -138,22 +192,36 @@ def verdict(ok: bool) -> str:
 def main() -> None:
     """Run the three measurements and print times, ratios and verdicts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7, help="runs per measurement (medians)")
+    parser.add_argument("--noop", type=int, default=200, help="manifests in the no-op apply")
+    parser.add_argument("--skip-parallel", action="store_true", help="skip the 20-container run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     cleanup()
-    ours, raw = one_container(args.runs, work)
-    print(
-        f"one container: bojdeploy apply {ours:.2f}s, docker run -d {raw:.2f}s, "
-        f"ratio {ours / raw:.2f} (<= 1.5: {verdict(ours / raw <= 1.5)})"
-    )
-    noop = noop_fifty(work)
-    print(f"no-op apply of 50 unchanged manifests: {noop:.2f}s (< 1 s: {verdict(noop < 1)})")
-    p4, p1 = twenty(4, work), twenty(1, work)
-    print(
-        f"20 new containers: --parallel 4 {p4:.2f}s, --parallel 1 {p1:.2f}s, ratio "
-        f"{p4 / p1:.2f} (<= 0.5: {verdict(p4 / p1 <= 0.5)})"
-    )
+    try:
+        one = one_container(args.runs, work)
+        raw = one["docker run -d"]
+        print(f"one new container (median of {args.runs}, interleaved):")
+        for label, seconds in one.items():
+            print(f"  {label:26} {seconds:5.2f}s  {seconds / raw:4.2f}x docker run -d")
+        ratio = one["bojdeploy apply"] / raw
+        print(f"  bojdeploy / docker run -d = {ratio:.2f} (<= 1.5: {verdict(ratio <= 1.5)})")
+        if "ansible docker_container" not in one:
+            print(f"  (Ansible skipped: no {ANSIBLE_MODULE} in {ANSIBLE_VENV})")
+        ours, listing = noop(args.noop, max(3, args.runs // 2), work)
+        print(
+            f"no-op apply of {args.noop} unchanged manifests: {ours:.2f}s, one docker ps "
+            f"--filter {listing:.2f}s ({ours / listing:.1f}x) (<= 0.5 s: {verdict(ours <= 0.5)})"
+        )
+        if not args.skip_parallel:
+            p4, p1 = twenty(4, work), twenty(1, work)
+            print(
+                f"20 new containers: --parallel 4 {p4:.2f}s, --parallel 1 {p1:.2f}s, ratio "
+                f"{p4 / p1:.2f} (<= 0.5: {verdict(p4 / p1 <= 0.5)})"
+            )
+    finally:
+        cleanup()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -176,15 +176,17 @@ class Targets:
 
 
 def _container_driver(targets: Targets) -> Driver:
+    client = targets.docker()  # first: it chooses how the docker SDK is imported
     from bojdeploy.drivers.container import ContainerDriver
 
-    return ContainerDriver(targets.docker())
+    return ContainerDriver(client)
 
 
 def _service_driver(targets: Targets) -> Driver:
+    client = targets.docker()  # first: it chooses how the docker SDK is imported
     from bojdeploy.drivers.service import ServiceDriver
 
-    return ServiceDriver(targets.docker())
+    return ServiceDriver(client)
 
 
 def _vm_driver(targets: Targets) -> Driver:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.errors import ConnectError
+
+_importing = threading.Lock()
 
 
 def connect(
@@ -26,11 +32,11 @@ def connect(
     with client certificates from `cert_path` (default
     DOCKER_CERT_PATH or ~/.docker). `host`: the named host, for messages.
     """
-    import docker
-
+    address = docker_host or os.environ.get("DOCKER_HOST") or ""
+    ssh = address.startswith("ssh://")
+    docker = docker_sdk(ssh=ssh)
     where = docker_host or "the local Docker socket (DOCKER_HOST unset)"
     reach = f"cannot reach Docker at {where}" + (f" (host {host})" if host else "")
-    ssh = bool(docker_host) and str(docker_host).startswith("ssh://")
     with docker_errors(reach, refused=ConnectError, unreachable=reach), _ssh_errors(reach, ssh):
         if docker_host:
             client = docker.DockerClient(
@@ -61,10 +67,31 @@ def _ssh_errors(reach: str, ssh: bool) -> Iterator[None]:
         raise ConnectError(f"{reach}: ssh: {e or type(e).__name__}") from e
 
 
+def docker_sdk(*, ssh: bool) -> ModuleType:
+    """The docker SDK; its ssh:// transport (paramiko) only when `ssh`.
+
+    The SDK imports paramiko whenever it is installed, for ssh:// alone; that costs as much as the
+    rest of the SDK (paramiko pulls in invoke and unittest), paid by every run on a local socket.
+    """
+    with _importing:
+        if "docker" not in sys.modules and not ssh and "paramiko" not in sys.modules:
+            sys.modules["paramiko"] = None  # type: ignore[assignment]  # import fails: no ssh
+            try:
+                import docker
+            finally:
+                del sys.modules["paramiko"]
+        import docker
+        import docker.api.client as api
+
+        if ssh and not hasattr(api, "SSHHTTPAdapter"):
+            from docker.transport.sshconn import SSHHTTPAdapter
+
+            api.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]
+    return docker
+
+
 def _tls(cert_path: str | None) -> Any:
     """Client certificates and the CA to verify the engine with, as the docker CLI finds them."""
-    import os
-
     from docker.tls import TLSConfig
 
     folder = cert_path or os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")

@@ -2,118 +2,38 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from bojdeploy import __version__, logs
-from bojdeploy.core.loaded import LoadedManifest
-from bojdeploy.core.plan import Action, Observed, Plan, Step, force_redeploy, make_plan
+from bojdeploy import logs
+from bojdeploy.core.plan import Action, Plan, Step, force_redeploy, make_plan
 from bojdeploy.core.render import describe_step
-from bojdeploy.core.secrets import Scrubber
 from bojdeploy.core.validation import levels
-from bojdeploy.drivers.base import Driver, Ownership, Work
-from bojdeploy.engine.gitrepo import GitInfo
-from bojdeploy.engine.recording import Records, unrecorded_note
-from bojdeploy.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    BojdeployError,
-    ConnectError,
-    internal_error_line,
+from bojdeploy.drivers.base import Ownership, Work
+from bojdeploy.engine.run import (
+    UNCHANGED_LOG,
+    Observer,
+    Outcome,
+    Reporter,
+    Run,
+    reason_of,
+    row_fields,
+    say,
+    untouched,
+    with_target,
 )
-from bojdeploy.store.base import StateStore
+from bojdeploy.engine.unchanged import record_unchanged
+from bojdeploy.errors import BojdeployError, ConnectError, internal_error_line
 
-Reporter = Callable[[str, str, str], None]  # (resource, level, message)
-Observer = Callable[[str, str], list[Observed]]  # (kind, resource name) -> live observations
+__all__ = ["Observer", "Outcome", "Reporter", "Run", "apply_plan", "apply_step", "step_levels"]
 LOCK_TIMEOUT = 600.0
 LEVELS = {"warning": "warn", "debug": "info", "critical": "error"}  # the store's three levels
 _log = logging.getLogger(__name__)  # tracebacks of internal errors (scrubbed), for -vv
-
-
-@dataclass
-class Outcome:
-    """What happened to one resource."""
-
-    kind: str
-    name: str
-    action: str
-    status: str  # completed | failed | unchanged | skipped (a delete not run after a failure)
-    summary: str
-    deployment_id: int | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    unreachable: bool = False  # failed before touching its target: a system could not be reached
-    host: str = ""  # a named host of a fleet; "" for the environment's default target
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (for --json and the action's outputs); `host` on a named host."""
-        return {k: v for k, v in self.__dict__.items() if k != "host" or v}
-
-
-@dataclass
-class Run:
-    """Everything a run needs besides the plan: where to record, how to reach targets."""
-
-    store: StateStore
-    drivers: Mapping[str, Driver]
-    observe: Observer
-    info: GitInfo
-    manifests: Mapping[tuple[str, str], LoadedManifest]  # (kind, name) -> manifest
-    secrets: Mapping[tuple[str, str], Mapping[str, str]]
-    scrub: Scrubber
-    report: Reporter
-    key: bytes
-    rollback_from: int | None = None
-    parallel: int = 4
-    force: bool = False  # redeploy even when unchanged
-    target: Callable[[str], Mapping[str, Any]] | None = None  # kind -> connection, recorded
-    outcomes: list[Outcome] = field(default_factory=list)
-    # kind -> target names this run deletes last: a create may take over their host ports
-    deleting: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    records: Records = field(init=False)
-    unrecorded: dict[int, int] = field(default_factory=dict)  # deployment id -> writes lost
-
-    def __post_init__(self) -> None:
-        self.records = Records(self.store, lambda level, msg: _say(self, "records", level, msg))
-
-    @property
-    def ok(self) -> bool:
-        """No resource failed."""
-        return all(o.status != "failed" for o in self.outcomes)
-
-    @property
-    def exit_code(self) -> int:
-        """0 done; 3 nothing changed because a system was unreachable; 1 otherwise."""
-        if self.unrecorded:
-            return EXIT_FAILED
-        if self.ok:
-            return EXIT_OK
-        failed = [o for o in self.outcomes if o.status == "failed"]
-        changed = any(o.status == "completed" for o in self.outcomes)
-        unreachable = all(o.unreachable for o in failed) and not changed
-        return EXIT_UNREACHABLE if unreachable else EXIT_FAILED
-
-    def unrecorded_notes(self) -> list[str]:
-        """One line per deployment whose records could not be written."""
-        return [
-            unrecorded_note(o.kind, o.name, o.action, o.status, o.deployment_id)
-            for o in self.outcomes
-            if o.deployment_id is not None and o.deployment_id in self.unrecorded
-        ]
-
-
-def _say(run: Run, resource: str, level: str, message: str) -> None:
-    """Show a line; a closed terminal or pipe must never break a deployment."""
-    with contextlib.suppress(OSError):
-        run.report(resource, level, message)
 
 
 def apply_plan(run: Run, plan: Plan) -> list[Outcome]:
@@ -157,19 +77,24 @@ def _needs(step: Step) -> tuple[str, ...]:
 
 def _apply_level(run: Run, level: list[Step], blocked: set[str]) -> None:
     """One level in parallel; a step whose dependency is blocked is recorded and not applied."""
-    ready = []
+    ready, quick = [], []
     for step in level:
         if set(_needs(step)) & blocked:
             run.outcomes.append(_skipped(run, step, blocked))
             blocked.add(step.name)  # and so on down the chain
+        elif (step.kind, step.name, run.host) in run.quick and step.action is Action.UNCHANGED:
+            quick.append(step)  # confirmed and unchanged: recorded without a lock, in one batch
         else:
             ready.append(step)
+    outcomes = record_unchanged(run, quick) if quick else []
     contexts = [contextvars.copy_context() for _ in ready]  # the caller's log keys, per step
     with ThreadPoolExecutor(max_workers=max(1, run.parallel)) as pool:
-        for outcome in pool.map(lambda c, s: c.run(_logged_step, run, s), contexts, ready):
-            run.outcomes.append(outcome)
-            if outcome.status == "failed":
-                blocked.add(outcome.name)
+        outcomes += pool.map(lambda c, s: c.run(_logged_step, run, s), contexts, ready)
+    order = {(s.kind, s.name): i for i, s in enumerate(level)}
+    for outcome in sorted(outcomes, key=lambda o: order[(o.kind, o.name)]):
+        run.outcomes.append(outcome)
+        if outcome.status == "failed":
+            blocked.add(outcome.name)
 
 
 def _skipped(run: Run, step: Step, blocked: set[str]) -> Outcome:
@@ -182,11 +107,11 @@ def _not_run(run: Run, step: Step, message: str, status: str = "skipped") -> Out
     """Record a step that was not applied (a `failed` row saying why) and report it."""
     level = "error" if status == "failed" else "warn"
     label = f"{step.kind}/{step.name}"
-    _say(run, label, level, message)
+    say(run, label, level, message)
     try:
         dep_id: int | None = _record(run, step, "failed", reason=step.reason)
     except BojdeployError as e:  # the target was not touched; only its record is missing
-        _say(run, label, "warn", f"not recorded: {run.scrub(str(e))}")
+        say(run, label, "warn", f"not recorded: {run.scrub(str(e))}")
         dep_id = None
     if dep_id is not None:
         run.records.update(dep_id, error_message=message, completed=True)
@@ -211,34 +136,19 @@ def apply_step(run: Run, step: Step) -> Outcome:
             step.kind,
             step.name,
             timeout=LOCK_TIMEOUT,
-            on_wait=lambda msg: _say(run, label, "info", f"waiting: {msg}"),
+            on_wait=lambda msg: say(run, label, "info", f"waiting: {msg}"),
         ):
             for dep_id in run.store.mark_interrupted(env, step.kind, step.name):
-                _say(run, label, "warn", f"deployment #{dep_id} was interrupted; marked failed")
+                say(run, label, "warn", f"deployment #{dep_id} was interrupted; marked failed")
             outcome = _locked(run, _recheck(run, step))
             if outcome.deployment_id is not None:
                 run.records.settle(outcome.deployment_id)  # before another run may take the lock
             return outcome
     except BojdeployError as e:  # raised before the target was touched (_locked contains the rest)
-        return _untouched(run, step, str(e), unreachable=isinstance(e, ConnectError))
+        return untouched(run, step, str(e), unreachable=isinstance(e, ConnectError))
     except Exception as e:  # noqa: BLE001 - a bug in one step must not abort the others
         _log.debug("internal error in %s\n%s", label, run.scrub(traceback.format_exc()))
-        return _untouched(run, step, internal_error_line(e), unreachable=False)
-
-
-def _untouched(run: Run, step: Step, error: str, *, unreachable: bool) -> Outcome:
-    """A step that failed before its target was touched: one line, a failed outcome, no row."""
-    message = run.scrub(error)
-    _say(run, f"{step.kind}/{step.name}", "error", message)
-    return Outcome(
-        step.kind,
-        step.name,
-        step.action.value,
-        "failed",
-        message,
-        error=message,
-        unreachable=unreachable,
-    )
+        return untouched(run, step, internal_error_line(e), unreachable=False)
 
 
 def _recheck(run: Run, step: Step) -> Step:
@@ -259,43 +169,18 @@ def _recheck(run: Run, step: Step) -> Step:
 
 
 def _record(run: Run, step: Step, status: str, reason: str) -> int:
-    manifest = run.manifests.get((step.kind, step.name))
-    config = _with_target(run, step.kind, manifest.record() if manifest else None)
-    return run.store.create_deployment(
-        deployment_type=step.kind,
-        name=step.name,
-        environment=step.environment,
-        status=status,
-        git_commit=run.info.sha or None,
-        git_branch=run.info.branch or None,
-        git_repository=run.info.repository or None,
-        config=config,
-        rollback_from=run.rollback_from,
-        reason=run.scrub(reason) or None,
-        config_hash=step.desired.config_hash if step.desired else None,
-        manifest=step.manifest,
-    )
-
-
-def _with_target(run: Run, kind: str, config: dict[str, Any] | None) -> dict[str, Any]:
-    """The config to record: where the resource went (so a rollback goes there too), and which
-    bojdeploy recorded it (`deployed.bojdeploy_version`, on every row)."""
-    config = config if config is not None else {"deleted": True, "kind": kind}
-    deployed = {**config.get("deployed", {}), "bojdeploy_version": __version__}
-    config = {**config, "deployed": deployed}
-    return {**config, "target": dict(run.target(kind))} if run.target else config
+    return run.store.create_deployment(**row_fields(run, step, status, reason))
 
 
 def _locked(run: Run, step: Step) -> Outcome:
     label = f"{step.kind}/{step.name}"
-    why = [step.desired.reason if step.desired else "", step.reason]
-    reason = "; ".join(dict.fromkeys(w for w in why if w))  # why it was selected, what differs
+    reason = reason_of(step)
     if step.action is Action.UNCHANGED:
         dep_id = _record(run, step, "unchanged", reason)
         logs.bind(deployment_id=dep_id)
-        run.records.log(dep_id, "info", "config hash unchanged on the target: nothing to do")
+        run.records.log(dep_id, "info", UNCHANGED_LOG)
         run.records.update(dep_id, completed=True)
-        _say(run, label, "info", "unchanged")
+        say(run, label, "info", "unchanged")
         return Outcome(step.kind, step.name, "unchanged", "unchanged", "unchanged", dep_id)
     dep_id = _record(run, step, "running", reason)
     logs.bind(deployment_id=dep_id)  # until the step's `bound` block ends
@@ -306,7 +191,7 @@ def _locked(run: Run, step: Step) -> Outcome:
         text = run.scrub(message)
         meta = {k: run.scrub(str(v)) for k, v in metadata.items()} or None
         run.records.log(dep_id, level, text, meta)  # queued: the target work never waits on it
-        _say(run, label, level, text)
+        say(run, label, level, text)
 
     what = describe_step(step)
     log("info", f"deployment #{dep_id}: {what}" + (f" ({reason})" if reason not in what else ""))
@@ -323,7 +208,7 @@ def _locked(run: Run, step: Step) -> Outcome:
     config = None
     if applied.facts and work.manifest is not None:
         deployed = {**work.manifest.record(), "deployed": dict(applied.facts)}
-        config = _with_target(run, step.kind, deployed)
+        config = with_target(run, step.kind, deployed)
     run.records.update(dep_id, status="completed", config=config, completed=True)
     return Outcome(
         step.kind,

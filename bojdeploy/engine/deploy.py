@@ -13,6 +13,7 @@ from bojdeploy.engine.confirm import confirm
 from bojdeploy.engine.observe import Recorded, make_plan_for, recorded, with_recorded_specs
 from bojdeploy.engine.prepare import Prepared
 from bojdeploy.engine.protection import check_branch, check_deletes
+from bojdeploy.engine.unchanged import quick_unchanged
 from bojdeploy.errors import PlanError
 from bojdeploy.settings import Settings
 from bojdeploy.store.base import StateStore
@@ -64,6 +65,7 @@ def apply(
         observer = _recheck_observer(env, store, targets, settled, known.states)
         run = _run(prepared, store, known.key, report, targets, observer, rollback_from, parallel)
         run.force = force
+        run.quick = frozenset() if force else quick_unchanged(store, env, the_plan, run.host)
         apply_plan(run, the_plan)
     finally:
         if own:
@@ -95,6 +97,7 @@ def _run(
         rollback_from=rollback_from,
         parallel=parallel,
         target=targets.record,
+        host=targets.host,
     )
 
 

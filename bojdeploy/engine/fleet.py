@@ -49,7 +49,11 @@ class HostStore:
 
     def create_deployment(self, **fields: Any) -> int:
         """Record a deployment on this host."""
-        return self.inner.create_deployment(**fields, host=self.host)
+        return self.inner.create_deployment(**{**fields, "host": self.host})
+
+    def record_unchanged(self, records: Sequence[Mapping[str, Any]], message: str) -> list[int]:
+        """Record unchanged deployments on this host, in one transaction."""
+        return self.inner.record_unchanged([{**r, "host": self.host} for r in records], message)
 
     def latest_states(self, environment: str) -> list[Deployment]:
         """The newest successful record of each resource on this host."""

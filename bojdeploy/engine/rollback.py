@@ -201,4 +201,5 @@ def rollback_run(
         rollback_from=record.id,
         parallel=1,
         target=targets.record,
+        host=targets.host,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -141,6 +141,17 @@ class StateStore(Protocol):
         host: str = "",
     ) -> int:
         """Record a new deployment and return its id."""
+        ...
+
+    def record_unchanged(self, records: Sequence[Mapping[str, Any]], message: str) -> list[int]:
+        """Record deployments that found their resource unchanged, in one transaction: each a
+        row (create_deployment's fields, completed now) with `message` as its log line; their ids.
+        """
+        ...
+
+    def open_deployments(self, environment: str) -> set[tuple[str, str, str]]:
+        """(deployment_type, name, host) of an environment's deployments still pending or
+        running ('' = the default target)."""
         ...
 
     def update_deployment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -45,6 +45,9 @@ SELECT_CONFIRMATIONS = (
     " AND s.id > d.id), d.host"
     " FROM deployments d WHERE d.environment = ? AND d.id IN ({ids})"
 )
+# create_deployment's fields: the columns of a new row besides its id and times
+LATER = ("id", "created_at", "updated_at", "completed_at", "error_message")
+NEW_DEPLOYMENT = tuple(column for column in DEPLOYMENT_FIELDS if column not in LATER)
 CONFIRMATION_BATCH = 500  # ids per query: well under every backend's parameter limit
 INSERT_LOG = (
     "INSERT INTO deployment_logs (deployment_id, timestamp, level, message, metadata) "
@@ -163,34 +166,50 @@ class SqlStore(Reads, ABC):
         host: str = "",
     ) -> int:
         """Record a new deployment and return its id."""
-        check(deployment_type, KINDS, "deployment type")
-        check(status, STATUSES, "status")
+        fields = {column: value for column, value in locals().items() if column in NEW_DEPLOYMENT}
+        with self._transaction() as q:
+            return self._insert(q, fields, self._ts(now_utc()))
+
+    def _insert(self, q: Query, fields: Mapping[str, Any], now: Any, done: bool = False) -> int:
+        """Insert one deployment row (create_deployment's fields); its id."""
+        check(fields["deployment_type"], KINDS, "deployment type")
+        check(fields["status"], STATUSES, "status")
+        values = {
+            **{column: fields.get(column) for column in NEW_DEPLOYMENT},
+            "host": fields.get("host") or "",
+            "config": self._maybe(self._json, fields.get("config")),
+            "created_at": now,
+            "updated_at": now,
+            "completed_at": now if done else None,
+        }
+        rows = q(
+            f"INSERT INTO deployments ({', '.join(values)})"
+            f" VALUES ({', '.join('?' * len(values))}) RETURNING id",
+            tuple(values.values()),
+        )
+        return int(rows[0][0])
+
+    def record_unchanged(self, records: Sequence[Mapping[str, Any]], message: str) -> list[int]:
+        """Record deployments that found their resource unchanged, in one transaction: each a
+        row (create_deployment's fields, completed now) with `message` as its log line; their ids.
+        """
         now = self._ts(now_utc())
         with self._transaction() as q:
+            ids = [self._insert(q, {**r, "status": "unchanged"}, now, True) for r in records]
+            for deployment_id in ids:
+                q(INSERT_LOG, (deployment_id, now, "info", message, None))
+        return ids
+
+    def open_deployments(self, environment: str) -> set[tuple[str, str, str]]:
+        """(deployment_type, name, host) of an environment's deployments still pending or
+        running ('' = the default target)."""
+        with self._reading() as q:
             rows = q(
-                "INSERT INTO deployments (deployment_type, name, environment, status, git_commit,"
-                " git_branch, git_repository, config, created_at, updated_at, rollback_from,"
-                " reason, config_hash, manifest, host)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    deployment_type,
-                    name,
-                    environment,
-                    status,
-                    git_commit,
-                    git_branch,
-                    git_repository,
-                    self._maybe(self._json, config),
-                    now,
-                    now,
-                    rollback_from,
-                    reason,
-                    config_hash,
-                    manifest,
-                    host,
-                ),
+                "SELECT DISTINCT deployment_type, name, host FROM deployments"
+                " WHERE environment = ? AND status IN ('pending', 'running')",
+                (environment,),
             )
-        return int(rows[0][0])
+        return {(str(kind), str(name), str(host or "")) for kind, name, host in rows}
 
     def update_deployment(
         self,

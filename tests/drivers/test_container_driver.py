@@ -201,6 +201,37 @@ def test_failed_replace_restores_the_previous_container(
     assert ours(docker_client) == [name]
 
 
+@pytest.mark.parametrize("restart", ["no", "always"])
+def test_a_container_that_exits_within_the_settle_window_is_a_failed_deploy(
+    driver: ContainerDriver, docker_client: Any, test_images: Any, name: str, restart: str
+) -> None:
+    """Up for 0.2 s, then gone (or restarted by its policy): the previous one is back."""
+    port = free_port()
+    driver.apply(work(Action.CREATE, name, web(test_images, "web:1", port)), Recorder())
+    old = docker_client.api.inspect_container(name)["Id"]
+    brief = ["sh", "-c", "echo about to exit; sleep 0.2; exit 3"]
+    spec = web(test_images, "web:2", port, command=brief, restart=restart)
+    with pytest.raises(DriverError, match="exited with code 3|keeps restarting") as failed:
+        driver.apply(work(Action.REPLACE, name, spec), Recorder())
+    assert "the previous container was restored" in str(failed.value)
+    assert "about to exit" in str(failed.value)
+    info = docker_client.api.inspect_container(name)
+    assert info["Id"] == old and info["State"]["Running"]
+    assert http_get(port) == "version 1"
+    assert ours(docker_client) == [name]
+
+
+def test_a_passing_healthcheck_ends_the_wait(
+    driver: ContainerDriver, docker_client: Any, test_images: Any, name: str
+) -> None:
+    """The health check's own verdict ends the wait (reported by the engine's events)."""
+    log = Recorder()
+    spec = web(test_images, "web:2", free_port(), healthcheck=FAST_CHECK)
+    driver.apply(work(Action.CREATE, name, spec), log)
+    assert docker_client.api.inspect_container(name)["State"]["Health"]["Status"] == "healthy"
+    assert f"container {name} is up" in log.text
+
+
 def test_unhealthy_error_shows_the_healthcheck_output(
     driver: ContainerDriver, docker_client: Any, test_images: Any, name: str
 ) -> None:

@@ -204,14 +204,27 @@ class WatchedStore:
     def create_deployment(self, **fields: Any) -> int:
         """Record a deployment, remembering which resource it is for."""
         dep_id = self._store.create_deployment(**fields)
-        self._labels[dep_id] = f"{fields.get('deployment_type')}/{fields.get('name')}"
+        self._labels[dep_id] = _resource(fields)
         return dep_id
+
+    def record_unchanged(self, records: Sequence[Mapping[str, Any]], message: str) -> list[int]:
+        """Record unchanged resources (completed at once): each closes its resource's group."""
+        ids = self._store.record_unchanged(records, message)
+        for record in records:
+            self._log.finished(_resource(record))
+        return ids
 
     def update_deployment(self, deployment_id: int, **fields: Any) -> None:
         """Update a deployment; a completed one closes its resource's group."""
         self._store.update_deployment(deployment_id, **fields)
         if fields.get("completed") and deployment_id in self._labels:
             self._log.finished(self._labels[deployment_id])
+
+
+def _resource(fields: Mapping[str, Any]) -> str:
+    """The resource of a deployment row as progress lines name it: `kind/name[@host]`."""
+    host = fields.get("host")
+    return f"{fields.get('deployment_type')}/{fields.get('name')}" + (f"@{host}" if host else "")
 
 
 def watch(store: StateStore, log: GroupedLog) -> StateStore:
