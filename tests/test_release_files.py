@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -52,8 +53,25 @@ def test_the_lock_pins_every_dependency_with_hashes() -> None:
         version, hashes = pins[name]
         assert wanted.specifier.contains(version), f"{name}=={version} does not satisfy {spec}"
         assert hashes >= 1
-        for extra in wanted.extras:  # psycopg[binary]: the extra's package is pinned too
-            assert canonicalize_name(f"{wanted.name}-{extra}") in pins
+        for extra in wanted.extras:  # psycopg[binary], docker[ssh]: what the extra adds is pinned
+            added = extra_requirements(wanted.name, extra)
+            assert added, f"{wanted.name}[{extra}] adds nothing"
+            missing = added - set(pins)
+            assert not missing, (
+                f"{wanted.name}[{extra}] needs {sorted(missing)}: run scripts/lock.sh"
+            )
+
+
+def extra_requirements(package: str, extra: str) -> set[str]:
+    """The packages an extra of an installed package adds, from its metadata."""
+    found = set()
+    for line in metadata.requires(package) or []:
+        requirement = Requirement(line)
+        marker = requirement.marker
+        only_with_extra = marker is not None and not marker.evaluate({"extra": ""})
+        if only_with_extra and marker is not None and marker.evaluate({"extra": extra}):
+            found.add(canonicalize_name(requirement.name))
+    return found
 
 
 def test_the_dockerfile_installs_only_from_the_lock() -> None:
