@@ -72,9 +72,18 @@ def finishing(item: Work, observed: Observed) -> Work:
 
 
 def observed(client: Any, name: str) -> Observed:
-    """How observation sees the service `name` (the re-check under a lock sees it the same)."""
-    (found,) = [o for o in observe_services(client) if o.resource_name == name]
-    assert observe_service(client, name) == [found]
+    """How observation sees the service `name` (the re-check under a lock sees it the same).
+
+    Swarm may move on between the two looks (an update starts the moment after the call), so
+    they are taken again until two in a row agree; they must agree within a few tries.
+    """
+    for _ in range(5):
+        (found,) = [o for o in observe_services(client) if o.resource_name == name]
+        again = observe_service(client, name)
+        if again == [found]:
+            return found
+        time.sleep(0.2)
+    assert again == [found]
     return found
 
 
