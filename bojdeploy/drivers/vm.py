@@ -99,7 +99,7 @@ class VMDriver:
         """In place where Xen allows it; VCPUs, memory and VIFs of a running VM per on_change."""
         networks = ops.find_networks(self.api, config.networks)
         current = ops.read_hardware(self.api, vm, record)
-        wanted = wanted_hardware(config, current, networks)
+        wanted = wanted_hardware(config, current, networks.refs)
         changes = hardware_changes(current, wanted)
         previous = resume.previous_of(record)
         if previous is not None:
@@ -116,7 +116,7 @@ class VMDriver:
             before = (current, resume.owner_keys_of(record["other_config"]))
             return self._reboot(vm, record, config, (current, wanted), before, log, facts)
         self._mark(vm, config)
-        ops.apply_hardware(self.api, vm, current, wanted, log)
+        ops.apply_hardware(self.api, vm, current, wanted, log, mtus=networks.mtus)
         if ops.write_xenstore(self.api, vm, record, config.xenstore):
             changes.append("xenstore_data")
             log("info", f"xenstore_data of VM {config.name} updated")

@@ -36,14 +36,14 @@ def create(
 ) -> str:
     """Clone the template, then build; a failure destroys the clone and its disks.
     `clear_previous`: then remove a `<name>.previous` a killed replace left."""
-    template, record = ops.find_template(api, config.template)
+    # The template, the name and both leftover names, looked up at once.
+    labels = [config.name + s for s in ("", resume.CREATING_SUFFIX, resume.PREVIOUS_SUFFIX)]
+    template, record, known = ops.find_template(api, config.template, labels)
     # A clone a killed run started may still be copying: let it end, then remove what it made.
     operations = record["current_operations"]
     resume.wait_idle(api, template, f"template {config.template}", log, operations=operations)
-    # The name and both leftover names, looked up at once (leftovers are cleared around it).
-    known = ops.vms_labelled(
-        api, [config.name + s for s in ("", resume.CREATING_SUFFIX, resume.PREVIOUS_SUFFIX)]
-    )
+    if operations:  # what that clone made was not there yet
+        known = ops.vms_labelled(api, labels)
     clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log, known)
     ops.check_absent(api, config.name, known)
     networks = ops.find_networks(api, config.networks)
@@ -53,10 +53,10 @@ def create(
     creating = config.name + resume.CREATING_SUFFIX
     vm = run_async(api, what, CLONE_SECONDS, log, api.Async.VM.clone, template, creating)
     try:
-        _mark(api, vm, config)
+        marked = _mark(api, vm, config)
         with xen_errors(f"cannot rename {creating} to {config.name}"):
             api.VM.set_name_label(vm, config.name)
-        build(api, vm, config, networks, log, facts, template=True)  # a template's clone
+        build(api, vm, config, networks, log, facts, template=True, marked=marked)
     except Exception as e:
         discard(api, vm, config.name, e, log)
     if clear_previous:  # what a killed replace set aside: gone once this one runs
@@ -89,15 +89,16 @@ def adopt(
     return f"created VM {name} ({facts['uuid']}) from template {config.template} (finished)"
 
 
-def _mark(api: Any, vm: str, config: VMConfig) -> None:
-    """Ownership keys and the create marker; disks without an SR go on the default SR."""
+def _mark(api: Any, vm: str, config: VMConfig) -> dict[str, Any]:
+    """Ownership keys and the create marker; disks without an SR go on the default SR.
+    The record of the VM as marked."""
     marker = resume.marker("create", config.other_config)
-    ops.prepare_clone(api, vm, {**config.other_config, **marker})
+    return ops.prepare_clone(api, vm, {**config.other_config, **marker})
 
 
 def _same_template(api: Any, record: dict[str, Any], config: VMConfig) -> bool:
     """Whether a half-made VM was cloned from the template the manifest names now."""
-    _, template = ops.find_template(api, config.template)
+    _, template, _ = ops.find_template(api, config.template)
     return bool(record["other_config"].get("base_template_name") == template["name_label"])
 
 
@@ -105,32 +106,43 @@ def build(
     api: Any,
     vm: str,
     config: VMConfig,
-    networks: list[str],
+    networks: ops.Networks,
     log: StepLog,
     facts: dict[str, Any],
     *,
     template: bool,
+    marked: dict[str, Any] | None = None,
 ) -> None:
-    """Provision (if still a `template`), configure, start, wait and verify a marked clone."""
+    """Provision (if still a `template`), configure, start, wait and verify a marked clone.
+    `marked`: its record, read as it was marked and not changed since but by the provision."""
     if template:
         what = f"provisioning VM {config.name}"
         run_async(api, what, CLONE_SECONDS, log, api.Async.VM.provision, vm)
+    record = provisioned(marked) if template and marked is not None else None
     with xen_errors(f"cannot configure VM {config.name}"):
-        record = api.VM.get_record(vm)
+        if record is None:
+            record = api.VM.get_record(vm)
         if record["is_a_template"]:
             api.VM.set_is_a_template(vm, False)
     facts["uuid"] = record["uuid"]
     current = ops.read_hardware(api, vm, record)
-    wanted = wanted_hardware(config, current, networks)
+    wanted = wanted_hardware(config, current, networks.refs)
     # The power state just read, unless an operation runs (then converge_power waits and reads).
     state = None if record["current_operations"] else str(record["power_state"])
     if record["power_state"] != "Halted" and hardware_changes(current, wanted):
         # started by a killed run with other settings: it never served as this deployment
         ops.shutdown(api, vm, config.name, log)
         state = None
-    ops.apply_hardware(api, vm, current, wanted, log, vif_refs=record["VIFs"])
+    ops.apply_hardware(api, vm, current, wanted, log, record["VIFs"], networks.mtus)
     ops.write_xenstore(api, vm, record, config.xenstore)
     finish(api, vm, config, wanted, log, facts, state)
+
+
+def provisioned(record: dict[str, Any]) -> dict[str, Any]:
+    """A template's record as VM.provision leaves it: a VM, its provisioning keys consumed
+    (xapi_vm.ml: provision sets is_a_template false, then removes disks and postinstall)."""
+    other = {k: v for k, v in record["other_config"].items() if k not in ("disks", "postinstall")}
+    return {**record, "is_a_template": False, "other_config": other}
 
 
 def finish(
@@ -144,9 +156,10 @@ def finish(
 ) -> None:
     """Reach the wanted power state, verify, then confirm: ownership keys in, marker out.
     `state` is the power state just read with no operation running (None: read it)."""
-    converge_power(api, vm, config, log, facts, state)
-    with xen_errors(f"cannot read VM {config.name}"):
-        record = api.VM.get_record(vm)
+    record = converge_power(api, vm, config, log, facts, state)
+    if record is None:
+        with xen_errors(f"cannot read VM {config.name}"):
+            record = api.VM.get_record(vm)
     problems = verify(config.name, record, wanted, config.power)
     if problems:
         raise DriverError("\n".join(problems))
@@ -161,21 +174,25 @@ def converge_power(
     log: StepLog,
     facts: dict[str, Any],
     state: str | None = None,
-) -> None:
-    """Start (and wait for Running and a guest IP) or shut down, as spec.power says."""
+) -> dict[str, Any] | None:
+    """Start (and wait for Running and a guest IP) or shut down, as spec.power says; the VM's
+    record when the wait for its IP read it last (None if nothing read it after the change)."""
     if state is None:
         resume.wait_idle(api, vm, f"VM {config.name}", log)
         state = ops.power_state(api, vm, config.name)
     if config.power == "halted":
         if state != "Halted":
             ops.shutdown(api, vm, config.name, log)
-        return
+        return None
     if state == "Halted":
         ops.start(api, vm, config.name, config.wait_start, log)
     elif state != "Running":
         raise DriverError(f"VM {config.name} is {state}: resume or unpause it, then apply again")
-    if config.wait_ip > 0:
-        facts["ip"] = wait_for_ip(api, vm, config.name, config.wait_ip, log)
+    if config.wait_ip <= 0:
+        return None
+    booting = state == "Halted"  # just started: its guest cannot have an IP yet
+    facts["ip"], record = wait_for_ip(api, vm, config.name, config.wait_ip, log, booting=booting)
+    return record
 
 
 def discard(api: Any, vm: str, name: str, error: Exception, log: StepLog) -> NoReturn:

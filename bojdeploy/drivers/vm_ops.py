@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from typing import Any
+from typing import Any, NamedTuple
 
 import XenAPI
 
@@ -48,6 +48,13 @@ OBSERVE_WHERE = (
 )
 
 
+class Networks(NamedTuple):
+    """The network ref of each wanted VIF, and the MTU of each network (a VIF's MTU is its)."""
+
+    refs: list[str]
+    mtus: dict[str, str]
+
+
 def observe_vms(session: Any) -> list[Observed]:
     """Every VM of the pool, and owned templates (interrupted creates), in one call."""
     with xen_errors("cannot list the VMs on Xen", refused=ConnectError):  # nothing changed yet
@@ -81,13 +88,20 @@ def _records_where(cls: Any, labels: Sequence[str], where: str = "") -> dict[str
     return dict(cls.get_all_records_where(f"({where}) and ({named})" if where else named))
 
 
-def find_template(api: Any, wanted: str) -> tuple[str, dict[str, Any]]:
-    """The one halted template named (or with uuid) `wanted`, and its record; DriverError
-    naming candidates."""
+def find_template(
+    api: Any, wanted: str, also: Sequence[str] = ()
+) -> tuple[str, dict[str, Any], dict[str, dict[str, Any]]]:
+    """The one halted template named (or with uuid) `wanted`, its record, and the records of
+    the VMs named one of `also`, in one call where it can; DriverError naming candidates."""
     with xen_errors(f"cannot look up template {wanted!r}"):
-        records = _by_uuid(api.VM, wanted, "VM") or _records_where(api.VM, [wanted])
-    ref = pick_template(wanted, records)
-    return ref, records[ref]
+        by_uuid = _by_uuid(api.VM, wanted, "VM")
+        labels = list(also) if by_uuid else [wanted, *also]
+        found = _records_where(api.VM, labels) if labels else {}
+    if not by_uuid:
+        by_uuid = {ref: rec for ref, rec in found.items() if rec["name_label"] == wanted}
+    ref = pick_template(wanted, by_uuid)
+    named = {ref: rec for ref, rec in found.items() if rec["name_label"] in also}
+    return ref, by_uuid[ref], named
 
 
 def _by_uuid(cls: Any, wanted: str, class_name: str) -> dict[str, dict[str, Any]]:
@@ -103,26 +117,20 @@ def _by_uuid(cls: Any, wanted: str, class_name: str) -> dict[str, dict[str, Any]
     return {ref: cls.get_record(ref)}
 
 
-def find_networks(api: Any, wants: Sequence[VIFWant]) -> list[str]:
-    """The network ref of each wanted VIF, by name_label or uuid (exactly one match each)."""
+def find_networks(api: Any, wants: Sequence[VIFWant]) -> Networks:
+    """The network of each wanted VIF, by name_label or uuid (exactly one match each), with the
+    MTU of each network found."""
     found: dict[str, str] = {}
+    mtus: dict[str, str] = {}
     for want in wants:
         if want.network not in found:
             with xen_errors(f"cannot look up network {want.network!r}"):
-                refs = _refs_by(api.network, want.network, "network")
-            found[want.network] = pick_one("network", want.network, refs)
-    return [found[want.network] for want in wants]
-
-
-def _refs_by(cls: Any, wanted: str, class_name: str) -> list[str]:
-    """Refs of `cls` objects whose uuid (if `wanted` looks like one) or name_label is `wanted`."""
-    if is_uuid(wanted):
-        try:
-            return [cls.get_by_uuid(wanted)]
-        except XenAPI.Failure as e:
-            if e.details[:2] != ["UUID_INVALID", class_name]:
-                raise
-    return list(cls.get_by_name_label(wanted))
+                records = _by_uuid(api.network, want.network, "network") or _records_where(
+                    api.network, [want.network]
+                )
+            found[want.network] = pick_one("network", want.network, list(records))
+            mtus.update({ref: str(rec["MTU"]) for ref, rec in records.items()})
+    return Networks([found[want.network] for want in wants], mtus)
 
 
 def vm_by_uuid(api: Any, uuid: str) -> str | None:
@@ -182,9 +190,10 @@ def apply_hardware(
     wanted: Hardware,
     log: StepLog,
     vif_refs: Sequence[str] | None = None,
+    mtus: Mapping[str, str] | None = None,
 ) -> None:
     """Set VCPUs (in a valid order), memory limits and VIFs where they differ (VM halted);
-    `vif_refs` are the VM's VIFs when just read."""
+    `vif_refs` are the VM's VIFs when just read, `mtus` the MTUs of the networks looked up."""
     with xen_errors("cannot set the VCPUs"):
         for method, value in vcpu_calls(current, wanted):
             getattr(api.VM, method)(vm, value)
@@ -195,7 +204,7 @@ def apply_hardware(
             api.VM.set_memory_limits(vm, *memory_args(wanted.memory))
         log("info", f"memory limits set to {_gib(wanted.memory[1])}")
     if not vifs_match(current.vifs, wanted.vifs):
-        _replace_vifs(api, vm, wanted.vifs, log, vif_refs)
+        _replace_vifs(api, vm, wanted.vifs, log, vif_refs, mtus or {})
 
 
 def _replace_vifs(
@@ -204,13 +213,14 @@ def _replace_vifs(
     vifs: Sequence[tuple[str, str]],
     log: StepLog,
     refs: Sequence[str] | None,
+    mtus: Mapping[str, str],
 ) -> None:
     """Destroy the VM's VIFs and create `vifs` as devices 0, 1, ..."""
     with xen_errors("cannot replace the VIFs"):
         for vif in api.VM.get_VIFs(vm) if refs is None else refs:
             api.VIF.destroy(vif)
         for device, (network, mac) in enumerate(vifs):
-            mtu = api.network.get_MTU(network)
+            mtu = mtus[network] if network in mtus else api.network.get_MTU(network)
             api.VIF.create(vif_record(vm, network, mtu, device, mac))
     log("info", f"{len(vifs)} VIF(s) created")
 
@@ -226,14 +236,17 @@ def write_xenstore(api: Any, vm: str, record: Mapping[str, Any], wanted: Mapping
     return True
 
 
-def prepare_clone(api: Any, vm: str, keys: Mapping[str, str]) -> None:
-    """Mark a fresh clone as ours; disks without an SR go on the default SR (for provision)."""
+def prepare_clone(api: Any, vm: str, keys: Mapping[str, str]) -> dict[str, Any]:
+    """Mark a fresh clone as ours; disks without an SR go on the default SR (for provision).
+    Its record, as marked."""
     with xen_errors("cannot prepare the clone"):
-        other = api.VM.get_other_config(vm)
+        record: dict[str, Any] = api.VM.get_record(vm)
+        other = record["other_config"]
         new = {**other, **keys}
         if disks_without_sr(other.get("disks") or "<provision/>"):
             new["disks"] = with_sr(other["disks"], _default_sr(api))
         api.VM.set_other_config(vm, new)
+    return {**record, "other_config": new}
 
 
 def _default_sr(api: Any) -> str:

@@ -73,17 +73,23 @@ def task_result(text: str) -> Any:
     return xmlrpc.client.loads(body)[0][0]
 
 
-def wait_for_ip(api: Any, vm: str, name: str, timeout: float, log: StepLog) -> str:
-    """Wait for a guest IP in VM_guest_metrics.networks; DriverError after `timeout`."""
+def wait_for_ip(
+    api: Any, vm: str, name: str, timeout: float, log: StepLog, *, booting: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Wait for a guest IP in VM_guest_metrics.networks; the IP and the VM's record read with
+    it. DriverError after `timeout`. `booting`: just started (the first look is one poll on)."""
     started = last = time.monotonic()
     log("info", f"waiting for a guest IP of VM {name} ...")
+    if booting:
+        time.sleep(IP_POLL_SECONDS)
     while True:
         with xen_errors(f"cannot read the guest metrics of VM {name}"):
-            ip = _current_ip(api, vm)
+            record = api.VM.get_record(vm)
+            ip = _current_ip(api, record["guest_metrics"])
         elapsed = time.monotonic() - started
         if ip:
             log("info", f"guest IP {ip} after {elapsed:.1f}s", ip=ip, elapsed=round(elapsed, 1))
-            return ip
+            return ip, record
         if elapsed >= timeout:
             raise DriverError(
                 f"VM {name} reported no guest IP within {timeout:g}s (are the guest tools "
@@ -95,9 +101,9 @@ def wait_for_ip(api: Any, vm: str, name: str, timeout: float, log: StepLog) -> s
         time.sleep(IP_POLL_SECONDS)
 
 
-def _current_ip(api: Any, vm: str) -> str | None:
-    """The guest IP reported so far; stale metrics (deleted at restart) count as none."""
-    metrics = api.VM.get_guest_metrics(vm)
+def _current_ip(api: Any, metrics: str) -> str | None:
+    """The guest IP the VM's `metrics` report; none yet, or stale metrics (deleted at restart),
+    count as none."""
     if metrics == NULL_REF:
         return None
     try:

@@ -57,7 +57,7 @@ CLONE, START = r"cloning template .* as VM web \.\.\.$", r"starting VM web \.\.\
 CREATE_KILLS = {
     "clone": Kill(CLONE, LEFTOVER, ("VM.clone",)),
     "clone-unsettled": Kill(CLONE, LEFTOVER, ("VM.clone",), settle=False),
-    "before-mark": Kill(r"as VM web: done", LEFTOVER, ("VM.get_other_config",)),
+    "before-mark": Kill(r"as VM web: done", LEFTOVER, ("VM.get_record",)),
     "mark": Kill(r"as VM web: done", LEFTOVER, ("VM.set_other_config",)),
     "rename": Kill(
         r"as VM web: done", r"the VM was never provisioned; finishing", ("VM.set_name_label",)
