@@ -63,11 +63,18 @@ def canned(answer: bytes | None) -> Iterator[int]:
                     conn.sendall(answer)
                     conn.close()
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     try:
         yield listener.getsockname()[1]
     finally:
         stop.set()
+        # shutdown wakes an accept or recv blocked in the thread so that it ends: closing alone
+        # left it serving, and a later test's connections got this server's answer
+        for sock in [listener, *held]:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        server.join(5)
         for sock in [listener, *held]:
             with contextlib.suppress(OSError):
                 sock.close()
