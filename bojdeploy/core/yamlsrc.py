@@ -149,7 +149,8 @@ def _index_tree(root: yaml.Node, doc: Document, loader: Any) -> Any:
             built = built and tag == _SEQ
             value = [None] * len(node.value)
             items = node.value
-            stack.extend((items[i], (*path, i), value, i) for i in range(len(items) - 1, -1, -1))
+            for i in range(len(items) - 1, -1, -1):
+                stack.append((items[i], (*path, i), value, i))
         if parent is not None:
             parent[slot] = value
         if count > MAX_NODES:
