@@ -122,28 +122,33 @@ class RepoFiles:
         """Repo-relative files where `patterns` can match: below each pattern's literal
         folders, no deeper than it reaches; symlinked folders and `.git` are not entered."""
         found: set[str] = set()
-        base = self.root
         for pattern in patterns:
-            start = base.joinpath(*literal_prefix(pattern))
-            depth = max_depth(pattern)
-            if start.is_dir():
-                found.update(p.relative_to(base).as_posix() for p in _walk(start, depth))
+            prefix = "/".join(literal_prefix(pattern))
+            start = os.path.join(self.root, prefix)
+            if os.path.isdir(start):
+                found.update(_walk(start, prefix + "/" if prefix else "", max_depth(pattern)))
         return sorted(found)
 
 
-def _walk(folder: Path, depth: int | None) -> Iterator[Path]:
+def _walk(folder: str, rel: str, depth: int | None) -> Iterator[str]:
+    """The files below `folder` (named `rel` in the repository), as repo-relative paths."""
     if depth is not None and depth <= 0:
         return
     try:
-        entries = sorted(folder.iterdir())
+        with os.scandir(folder) as listing:
+            entries = list(listing)
     except OSError:  # unreadable folders hold no manifests, as with Path.glob
         return
     for entry in entries:
-        if entry.is_dir():
-            if not entry.is_symlink() and entry.name != ".git":
-                yield from _walk(entry, None if depth is None else depth - 1)
-        elif entry.is_file():
-            yield entry
+        try:
+            if entry.is_dir():
+                if not entry.is_symlink() and entry.name != ".git":
+                    below = None if depth is None else depth - 1
+                    yield from _walk(entry.path, f"{rel}{entry.name}/", below)
+            elif entry.is_file():
+                yield rel + entry.name
+        except OSError:  # gone, or not ours to look at: not a manifest
+            continue
 
 
 def _read_at_most(path: str, size: int, limit: int) -> bytes:
