@@ -104,14 +104,16 @@ class RepoFiles:
         try:
             info: os.stat_result | None = os.lstat(path)
         except OSError as e:
-            info = _missing(rel, e)
+            _refuse_unless_missing(rel, e)
+            info = None
         if info is not None and stat.S_ISLNK(info.st_mode):
             path = os.path.realpath(path)
             self._inside(rel, path)
             try:
                 info = os.stat(path)
             except OSError as e:
-                info = _missing(rel, e)
+                _refuse_unless_missing(rel, e)
+                info = None
         return path, info
 
     def _inside(self, rel: str, path: str) -> None:
@@ -169,10 +171,9 @@ def _read_at_most(path: str, size: int, limit: int) -> bytes:
         os.close(fd)
 
 
-def _missing(rel: str, e: OSError) -> None:
-    """None for a path that does not exist; RepoFileError for one that cannot be looked at."""
+def _refuse_unless_missing(rel: str, e: OSError) -> None:
+    """RepoFileError for a path that cannot be looked at (one that does not exist can)."""
     if e.errno == errno.ELOOP:
         raise RepoFileError(f"{rel!r} cannot be resolved: a symlink loop or a bad path") from e
     if e.errno not in _MISSING:
         raise RepoFileError(f"{rel!r} cannot be read: {e.strerror or e}") from e
-    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,45 +12,18 @@ from pydantic import BaseModel, ValidationError
 
 from bojdeploy.core.yamlguard import (
     CONTROL_RE,
-    MAX_DEPTH,
-    MAX_NODES,
     TooLarge,
     bad_value,
-    check_digits,
     check_graph,
     control_character,
     key_by_indentation,
 )
+from bojdeploy.core.yamltree import UNBUILT, Loader, index_tree
 from bojdeploy.errors import Problem
 
 __all__ = ["Document", "control_character", "format_path", "key_by_indentation", "validate"]
 
 Path_ = tuple[str | int, ...]
-_TAG = "tag:yaml.org,2002:"
-_MAP, _SEQ, _STR = _TAG + "map", _TAG + "seq", _TAG + "str"
-_SCALARS = frozenset(_TAG + t for t in ("null", "bool", "int", "float", "timestamp", "binary"))
-_CHECKED = frozenset(_TAG + t for t in ("float", "binary"))  # may build a value bad_value refuses
-_RESOLVER = yaml.resolver.Resolver()
-_MEMO_LENGTH = 64  # plain scalars up to this long have their tag remembered
-
-
-@functools.lru_cache(maxsize=4096)
-def _plain_tag(value: str) -> str:
-    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-any-return]
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader (libyaml's parser when PyYAML was built with it: several times faster)
-    that remembers the tag of short plain scalars, which manifests repeat (keys, images)."""
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        """What yaml's Resolver says, remembered for short plain scalars."""
-        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
-            if not implicit[0]:
-                return _STR  # quoted: a string whatever it says
-            if len(value) <= _MEMO_LENGTH:
-                return _plain_tag(value)
-        return super().resolve(kind, value, implicit)
 
 
 @dataclass
@@ -83,88 +55,6 @@ def format_path(path: Path_) -> str:
     return out
 
 
-_UNBUILT = object()  # the walk could not build the data: the constructor does
-
-
-def _index_tree(root: yaml.Node, doc: Document, loader: Any) -> Any:
-    """_index, check_graph and the constructor in one walk, for a document without anchors
-    (so a tree): the same bounds on nesting, values and digits, the same lines and duplicates.
-    Returns the data, or _UNBUILT when a tag, a key or a duplicate needs the constructor; sets
-    `doc.clean` when no value is one bad_value refuses (so value_problems has nothing to do)."""
-    lines, duplicates = doc.lines, doc.duplicates
-    mapping, sequence, scalar = yaml.MappingNode, yaml.SequenceNode, yaml.ScalarNode
-    count, built = 0, True
-    top: list[Any] = [None]
-    pending: list[tuple[Any, Any, yaml.Node]] = []  # scalars built once the bounds held
-    strings: list[str] = []  # every string value and key, searched for control characters
-    stack: list[tuple[yaml.Node, Path_, Any, Any]] = [(root, (), top, 0)]
-    while stack:
-        node, path, parent, slot = stack.pop()
-        line = node.start_mark.line + 1
-        count += 1
-        if len(path) >= MAX_DEPTH:
-            raise TooLarge(f"nested deeper than {MAX_DEPTH} levels", line)
-        if path not in lines:
-            lines[path] = line
-        value: Any = None
-        tag = node.tag
-        if isinstance(node, scalar):  # most nodes: checked first
-            if tag == _STR:
-                value = node.value
-                strings.append(value)
-            else:
-                check_digits(node)
-                if tag in _SCALARS:
-                    pending.append((parent, slot, node))
-                else:
-                    built = False
-        elif isinstance(node, mapping):
-            built = built and tag == _MAP
-            value = {}
-            children: list[tuple[yaml.Node, Path_, Any, Any]] = []  # in document order
-            for key_node, value_node in node.value:
-                key: Any = "?"  # a key that is not a scalar, which the constructor refuses
-                if isinstance(key_node, scalar):
-                    key = key_node.value
-                    at = (*path, key)
-                    if key in value:
-                        duplicates.append((at, key_node.start_mark.line + 1))
-                        built = False
-                    value[key] = None  # a placeholder: the order of keys is the document's
-                    lines[at] = key_node.start_mark.line + 1
-                    count += 1
-                    if key_node.tag == _STR:
-                        strings.append(key)
-                    else:
-                        check_digits(key_node)
-                        built = False
-                    children.append((value_node, at, value, key))
-                else:
-                    built = False
-                    at = (*path, key)
-                    children.append((value_node, at, value, key))
-                    children.append((key_node, at, None, None))  # its size and nesting
-            stack.extend(reversed(children))
-        elif isinstance(node, sequence):
-            built = built and tag == _SEQ
-            value = [None] * len(node.value)
-            items = node.value
-            for i in range(len(items) - 1, -1, -1):
-                stack.append((items[i], (*path, i), value, i))
-        if parent is not None:
-            parent[slot] = value
-        if count > MAX_NODES:
-            raise TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
-    if not built:
-        return _UNBUILT
-    clean = CONTROL_RE.search("\n".join(strings)) is None  # LF is allowed: it joins safely
-    for parent, slot, node in pending:
-        parent[slot] = built_value = loader.yaml_constructors[node.tag](loader, node)
-        clean = clean and (node.tag not in _CHECKED or bad_value(built_value) is None)
-    doc.clean = clean
-    return top[0]
-
-
 def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -188,7 +78,7 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
         message = f"invalid YAML: control character {found[1]} is not allowed"
         yield Problem(file, found[0], key_by_indentation(text, found[0]), message)
         return
-    loader = _Loader(text)
+    loader = Loader(text)
     line = 1
     # No anchor (so no alias: every node is visited once) and no merge key (which the
     # constructor flattens into the mapping before it is indexed).
@@ -199,12 +89,12 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            doc = Document(data=_UNBUILT, line=line)
+            doc = Document(data=UNBUILT, line=line)
             if tree:
-                doc.data = _index_tree(node, doc, loader)
+                doc.data, doc.clean = index_tree(node, doc.lines, doc.duplicates, loader)
             else:
                 check_graph(node)
-            if doc.data is _UNBUILT:
+            if doc.data is UNBUILT:
                 doc.data = loader.construct_document(node)
             if not tree:
                 _index(node, (), doc)
