@@ -71,10 +71,12 @@ class LoadedManifest:
 
     def _manifest_form(self) -> dict[str, Any]:
         """The canonical form of the manifest alone (without the files it reads)."""
-        # How a fleet is rolled out says nothing about the resource on each host.
-        spec = self.manifest.spec.model_dump(
-            mode="json", exclude_defaults=True, exclude={"rollout"}
-        )
+        # How a fleet is rolled out says nothing about the resource on each host. Dumped through
+        # the manifest's serializer, built with its validator (the spec's own would be built
+        # on its first use); the same dump as the spec's.
+        spec = self.manifest.model_dump(
+            mode="json", exclude_defaults=True, include={"spec"}, exclude={"spec": {"rollout"}}
+        )["spec"]
         return {
             "apiVersion": "bojdeploy/v1",
             "kind": self.manifest.kind,

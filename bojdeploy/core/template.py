@@ -185,7 +185,7 @@ class Renderer:
         self.ctx = ctx
         self.templates = templates or Templates(budget)
         self.env = self.templates.env
-        self._included: dict[str, str] = {}
+        self._included: dict[str, tuple[str, str]] = {}  # path -> its text, its name
 
     def render(self, rel: str, text: str) -> Rendered:
         """Render `text` (the content of repository file `rel`)."""
@@ -203,10 +203,14 @@ class Renderer:
             return marker(name)
 
         def include(path: str) -> str:
-            if path not in self._included:  # a loop may include one file many times
-                self._included[path] = self.reader.read(path)
-            content = self._included[path]
-            out.includes.add(PurePosixPath(path).as_posix())
+            found = self._included.get(path)
+            if found is None:  # a loop may include one file many times
+                found = self._included[path] = (
+                    self.reader.read(path),
+                    PurePosixPath(path).as_posix(),
+                )
+            content, name = found
+            out.includes.add(name)
             return content[:-1] if content.endswith("\n") else content
 
         variables = {
