@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bojdeploy.engine import workspace
 from bojdeploy.engine.workspace import open_workspace
 from tests.helpers import GIT, git_identity
 
@@ -68,30 +66,3 @@ def test_a_folder_named_on_the_command_line_gives_its_yaml_files(tmp_path: Path)
     (root / ".git").mkdir()
     ws = open_workspace([root / "deploy" / "[x]"])
     assert ws.explicit == ["deploy/[x]/sub/api.yaml", "deploy/[x]/web.yml"]
-
-
-def test_loading_gives_the_cycle_collector_back_as_it_found_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Loading pauses the cycle collector; a long-running relay must find it running again."""
-    root = tmp_path / "repo"
-    write(root, "deploy/web.yml", "web")
-    (root / "bojdeploy.yaml").write_text("environments:\n  production: {branches: [main]}\n")
-    ws = open_workspace([root])
-    assert gc.isenabled()
-    assert [m.name for m in ws.load("production", {}).manifests] == ["web"]
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        ws.load("production", {})
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-    def fail(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("a load that fails")
-
-    monkeypatch.setattr(workspace, "load_manifests", fail)
-    with pytest.raises(RuntimeError):
-        ws.load("production", {})
-    assert gc.isenabled()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import glob
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,15 +86,14 @@ class Workspace:
         ctx = self.render_context(environment, environ)
         if self._cache is None:
             self._cache = LoadCache(RepoFiles(self.root), self.budget)
-        with _no_cycle_collection():
-            result = load_manifests(
-                self._cache.reader,
-                self.manifest_files(),
-                ctx,
-                self.config,
-                require_secrets=require_secrets,
-                cache=self._cache,
-            )
+        result = load_manifests(
+            self._cache.reader,
+            self.manifest_files(),
+            ctx,
+            self.config,
+            require_secrets=require_secrets,
+            cache=self._cache,
+        )
         docker_host = docker_host_for(self.config, environment, environ)
         allowed = self.config.policy.allowed_host_paths
         result.problems += resolved_path_problems(result.manifests, allowed, docker_host)
@@ -140,21 +137,6 @@ class Workspace:
             selected=tuple(Selected(s.path[strip:], s.reason) for s in selection.selected),
             deleted=tuple(d[strip:] for d in selection.deleted),
         )
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Loading makes many small objects that live on (documents, manifests) and few cycles:
-    the cycle collector would walk them again and again (a tenth of a plan's time). Reference
-    counting still frees what loading drops; cycles wait for the collector until it is back."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def find_root(start: Path) -> Path:
