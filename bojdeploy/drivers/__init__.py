@@ -107,6 +107,14 @@ class Targets:
                 )
             return self._docker
 
+    def docker_socket(self) -> str | None:
+        """The unix socket of a local Docker engine this target reaches without TLS, or None."""
+        if self.named is not None and (not self.docker_host or self.named.tls_verify):
+            return None
+        from bojdeploy.drivers.container_list import local_socket
+
+        return local_socket(self.docker_host, self.settings.environ)
+
     def xen(self) -> Any:
         """The XenAPI session (one login per run; logged out by close())."""
         with self._lock:
@@ -176,10 +184,10 @@ class Targets:
 
 
 def _container_driver(targets: Targets) -> Driver:
-    client = targets.docker()  # first: it chooses how the docker SDK is imported
+    """Connected on first use: a run that only lists local containers needs no docker SDK."""
     from bojdeploy.drivers.container import ContainerDriver
 
-    return ContainerDriver(client)
+    return ContainerDriver(connect=targets.docker, socket_path=targets.docker_socket())
 
 
 def _service_driver(targets: Targets) -> Driver:
