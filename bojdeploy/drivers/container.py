@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from bojdeploy.core.plan import Action, Observed, Step
@@ -18,12 +18,11 @@ from bojdeploy.drivers.container_checks import (
     name_of,
 )
 from bojdeploy.drivers.container_image import ensure_image, image_digest, prepare_resources
-from bojdeploy.drivers.container_list import list_containers
 from bojdeploy.drivers.container_spec import ContainerConfig, container_config, pull_policy
 from bojdeploy.drivers.container_wait import wait_ready
 from bojdeploy.drivers.docker_errors import docker_errors
 from bojdeploy.drivers.handover import give_back, take_over
-from bojdeploy.drivers.observe import observe_container, observe_containers, observed_containers
+from bojdeploy.drivers.observe import observe_container, observe_containers
 from bojdeploy.errors import BojdeployError, DriverError
 
 __all__ = ["ContainerDriver", "image_digest"]
@@ -35,36 +34,12 @@ DEFAULT_STOP_TIMEOUT = 10
 class ContainerDriver:
     """Applies Container steps on one Docker host; a failed deploy restores the previous one."""
 
-    def __init__(
-        self,
-        client: Any = None,
-        environ: Mapping[str, str] | None = None,
-        *,
-        connect: Callable[[], Any] | None = None,
-        socket_path: str | None = None,
-    ):
-        """`client`, or `connect` to make one on first use; `socket_path`: the engine's local
-        unix socket, listed without the SDK while nothing else is needed."""
-        self._client = client
-        self._connect = connect
-        self.socket_path = socket_path
+    def __init__(self, client: Any, environ: Mapping[str, str] | None = None):
+        self.client = client
         self.environ = os.environ if environ is None else environ
-
-    @property
-    def client(self) -> Any:
-        """The docker SDK client (connected on first use)."""
-        if self._client is None:
-            if self._connect is None:
-                raise DriverError("no Docker connection given to the container driver")
-            self._client = self._connect()
-        return self._client
 
     def observe(self) -> list[Observed]:
         """Every container on the host, with a `.previous` beside one as evidence (one call)."""
-        if self._client is None and self.socket_path is not None:
-            items = list_containers(self.socket_path)
-            if items is not None:
-                return observed_containers(items)
         return observe_containers(self.client)
 
     def observe_one(self, name: str, *, aside: bool = True) -> list[Observed]:

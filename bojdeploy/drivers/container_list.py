@@ -14,6 +14,9 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from bojdeploy.core.plan import Observed
+from bojdeploy.drivers.observe import observed_containers
+
 DEFAULT_SOCKET = "/var/run/docker.sock"  # docker's default without DOCKER_HOST
 LIST_PATH = "/containers/json?all=1"
 
@@ -65,3 +68,10 @@ def list_containers(path: str, timeout: float = 60) -> list[dict[str, Any]] | No
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         return None
     return items
+
+
+def listed_containers(path: str | None) -> list[Observed] | None:
+    """The observations of the containers of the engine at the unix socket `path`, or None when
+    they cannot be listed that way (no socket path, or the list did not work)."""
+    items = list_containers(path) if path is not None else None
+    return observed_containers(items) if items is not None else None

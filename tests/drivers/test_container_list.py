@@ -17,8 +17,12 @@ import pytest
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.drivers import Targets
 from bojdeploy.drivers.container import ContainerDriver
-from bojdeploy.drivers.container_list import DEFAULT_SOCKET, list_containers, local_socket
-from bojdeploy.drivers.docker_client import connect
+from bojdeploy.drivers.container_list import (
+    DEFAULT_SOCKET,
+    list_containers,
+    listed_containers,
+    local_socket,
+)
 from bojdeploy.errors import ConnectError
 from bojdeploy.settings import Settings
 
@@ -30,10 +34,6 @@ LABELS = {
     "io.bojdeploy.config-hash": "abc",
     "io.bojdeploy.deployment-id": "7",
 }
-
-
-def _unusable() -> Any:
-    raise AssertionError("the SDK was asked for a connection")
 
 
 @pytest.mark.parametrize(
@@ -83,22 +83,31 @@ def labelled_container(docker_client: Any, docker_cleanup: None, test_images: An
 def test_the_socket_listing_observes_what_the_sdk_does(
     docker_client: Any, labelled_container: str
 ) -> None:
-    direct = ContainerDriver(connect=_unusable, socket_path=DEFAULT_SOCKET).observe()
+    direct = listed_containers(DEFAULT_SOCKET)
     through_sdk = ContainerDriver(docker_client, environ={}).observe()
+    assert direct is not None
     ours = [o for o in direct if o.resource_name == labelled_container]
     assert ours == [o for o in through_sdk if o.resource_name == labelled_container]
     assert len(ours) == 1 and ours[0].deployment_id == 7
-    assert (
-        ours[0].unfinished
-        == f"{labelled_container}.previous is still beside it (a swap was not finished)"
-    )
+    beside = f"{labelled_container}.previous is still beside it (a swap was not finished)"
+    assert ours[0].unfinished == beside
 
 
-def test_listing_the_local_engine_loads_no_docker_sdk(docker_client: Any) -> None:
+def targets(docker_host: str | None = None) -> Targets:
+    """The default target of an environment `test`, with DOCKER_HOST as given."""
+    config = RepoConfig.model_validate({"environments": {"test": {}}})
+    environ = {"DOCKER_HOST": docker_host} if docker_host else {}
+    return Targets("test", Settings.from_env(environ), config)
+
+
+def test_observing_the_local_engine_loads_no_docker_sdk(docker_client: Any) -> None:
     script = (
         "import sys\n"
-        "from bojdeploy.drivers.container import ContainerDriver\n"
-        f"found = ContainerDriver(connect=None, socket_path={DEFAULT_SOCKET!r}).observe()\n"
+        "from bojdeploy.core.config import RepoConfig\n"
+        "from bojdeploy.drivers import Targets\n"
+        "from bojdeploy.settings import Settings\n"
+        "config = RepoConfig.model_validate({'environments': {'test': {}}})\n"
+        "found = Targets('test', Settings.from_env({}), config).observe({'container'})\n"
         "print(isinstance(found, list), sorted(m for m in ('docker', 'requests', 'urllib3')"
         " if m in sys.modules))\n"
     )
@@ -108,12 +117,9 @@ def test_listing_the_local_engine_loads_no_docker_sdk(docker_client: Any) -> Non
 
 
 def test_a_missing_socket_fails_with_the_sdks_error(tmp_path: Path) -> None:
-    gone = tmp_path / "docker.sock"
-    driver = ContainerDriver(
-        connect=lambda: connect(f"unix://{gone}", timeout=5), socket_path=str(gone)
-    )
-    with pytest.raises(ConnectError, match=f"cannot reach Docker at unix://{gone}"):
-        driver.observe()
+    gone = f"unix://{tmp_path / 'docker.sock'}"
+    with pytest.raises(ConnectError, match=f"cannot reach Docker at {gone}"):
+        targets(gone).observe({"container"})
 
 
 @pytest.fixture
@@ -142,13 +148,5 @@ def not_docker(tmp_path: Path) -> Iterator[Path]:
 
 def test_an_odd_answer_goes_the_sdks_way(not_docker: Path) -> None:
     assert list_containers(str(not_docker), timeout=5) is None
-    asked = []
-
-    def fake_connect() -> Any:
-        asked.append(True)
-        raise ConnectError("the SDK's own error")
-
-    driver = ContainerDriver(connect=fake_connect, socket_path=str(not_docker))
-    with pytest.raises(ConnectError, match="the SDK's own error"):
-        driver.observe()
-    assert asked == [True]
+    with pytest.raises(ConnectError, match=f"cannot reach Docker at unix://{not_docker}"):
+        targets(f"unix://{not_docker}").observe({"container"})
