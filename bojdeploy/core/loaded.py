@@ -6,7 +6,6 @@ changing it replaces every resource on its next push (tests/core/test_config_has
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from bojdeploy.core.fields import KINDS
 from bojdeploy.core.manifest import MODELS, Manifest
 from bojdeploy.core.secrets import (
     MARKER_RE,
+    has_markers,
     hashed,
     names_in,
     redact,
@@ -64,19 +64,25 @@ class LoadedManifest:
 
     def canonical(self) -> dict[str, Any]:
         """The canonical rendered form (secrets as markers); the config hash is taken over it."""
-        # How a fleet is rolled out says nothing about the resource on each host.
-        spec = self.manifest.spec.model_dump(
-            mode="json", exclude_defaults=True, exclude={"rollout"}
-        )
-        out: dict[str, Any] = {
+        out = self._manifest_form()
+        if self.files:
+            out["files"] = {p: _sha256(c) for p, c in sorted(self.files.items())}
+        return out
+
+    def _manifest_form(self) -> dict[str, Any]:
+        """The canonical form of the manifest alone (without the files it reads)."""
+        # How a fleet is rolled out says nothing about the resource on each host. Dumped through
+        # the manifest's serializer, built with its validator (the spec's own would be built
+        # on its first use); the same dump as the spec's.
+        spec = self.manifest.model_dump(
+            mode="json", exclude_defaults=True, include={"spec"}, exclude={"spec": {"rollout"}}
+        )["spec"]
+        return {
             "apiVersion": "bojdeploy/v1",
             "kind": self.manifest.kind,
             "metadata": {"name": self.name, "labels": dict(self.manifest.metadata.labels)},
             "spec": spec,
         }
-        if self.files:
-            out["files"] = {p: _sha256(c) for p, c in sorted(self.files.items())}
-        return out
 
     def record(self) -> dict[str, Any]:
         """What the database keeps: redacted, with file contents and where secrets stood."""
@@ -90,13 +96,28 @@ class LoadedManifest:
 
     def redacted(self) -> dict[str, Any]:
         """The canonical form with secrets replaced by '***': safe to show and store."""
-        return redact(self.canonical())  # type: ignore[no-any-return]
+        body = self.canonical()
+        return body if not has_markers(body) else redact(body)  # a fresh dict either way
 
     def config_hash(self, secret_values: Mapping[str, str], key: bytes) -> str:
         """sha256 of the canonical form, secrets as keyed hashes, keys sorted."""
-        body = hashed(self.canonical(), secret_values, key)
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return _sha256(text)
+        return _sha256(_hashed_text(hashed(self.canonical(), secret_values, key)))
+
+    def redacted_and_hash(
+        self, secret_values: Mapping[str, str], key: bytes
+    ) -> tuple[dict[str, Any], str]:
+        """redacted() and config_hash() from one canonical form (a manifest without secrets,
+        most of them, needs no walk of it)."""
+        body = self.canonical()
+        text = _hashed_text(body)
+        if "__BOJSECRET_" not in text:
+            return body, _sha256(text)
+        return redact(body), _sha256(_hashed_text(hashed(body, secret_values, key)))
+
+
+def _hashed_text(body: Any) -> str:
+    """The text the config hash is taken over."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _sha256(text: str) -> str:
@@ -119,7 +140,7 @@ def with_files(
 
 def secret_names_of(loaded: LoadedManifest) -> frozenset[str]:
     """The secrets the manifest itself names (files aside: their hashes name none)."""
-    return frozenset(names_in(dataclasses.replace(loaded, files={}).canonical()))
+    return frozenset(names_in(loaded._manifest_form()))
 
 
 def manifest_from_record(config: Mapping[str, Any], file: str, environment: str) -> LoadedManifest:

@@ -59,6 +59,12 @@ def names_in(obj: Any) -> set[str]:
     return found
 
 
+def has_markers(obj: Any) -> bool:
+    """Whether `obj` may hold a secret marker (when it is not plain data, it may)."""
+    text = _as_json(obj)
+    return text is None or "__BOJSECRET_" in text
+
+
 def redact(obj: Any) -> Any:
     """Replace every secret marker by '***' (safe for logs, plans, statuses, the database)."""
     return _walk(obj, lambda s: MARKER_RE.sub(REDACTED, s))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -85,6 +85,13 @@ class Templates:
         return self._pieces[key]
 
     def _split(self, text: str) -> list[Piece] | None:
+        try:
+            quick = None if "\r" in text else _split_plainly(text, self._expression)
+            return self._split_lexed(text) if quick is None else quick
+        except (jinja2.TemplateSyntaxError, RecursionError, MemoryError, SyntaxError):
+            return None  # the whole template's compile reports it
+
+    def _split_lexed(self, text: str) -> list[Piece] | None:
         out: list[Piece] = []
         source: list[str] | None = None
         try:
@@ -140,6 +147,30 @@ class Templates:
         return template
 
 
+def _split_plainly(text: str, expression: Callable[[str], Expression]) -> list[Piece] | None:
+    """`text` split at each `{{ ... }}` as jinja's lexer splits it, without the lexer; None
+    when an expression could end elsewhere for the lexer (braces, whitespace control).
+    A `}}` inside a string leaves a string open, which `expression` refuses to parse."""
+    out: list[Piece] = []
+    at, line = 0, 1
+    while (start := text.find("{{", at)) >= 0:
+        end = text.find("}}", start + 2)
+        source = text[start + 2 : end]
+        if end < 0 or not source or "{" in source or "}" in source or source[0] in "+-":
+            return None
+        if source[-1] in "+-":
+            return None
+        if start > at:
+            out.append(text[at:start])
+        line += text.count("\n", at, start)
+        out.append((line, expression(source)))
+        line += source.count("\n")
+        at = end + 2
+    if at < len(text):
+        out.append(text[at:])
+    return out
+
+
 class Renderer:
     """Renders repository files with one context; `include()` reads through `reader`."""
 
@@ -154,7 +185,7 @@ class Renderer:
         self.ctx = ctx
         self.templates = templates or Templates(budget)
         self.env = self.templates.env
-        self._included: dict[str, str] = {}
+        self._included: dict[str, tuple[str, str]] = {}  # path -> its text, its name
 
     def render(self, rel: str, text: str) -> Rendered:
         """Render `text` (the content of repository file `rel`)."""
@@ -172,10 +203,14 @@ class Renderer:
             return marker(name)
 
         def include(path: str) -> str:
-            if path not in self._included:  # a loop may include one file many times
-                self._included[path] = self.reader.read(path)
-            content = self._included[path]
-            out.includes.add(PurePosixPath(path).as_posix())
+            found = self._included.get(path)
+            if found is None:  # a loop may include one file many times
+                found = self._included[path] = (
+                    self.reader.read(path),
+                    PurePosixPath(path).as_posix(),
+                )
+            content, name = found
+            out.includes.add(name)
             return content[:-1] if content.endswith("\n") else content
 
         variables = {

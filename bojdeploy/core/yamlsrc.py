@@ -12,22 +12,18 @@ from pydantic import BaseModel, ValidationError
 
 from bojdeploy.core.yamlguard import (
     CONTROL_RE,
-    MAX_DEPTH,
-    MAX_NODES,
     TooLarge,
     bad_value,
-    check_digits,
     check_graph,
     control_character,
     key_by_indentation,
 )
+from bojdeploy.core.yamltree import UNBUILT, Loader, index_tree
 from bojdeploy.errors import Problem
 
 __all__ = ["Document", "control_character", "format_path", "key_by_indentation", "validate"]
 
 Path_ = tuple[str | int, ...]
-# libyaml's parser when PyYAML was built with it: several times faster on every run.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -38,6 +34,7 @@ class Document:
     line: int
     lines: dict[Path_, int] = field(default_factory=dict)
     duplicates: list[tuple[Path_, int]] = field(default_factory=list)
+    clean: bool = False  # known to hold no value that value_problems refuses
 
     def line_of(self, path: Path_) -> int:
         """The line of `path`, or of its nearest ancestor that has one."""
@@ -56,77 +53,6 @@ def format_path(path: Path_) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
-
-
-_TAG = "tag:yaml.org,2002:"
-_SCALARS = frozenset(_TAG + t for t in ("null", "bool", "int", "float", "timestamp", "binary"))
-_UNBUILT = object()  # the walk could not build the data: the constructor does
-
-
-def _index_tree(root: yaml.Node, doc: Document, loader: Any) -> Any:
-    """_index, check_graph and the constructor in one walk, for a document without anchors
-    (so a tree): the same bounds on nesting, values and digits, the same lines and duplicates.
-    Returns the data, or _UNBUILT when a tag, a key or a duplicate needs the constructor."""
-    lines, duplicates = doc.lines, doc.duplicates
-    count, built = 0, True
-    top: list[Any] = [None]
-    pending: list[tuple[Any, Any, yaml.Node]] = []  # scalars built once the bounds held
-    stack: list[tuple[yaml.Node, Path_, Any, Any]] = [(root, (), top, 0)]
-    while stack:
-        node, path, parent, slot = stack.pop()
-        line = node.start_mark.line + 1
-        count += 1
-        if len(path) >= MAX_DEPTH:
-            raise TooLarge(f"nested deeper than {MAX_DEPTH} levels", line)
-        if path not in lines:
-            lines[path] = line
-        value: Any = None
-        if isinstance(node, yaml.MappingNode):
-            built = built and node.tag == _TAG + "map"
-            value = {}
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key, key_line = key_node.value, key_node.start_mark.line + 1
-                if key in seen:
-                    duplicates.append(((*path, key), key_line))
-                    built = False
-                seen.add(key)
-                lines[(*path, key)] = key_line
-            for key_node, value_node in reversed(node.value):  # visited in document order
-                key = "?"  # a key that is not a scalar, which the constructor refuses
-                if isinstance(key_node, yaml.ScalarNode):
-                    key = key_node.value
-                    count += 1
-                    check_digits(key_node)
-                    built = built and key_node.tag == _TAG + "str"
-                else:
-                    built = False
-                    stack.append((key_node, (*path, key), None, None))  # its size and nesting
-                stack.append((value_node, (*path, key), value, key))
-        elif isinstance(node, yaml.SequenceNode):
-            built = built and node.tag == _TAG + "seq"
-            value = [None] * len(node.value)
-            items = node.value
-            stack.extend((items[i], (*path, i), value, i) for i in range(len(items) - 1, -1, -1))
-        elif isinstance(node, yaml.ScalarNode):
-            check_digits(node)
-            if node.tag == _TAG + "str":
-                value = node.value
-            elif node.tag in _SCALARS:
-                pending.append((parent, slot, node))
-            else:
-                built = False
-        if parent is not None:
-            parent[slot] = value
-        if count > MAX_NODES:
-            raise TooLarge(f"more than {MAX_NODES} values once aliases are expanded", line)
-    if not built:
-        return _UNBUILT
-    for parent, slot, node in pending:
-        parent[slot] = loader.yaml_constructors[node.tag](loader, node)
-    return top[0]
 
 
 def _index(node: yaml.Node, path: Path_, doc: Document) -> None:
@@ -152,7 +78,7 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
         message = f"invalid YAML: control character {found[1]} is not allowed"
         yield Problem(file, found[0], key_by_indentation(text, found[0]), message)
         return
-    loader = _Loader(text)
+    loader = Loader(text)
     line = 1
     # No anchor (so no alias: every node is visited once) and no merge key (which the
     # constructor flattens into the mapping before it is indexed).
@@ -163,12 +89,12 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            doc = Document(data=_UNBUILT, line=line)
+            doc = Document(data=UNBUILT, line=line)
             if tree:
-                doc.data = _index_tree(node, doc, loader)
+                doc.data, doc.clean = index_tree(node, doc.lines, doc.duplicates, loader)
             else:
                 check_graph(node)
-            if doc.data is _UNBUILT:
+            if doc.data is UNBUILT:
                 doc.data = loader.construct_document(node)
             if not tree:
                 _index(node, (), doc)
@@ -193,6 +119,8 @@ def parse_documents(text: str, file: str) -> Iterator[Document | Problem]:
 
 def value_problems(doc: Document, file: str) -> list[Problem]:
     """Strings with control characters (escaped ones too) and NaN or infinite numbers."""
+    if doc.clean:
+        return []
     problems: list[Problem] = []
     stack: list[tuple[Path_, Any]] = [((), doc.data)]
     while stack:

@@ -107,6 +107,14 @@ class Targets:
                 )
             return self._docker
 
+    def docker_socket(self) -> str | None:
+        """The unix socket of this target's Docker engine, or None (another kind of endpoint)."""
+        from bojdeploy.drivers.container_list import local_socket
+
+        if self.named is not None and not self.docker_host:
+            return None
+        return local_socket(self.docker_host, self.settings.environ)
+
     def xen(self) -> Any:
         """The XenAPI session (one login per run; logged out by close())."""
         with self._lock:
@@ -135,6 +143,11 @@ class Targets:
         """Every resource of each kind in `kinds` (one list call per kind, or nearly)."""
         observed: list[Observed] = []
         for kind in sorted(kinds, key=_kind_order):
+            quick = LISTERS.get(kind)
+            listed = quick(self) if quick is not None and kind not in self._drivers else None
+            if listed is not None:
+                observed += listed
+                continue
             driver = self.driver(kind)
             with boundary(kind, f"cannot list the {_PLURAL.get(kind, kind)}", observing=True):
                 observed += driver.observe()
@@ -182,6 +195,12 @@ def _container_driver(targets: Targets) -> Driver:
     return ContainerDriver(client)
 
 
+def _listed_containers(targets: Targets) -> list[Observed] | None:
+    from bojdeploy.drivers.container_list import listed_containers
+
+    return listed_containers(targets.docker_socket())
+
+
 def _service_driver(targets: Targets) -> Driver:
     client = targets.docker()  # first: it chooses how the docker SDK is imported
     from bojdeploy.drivers.service import ServiceDriver
@@ -201,6 +220,13 @@ DRIVERS: dict[str, Callable[[Targets], Driver]] = {
     "container": _container_driver,
     "service": _service_driver,
     "vm": _vm_driver,
+}
+
+
+# kind -> how to list its resources without making its driver (no SDK, no handshake), or None
+# when that is not possible: the driver then observes, and reports what went wrong.
+LISTERS: dict[str, Callable[[Targets], list[Observed] | None]] = {
+    "container": _listed_containers,
 }
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, NoReturn, TypeGuard
+from typing import Any, NoReturn
 
-from bojdeploy.core.manifest import ContainerManifest
 from bojdeploy.core.plan import Action, Observed, Step
-from bojdeploy.drivers.base import LABEL_PREFIX, Applied, Ownership, StepLog, Work
+from bojdeploy.drivers.base import Applied, StepLog, Work
+from bojdeploy.drivers.container_checks import (
+    check_managed,
+    container_work,
+    finishing,
+    interrupted,
+    is_new,
+    name_of,
+)
 from bojdeploy.drivers.container_image import ensure_image, image_digest, prepare_resources
 from bojdeploy.drivers.container_spec import ContainerConfig, container_config, pull_policy
 from bojdeploy.drivers.container_wait import wait_ready
@@ -52,9 +59,9 @@ class ContainerDriver:
 
     def _deploy(self, work: Work, log: StepLog) -> tuple[str, dict[str, Any]]:
         """Pull, prepare, set the current one aside, start the new one; roll back on failure."""
-        manifest, ownership = _container_work(work)
+        manifest, ownership = container_work(work)
         cfg = container_config(manifest, work.secrets, ownership.labels())
-        if _finishing(work.step) and (current := self._inspect(cfg.name)) is not None:
+        if finishing(work.step) and (current := self._inspect(cfg.name)) is not None:
             return self._finish(work, cfg, current, manifest.spec.timeout, log)
         ensure_image(self.client, cfg.image, pull_policy(manifest.spec), self.environ, log)
         prepare_resources(self.client, cfg, log)
@@ -62,13 +69,15 @@ class ContainerDriver:
         ports = cfg.host_config_kwargs.get("port_bindings") or {}
         holders = take_over(self.client, ports, work.deleting, log) if work.deleting else []
         try:
-            self._switch(cfg, previous, manifest.spec.stop_timeout, manifest.spec.timeout, log)
+            image_id = self._switch(
+                cfg, previous, manifest.spec.stop_timeout, manifest.spec.timeout, log
+            )
         except BojdeployError as e:
             try:
                 self._roll_back(cfg.name, previous, e, log)
             finally:
                 give_back(self.client, holders, log)
-        facts = self._facts(cfg)
+        facts = self._facts(cfg, image_id)
         if previous is None:
             return f"created container {cfg.name} ({cfg.image})", facts
         self._remove(previous["Id"], cfg.name + PREVIOUS_SUFFIX, log)
@@ -86,8 +95,8 @@ class ContainerDriver:
         aside = self._inspect(cfg.name + PREVIOUS_SUFFIX)
         for info in (current, aside):
             if info is not None:
-                _check_managed(info)
-        what = _interrupted(work.step)
+                check_managed(info)
+        what = interrupted(work.step)
         why = work.step.observed.unfinished if work.step.observed else None
         log("info", f"finishing {what} of container {cfg.name} ({why})")
         try:
@@ -95,7 +104,7 @@ class ContainerDriver:
         except BojdeployError as e:
             self._roll_back(cfg.name, aside, e, log, head=f"could not finish {what}")
         if aside is not None:
-            self._remove(aside["Id"], _name(aside), log)
+            self._remove(aside["Id"], name_of(aside), log)
         return f"finished the interrupted {what}: container {cfg.name} is {goal}", self._facts(cfg)
 
     def _await(self, info: dict[str, Any], name: str, timeout: float, log: StepLog) -> str:
@@ -107,10 +116,12 @@ class ContainerDriver:
         ready = wait_ready(self.client, info["Id"], name, timeout, log)
         return "healthy" if ready["State"].get("Health") else "running"
 
-    def _facts(self, cfg: ContainerConfig) -> dict[str, Any]:
-        """What now runs: the image id (drift detection) and the registry digest."""
-        with docker_errors(f"cannot inspect {cfg.name}"):
-            image_id = self.client.api.inspect_container(cfg.name)["Image"]
+    def _facts(self, cfg: ContainerConfig, image_id: str | None = None) -> dict[str, Any]:
+        """What now runs: the image id (drift detection; looked up unless given) and the
+        registry digest."""
+        if image_id is None:
+            with docker_errors(f"cannot inspect {cfg.name}"):
+                image_id = self.client.api.inspect_container(cfg.name)["Image"]
         return {"image_id": image_id, "image_digest": image_digest(self.client, cfg.image)}
 
     def _find_previous(self, name: str, timeout: float, log: StepLog) -> dict[str, Any] | None:
@@ -119,26 +130,26 @@ class ContainerDriver:
         stale = self._inspect(name + PREVIOUS_SUFFIX)
         for info in (current, stale):
             if info is not None:
-                _check_managed(info)
+                check_managed(info)
         if current is None:
             if stale is not None:
                 log(
                     "warn",
-                    f"found {_name(stale)} without {name} (an interrupted deploy): "
+                    f"found {name_of(stale)} without {name} (an interrupted deploy): "
                     "it is the previous container",
                 )
             return stale
         if stale is None:
             return current
         # Which of the two is good is unknown: the current may be an unconfirmed new version.
-        log("warn", f"found {_name(stale)} beside {name}: finishing or undoing that swap first")
+        log("warn", f"found {name_of(stale)} beside {name}: finishing or undoing that swap first")
         try:
             self._await(current, name, timeout, log)
         except BojdeployError as e:
-            log("warn", f"{str(e).partition(chr(10))[0]}: restoring {_name(stale)}")
+            log("warn", f"{str(e).partition(chr(10))[0]}: restoring {name_of(stale)}")
             self._undo(name, stale, log)
             return self._inspect(name)
-        self._remove(stale["Id"], _name(stale), log)
+        self._remove(stale["Id"], name_of(stale), log)
         return current
 
     def _switch(
@@ -148,12 +159,13 @@ class ContainerDriver:
         stop_timeout: float,
         timeout: float,
         log: StepLog,
-    ) -> None:
-        """Rename and stop the previous container, then create, start and wait for the new one."""
+    ) -> str:
+        """Rename and stop the previous container, then create, start and wait for the new one;
+        the image id it runs."""
         api = self.client.api
         if previous is not None:
             aside = cfg.name + PREVIOUS_SUFFIX
-            if _name(previous) != aside:
+            if name_of(previous) != aside:
                 with docker_errors(f"cannot rename {cfg.name} to {aside}"):
                     api.rename(previous["Id"], aside)
                 log("info", f"renamed {cfg.name} to {aside}")
@@ -167,8 +179,9 @@ class ContainerDriver:
         with docker_errors(f"cannot start container {cfg.name}"):
             api.start(ident)
         log("info", f"started container {cfg.name} ({ident[:12]}) from {cfg.image}")
-        wait_ready(self.client, ident, cfg.name, timeout, log)
+        ready = wait_ready(self.client, ident, cfg.name, timeout, log)
         log("info", f"container {cfg.name} is up")
+        return str(ready["Image"])
 
     def _roll_back(
         self,
@@ -198,7 +211,7 @@ class ContainerDriver:
     def _undo(self, name: str, previous: dict[str, Any] | None, log: StepLog) -> None:
         """Remove the container that is not `previous`, then bring `previous` back as `name`."""
         current = self._inspect(name)
-        if _is_new(current, previous):
+        if is_new(current, previous):
             self._remove(current["Id"], name, log)
         if previous is not None:
             self._restore(previous, name, log)
@@ -206,7 +219,7 @@ class ContainerDriver:
     def _restore(self, previous: dict[str, Any], name: str, log: StepLog) -> None:
         """Rename the previous container back to `name` and start it."""
         if self._inspect(name) is None:
-            with docker_errors(f"cannot rename {_name(previous)} back to {name}"):
+            with docker_errors(f"cannot rename {name_of(previous)} back to {name}"):
                 self.client.api.rename(previous["Id"], name)
             log("info", f"renamed {name}{PREVIOUS_SUFFIX} back to {name}")
         with docker_errors(f"cannot start the previous container {name}"):
@@ -224,11 +237,11 @@ class ContainerDriver:
         if not found:
             return f"container {name} is already gone"
         for info in found:
-            _check_managed(info)
+            check_managed(info)
         for info in found:
             stop_timeout = info["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
-            self._stop(info["Id"], _name(info), stop_timeout, log)
-            self._remove(info["Id"], _name(info), log)
+            self._stop(info["Id"], name_of(info), stop_timeout, log)
+            self._remove(info["Id"], name_of(info), log)
         return f"deleted container {name}"
 
     def _stop(self, ident: str, name: str, timeout: int, log: StepLog) -> None:
@@ -258,53 +271,4 @@ class ContainerDriver:
                 info: dict[str, Any] = self.client.api.inspect_container(name)
             except NotFound:
                 return None
-        return info if _name(info) == name else None
-
-
-def _name(info: Mapping[str, Any]) -> str:
-    return str(info["Name"]).lstrip("/")
-
-
-def _is_managed(info: Mapping[str, Any]) -> bool:
-    return bool((info["Config"].get("Labels") or {}).get(LABEL_PREFIX + "managed") == "true")
-
-
-def _is_new(
-    current: dict[str, Any] | None, previous: dict[str, Any] | None
-) -> TypeGuard[dict[str, Any]]:
-    """Whether `current` is the container this deploy created (not the previous one)."""
-    if current is None or not _is_managed(current):
-        return False
-    return previous is None or current["Id"] != previous["Id"]
-
-
-def _check_managed(info: Mapping[str, Any]) -> None:
-    """Refuse to touch a container without io.bojdeploy.managed=true."""
-    if not _is_managed(info):
-        raise DriverError(
-            f"container {_name(info)} exists but is not managed by bojdeploy "
-            f"(no {LABEL_PREFIX}managed=true label); refusing to touch it"
-        )
-
-
-def _finishing(step: Step) -> bool:
-    """An update of a container whose deployment was not confirmed: finish it or undo it."""
-    return (
-        step.action is Action.UPDATE
-        and step.observed is not None
-        and bool(step.observed.unfinished)
-    )
-
-
-def _interrupted(step: Step) -> str:
-    """'deployment #7' (the one that made the container), or a generic name."""
-    ident = step.observed.deployment_id if step.observed else None
-    return f"deployment #{ident}" if ident is not None else "deployment"
-
-
-def _container_work(work: Work) -> tuple[ContainerManifest, Ownership]:
-    """The Container manifest and ownership a create or replace step needs."""
-    manifest = work.manifest.manifest if work.manifest is not None else None
-    if not isinstance(manifest, ContainerManifest) or work.ownership is None:
-        raise DriverError(f"{work.step.action} {work.step.name}: no Container manifest given")
-    return manifest, work.ownership
+        return info if name_of(info) == name else None

@@ -54,6 +54,11 @@ def observe_containers(client: Any) -> list[Observed]:
     """Every container on the host (managed or not: name collisions matter)."""
     with docker_errors("cannot list containers", refused=ConnectError):  # nothing changed yet
         items = client.api.containers(all=True)
+    return observed_containers(items)
+
+
+def observed_containers(items: list[dict[str, Any]]) -> list[Observed]:
+    """The observations of a container list (GET /containers/json?all=1)."""
     current: dict[str, Observed] = {}
     aside: dict[str, Observed] = {}  # base name -> its managed `.previous`
     for item in items:

@@ -110,13 +110,13 @@ def to_desired(
     m: LoadedManifest, values: Mapping[str, str], key: bytes, reason: str = ""
 ) -> Desired:
     """One manifest as a Desired value: what apply and rollback both plan with."""
-    redacted = m.redacted()
+    redacted, config_hash = m.redacted_and_hash(values, key)
     return Desired(
         kind=m.kind,
         name=m.name,
         environment=m.environment,
         resource_name=m.resource_name,
-        config_hash=m.config_hash(values, key),
+        config_hash=config_hash,
         spec=redacted["spec"],
         labels=redacted["metadata"]["labels"],
         manifest=m.file,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import jinja2
 import pytest
 
-from bojdeploy.core import quickexpr
+from bojdeploy.core import quickexpr, template
 from bojdeploy.core.config import RepoConfig
 from bojdeploy.core.loadcache import LoadCache
 from bojdeploy.core.template import RenderContext, Renderer, TemplateProblem, Templates
 from bojdeploy.core.validation import load_manifests
-from bojdeploy.core.yamlsrc import Document, parse_documents
+from bojdeploy.core.yamlsrc import Document, parse_documents, value_problems
 from tests.core.test_loader import DictFiles
 
 simple = quickexpr.simple
@@ -73,6 +76,17 @@ EXPRESSIONS = [
     "a: {{ 'x' + 1 }} {{ 0 }}\n",
     "a: {{ vars }} {{ git }} {{ vars.n.__class__ }}\n",
     "a: {{ vars.n + vars.n + vars.n + vars.n + vars.n }}\n",
+    # where a `}}` ends an expression for jinja's lexer, and where it does not
+    "a: {{ '}}' }}\nb: {{ \"x}}\" ~ 'y' }}\n",
+    "a: {{ environment -}}\n  b\n",
+    "a: {{+ environment }}\n",
+    "a: {{ -vars.n }} {{ vars.n- }}\n",
+    "a: {{ {'k': 1}['k'] }} {{ {'k': {'j': 2}} }}\n",
+    "a: {{ (vars.n }} b: {{ [1, 2 }} ]\n",
+    "a: {{ environment }}}\nb: {{{ environment }}\n",
+    "a: {{ environment\n }}\nb: {{\nvars.n }}\nc: {{ vars.n }}\n",
+    "a: {{ environment }}\nb: {{ vars.n",
+    "a: {{ environment }}{{ environment }}\n{{ vars.n }}",
 ]
 
 
@@ -95,6 +109,22 @@ def test_templates_of_expressions_render_as_whole_templates_do(
         return out.text, out.includes, out.secrets
 
     assert render(split=True) == render(split=True, quick=False) == render(split=False)
+
+
+@pytest.mark.parametrize("text", [t for t in EXPRESSIONS if "{%" not in t])
+def test_expressions_are_found_as_jinja_lexer_finds_them(text: str) -> None:
+    """Where the plain split gives pieces, they are the lexer's pieces."""
+    templates = Templates()
+
+    def attempt(split: Callable[[], object]) -> object:
+        try:
+            return split()
+        except jinja2.TemplateSyntaxError:
+            return None  # the whole template's compile reports it
+
+    plain = attempt(lambda: template._split_plainly(text, templates._expression))
+    if plain is not None:
+        assert plain == attempt(lambda: templates._split_lexed(text))
 
 
 def test_text_without_template_syntax_is_not_rendered_but_crlf_is_normalised() -> None:
@@ -134,3 +164,26 @@ def _facts(doc: object) -> object:
     if isinstance(doc, Document):
         return doc.data, doc.line, doc.lines, doc.duplicates
     return doc
+
+
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("a: [x, {b: 'c'}]\nd: 1.5\ne: !!binary aGVsbG8=\n", False),
+        ('a: "x\\x01y"\n', True),
+        ('a: {"k\\u0007": 1}\n', True),
+        ("a: [1, .nan]\n", True),
+        ("a: {b: -.inf}\n", True),
+        ("a: !!float nan\n", True),
+        ("a: !!binary AAE=\n", True),
+        ('a: "\\x9f"\n', True),
+    ],
+)
+def test_values_checked_while_parsing_as_value_problems_checks_them(text: str, bad: bool) -> None:
+    """A document the walk finds clean has no value problems; the others are checked in full."""
+    (fast,) = parse_documents(text, "f.yml")
+    (general,) = parse_documents(text + "# &unused\n", "f.yml")
+    assert isinstance(fast, Document) and isinstance(general, Document)
+    assert fast.clean is not bad and not general.clean
+    assert value_problems(fast, "f.yml") == value_problems(general, "f.yml")
+    assert bool(value_problems(general, "f.yml")) is bad
