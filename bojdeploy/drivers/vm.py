@@ -8,10 +8,11 @@ from typing import Any, NoReturn
 from bojdeploy.core.manifest import VMManifest
 from bojdeploy.core.plan import Action, Observed, Step
 from bojdeploy.drivers import vm_build as build
+from bojdeploy.drivers import vm_lookup as lookup
 from bojdeploy.drivers import vm_ops as ops
 from bojdeploy.drivers import vm_resume as resume
 from bojdeploy.drivers.base import Applied, StepLog, Work
-from bojdeploy.drivers.vm_ops import observe_vm, observe_vms
+from bojdeploy.drivers.vm_lookup import observe_vm, observe_vms
 from bojdeploy.drivers.vm_resume import CREATING_SUFFIX, PREVIOUS_SUFFIX
 from bojdeploy.drivers.vm_session import connect_xen, disconnect_xen
 from bojdeploy.drivers.vm_spec import (
@@ -97,7 +98,7 @@ class VMDriver:
         facts: dict[str, Any],
     ) -> str:
         """In place where Xen allows it; VCPUs, memory and VIFs of a running VM per on_change."""
-        networks = ops.find_networks(self.api, config.networks)
+        networks = lookup.find_networks(self.api, config.networks)
         current = ops.read_hardware(self.api, vm, record)
         wanted = wanted_hardware(config, current, networks.refs)
         changes = hardware_changes(current, wanted)
@@ -257,7 +258,7 @@ class VMDriver:
         An operation a killed run started on it (a start, a shutdown) is waited for first.
         """
         uuid = step.observed.id if step.observed else None
-        vm = ops.vm_by_uuid(self.api, uuid) if uuid else None
+        vm = lookup.vm_by_uuid(self.api, uuid) if uuid else None
         if vm is None:
             return None
         resume.wait_idle(self.api, vm, f"VM {step.resource_name}", log)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from bojdeploy.drivers import vm_lookup as lookup
 from bojdeploy.drivers import vm_ops as ops
 from bojdeploy.drivers import vm_resume as resume
 from bojdeploy.drivers.base import StepLog
@@ -38,15 +39,15 @@ def create(
     `clear_previous`: then remove a `<name>.previous` a killed replace left."""
     # The template, the name and both leftover names, looked up at once.
     labels = [config.name + s for s in ("", resume.CREATING_SUFFIX, resume.PREVIOUS_SUFFIX)]
-    template, record, known = ops.find_template(api, config.template, labels)
+    template, record, known = lookup.find_template(api, config.template, labels)
     # A clone a killed run started may still be copying: let it end, then remove what it made.
     operations = record["current_operations"]
     resume.wait_idle(api, template, f"template {config.template}", log, operations=operations)
     if operations:  # what that clone made was not there yet
-        known = ops.vms_labelled(api, labels)
+        known = lookup.vms_labelled(api, labels)
     clear_leftovers(api, config.name, environment, resume.CREATING_SUFFIX, log, known)
-    ops.check_absent(api, config.name, known)
-    networks = ops.find_networks(api, config.networks)
+    lookup.check_absent(api, config.name, known)
+    networks = lookup.find_networks(api, config.networks)
     what = f"cloning template {config.template} as VM {config.name}"
     # Cloned under a name only bojdeploy uses while creating: a run killed before the clone is
     # marked leaves a leftover the next run recognises, never a template named like the VM.
@@ -80,7 +81,7 @@ def adopt(
         log("info", f"VM {name} was cloned from another template: destroying it to start anew")
         ops.destroy_vm(api, vm, name, log)
         return create(api, config, environment, log, facts)
-    networks = ops.find_networks(api, config.networks)
+    networks = lookup.find_networks(api, config.networks)
     try:
         _mark(api, vm, config)
         build(api, vm, config, networks, log, facts, template=record["is_a_template"])
@@ -98,7 +99,7 @@ def _mark(api: Any, vm: str, config: VMConfig) -> dict[str, Any]:
 
 def _same_template(api: Any, record: dict[str, Any], config: VMConfig) -> bool:
     """Whether a half-made VM was cloned from the template the manifest names now."""
-    _, template, _ = ops.find_template(api, config.template)
+    _, template, _ = lookup.find_template(api, config.template)
     return bool(record["other_config"].get("base_template_name") == template["name_label"])
 
 
@@ -106,7 +107,7 @@ def build(
     api: Any,
     vm: str,
     config: VMConfig,
-    networks: ops.Networks,
+    networks: lookup.Networks,
     log: StepLog,
     facts: dict[str, Any],
     *,
