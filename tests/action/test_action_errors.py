@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,25 +18,9 @@ from tests.action import (
     read_outputs,
     statuses,
 )
-from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea, default_swagger
+from tests.fakes.fake_gitea import FakeGitea
 
 ZERO = "0" * 40
-
-
-@pytest.fixture
-def gitea() -> Iterator[FakeGitea]:
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    fake = FakeGitea(token=TOKEN).start()
-    yield fake
-    fake.stop()
-    assert fake.problems == []
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> DeployRepo:
-    return DeployRepo(tmp_path / "workspace", "unit")
 
 
 def run(
