@@ -10,19 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.action import TOKEN, DeployRepo
-from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea, default_swagger
+from tests.action import DeployRepo, fake_gitea
+from tests.fakes.fake_gitea import FakeGitea
 
 
 @pytest.fixture
 def gitea() -> Iterator[FakeGitea]:
     """A fake Gitea that checks requests against the swagger spec; none may break it."""
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    fake = FakeGitea(token=TOKEN).start()
-    yield fake
-    fake.stop()
+    with fake_gitea() as fake:
+        yield fake
     assert fake.problems == []
 
 
