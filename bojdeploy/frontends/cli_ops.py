@@ -1,13 +1,131 @@
-"""The CLI's record, maintenance and server commands: history, logs, db, relay, worker,
-dashboard and schema (registered on `bojdeploy.frontends.cli.main`)."""
+"""The CLI's other commands: rollback, status, history, logs, db, relay, worker, dashboard
+and schema (registered on `bojdeploy.frontends.cli.main`)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from bojdeploy.frontends.cli import _settings, _store, env_option, handled, main
+from bojdeploy.frontends.cli import main
+from bojdeploy.frontends.cli_base import (
+    Output,
+    allow_delete_option,
+    env_option,
+    finish_run,
+    get_settings,
+    handled,
+    metrics_option,
+    open_db,
+    progress_reporter,
+    publish_metrics,
+    workspace_at,
+)
+
+
+@main.command()
+@click.argument("args", nargs=-1, metavar="[DEPLOYMENT_ID] [PATH]")
+@click.option("--name", metavar="NAME", help="Roll back this manifest to its previous config.")
+@click.option(
+    "--host",
+    metavar="HOST",
+    help="With --name on a fleet: the host to roll back ('default': the environment's own).",
+)
+@env_option
+@allow_delete_option
+@metrics_option
+@click.option("--json", "as_json", is_flag=True, help="Outcomes as JSON on stdout.")
+@click.pass_context
+def rollback(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    name: str | None,
+    host: str | None,
+    environment: str | None,
+    allow_delete: bool,
+    metrics_file: str | None,
+    as_json: bool,
+) -> None:
+    """Redeploy a recorded config: DEPLOYMENT_ID, or --name/--env for the previous one.
+
+    PATH is the deployment repository (default: the one around the current folder): the
+    deployment must come from it, and it goes where that deployment was made. A manifest
+    deployed on several hosts of a fleet needs --host with --name.
+    """
+    from bojdeploy.engine.rollback import find_target
+    from bojdeploy.engine.rollback import rollback as do_rollback
+
+    out: Output = ctx.obj["out"]
+    with handled(ctx):
+        deployment_id, path = _rollback_args(args, name, environment, host)
+        settings = get_settings(ctx)
+        ws = workspace_at(path)
+        with open_db(ctx) as store:
+            record = find_target(
+                store, deployment_id, name, environment, ws.info.repository, host=host
+            )
+            run = do_rollback(
+                store,
+                settings,
+                progress_reporter(out),
+                workspace=ws,
+                record=record,
+                allow_delete=allow_delete,
+            )
+            publish_metrics(metrics_file, record.environment, ws.info.repository, run)
+            ctx.exit(finish_run(run, as_json))
+
+
+def _rollback_args(
+    args: tuple[str, ...], name: str | None, environment: str | None, host: str | None = None
+) -> tuple[int | None, Path | None]:
+    """DEPLOYMENT_ID (unless --name) and the optional PATH of `rollback`."""
+    from bojdeploy.errors import UsageError
+
+    rest = list(args)
+    deployment_id = None
+    if name is None and rest and rest[0].removeprefix("#").isdigit():
+        deployment_id = int(rest.pop(0).removeprefix("#"))
+    if (deployment_id is None) == (name is None):
+        raise UsageError("give a DEPLOYMENT_ID, or --name NAME --env ENV")
+    if name is not None and not environment:
+        raise UsageError("--name needs --env")
+    if host is not None and name is None:
+        raise UsageError("--host goes with --name (a deployment id names its host already)")
+    if len(rest) > 1:
+        raise UsageError(f"expected at most one PATH (the repository), got {' '.join(rest)}")
+    path = Path(rest[0]) if rest else None
+    if path is not None and not path.exists():
+        raise UsageError(f"{path} does not exist")
+    return deployment_id, path
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout.")
+@click.pass_context
+def status(ctx: click.Context, path: Path | None, environment: str | None, as_json: bool) -> None:
+    """Drift: the recorded desired state against what runs (exit 1 when drifted).
+
+    PATH is the deployment repository (default: the one around the current folder): its
+    deployments are checked on its targets, as apply reaches them. VMs on an environment's pool
+    that bojdeploy does not manage are listed as unmanaged (never drift).
+    """
+    from bojdeploy.engine.drift import drift_report
+    from bojdeploy.frontends.present import drift_lines
+
+    with handled(ctx):
+        settings = get_settings(ctx)
+        ws = workspace_at(path)
+        with open_db(ctx) as store:
+            items = drift_report(store, settings, environment, ws, unmanaged=True)
+        if as_json:
+            click.echo(json.dumps([i.to_dict() for i in items], indent=2))
+        else:
+            click.echo(drift_lines(items))
+        ctx.exit(1 if any(i.drifted for i in items) else 0)
 
 
 @main.command()
@@ -22,7 +140,7 @@ def history(
     """List recorded deployments, newest first."""
     from bojdeploy.frontends.present import history_table
 
-    with handled(ctx), _store(ctx) as store:
+    with handled(ctx), open_db(ctx) as store:
         rows = store.list_deployments(environment=environment, name=name, limit=limit)
         if as_json:
             click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -39,7 +157,7 @@ def logs(ctx: click.Context, deployment_id: int, as_json: bool) -> None:
     from bojdeploy.errors import UsageError
     from bojdeploy.frontends.present import log_lines
 
-    with handled(ctx), _store(ctx) as store:
+    with handled(ctx), open_db(ctx) as store:
         record = store.get_deployment(deployment_id)
         if record is None:
             raise UsageError(f"no deployment with id {deployment_id}")
@@ -65,7 +183,7 @@ def migrate(ctx: click.Context) -> None:
     from bojdeploy.store.migrations import load_migrations
 
     url = ctx.obj["database_url"] or default_database_url()
-    with handled(ctx), _store(ctx) as store:
+    with handled(ctx), open_db(ctx) as store:
         store.migrate()
         dialect = "sqlite" if url.startswith("sqlite") else "postgres"
         latest = load_migrations(dialect)[-1][0]
@@ -135,7 +253,7 @@ def dashboard(ctx: click.Context, host: str, port: int) -> None:
     with handled(ctx):
         from bojdeploy.frontends.dashboard.serve import run_dashboard
 
-        run_dashboard(ctx.obj["database_url"], _settings(ctx), host, port)
+        run_dashboard(ctx.obj["database_url"], get_settings(ctx), host, port)
 
 
 @main.command()
