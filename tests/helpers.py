@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,3 +65,26 @@ def git_identity(root: Path, repository: str) -> None:
     subprocess.run([*GIT, "-C", str(root), "remote", "add", "origin", url], check=True)
     subprocess.run([*GIT, "-C", str(root), "add", "-A"], check=True)
     subprocess.run([*GIT, "-C", str(root), "commit", "-qm", "start", "--allow-empty"], check=True)
+
+
+@contextlib.contextmanager
+def stalling_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An http base URL on 127.0.0.1 whose server takes connections and never answers; the
+    connections it took. Both are closed at the end of the with block."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(128)
+    taken: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                taken.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", taken
+    finally:
+        server.close()
+        for conn in taken:
+            conn.close()

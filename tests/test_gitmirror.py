@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +11,7 @@ import pytest
 
 from bojdeploy.engine.gitrepo import Mirror, shown
 from bojdeploy.errors import BojdeployError
+from tests.helpers import stalling_server
 from tests.test_gitrepo import commit, git, isolated_git  # noqa: F401 - a fixture
 
 TOKEN = "tok-9d1c07e5"
@@ -91,32 +90,12 @@ def test_no_token_goes_to_a_file_url_and_user_info_is_not_shown(tmp_path: Path) 
         mirror.fetch("1" * 40)
 
 
-@pytest.fixture
-def stalled() -> Iterator[str]:
-    """An http URL whose server takes connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    taken: list[socket.socket] = []
-
-    def accept() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                taken.append(server.accept()[0])
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/infra/deployments.git"
-    server.close()
-    for conn in taken:
-        conn.close()
-
-
-def test_a_fetch_from_a_server_that_stalls_is_stopped_with_a_clear_error(
-    stalled: str, tmp_path: Path
-) -> None:
-    mirror = Mirror(tmp_path / "cache.git", stalled, TOKEN, timeout=2)
-    with pytest.raises(BojdeployError) as caught:
-        mirror.fetch("1" * 40)
+def test_a_fetch_from_a_server_that_stalls_is_stopped_with_a_clear_error(tmp_path: Path) -> None:
+    with stalling_server() as (base, _):
+        stalled = f"{base}/infra/deployments.git"
+        mirror = Mirror(tmp_path / "cache.git", stalled, TOKEN, timeout=2)
+        with pytest.raises(BojdeployError) as caught:
+            mirror.fetch("1" * 40)
     assert str(caught.value) == f"git fetch of {stalled} was stopped after 2s (the server stalled?)"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import yaml
 
 from bojdeploy.frontends.action.inputs import input_variable
+from tests.conftest import require
 from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +32,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def fake_gitea() -> Iterator[FakeGitea]:
+    """The fake Gitea on 127.0.0.1, holding requests to the swagger spec (which must be there)."""
+    swagger = default_swagger()
+    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
+    fake = FakeGitea(token=TOKEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 class DeployRepo:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,39 +18,30 @@ from tests.action import (
     read_outputs,
     statuses,
 )
-from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea, default_swagger
+from tests.fakes.fake_gitea import FakeGitea
 
 ZERO = "0" * 40
 
 
-@pytest.fixture
-def gitea() -> Iterator[FakeGitea]:
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    fake = FakeGitea(token=TOKEN).start()
-    yield fake
-    fake.stop()
-    assert fake.problems == []
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> DeployRepo:
-    return DeployRepo(tmp_path / "workspace", "unit")
+def environment(
+    repo: DeployRepo, gitea: FakeGitea, event_name: str, event: dict, sha: str, **inputs: str
+) -> dict[str, str]:
+    """act_runner's environment for `event`, the runner's folder and database beside the repo."""
+    runner = repo.root.parent / "runner"
+    values = {"database-url": f"sqlite:///{runner / 'state.db'}", **inputs}
+    ref = "refs/pull/9/head" if event_name == "pull_request" else "refs/heads/main"
+    return act_environment(
+        repo.root, runner, gitea, event_name, event, sha=sha, ref=ref, inputs=values
+    )
 
 
 def run(
     repo: DeployRepo, gitea: FakeGitea, event_name: str, event: dict, sha: str, **inputs: str
 ) -> tuple[int, str, dict[str, str]]:
-    runner = repo.root.parent / "runner"
-    values = {"database-url": f"sqlite:///{runner / 'state.db'}", **inputs}
-    ref = "refs/pull/9/head" if event_name == "pull_request" else "refs/heads/main"
-    env = act_environment(
-        repo.root, runner, gitea, event_name, event, sha=sha, ref=ref, inputs=values
-    )
+    env = environment(repo, gitea, event_name, event, sha, **inputs)
     out = io.StringIO()
     code = main(env, out)
-    return code, out.getvalue(), read_outputs(runner / "outputcmd.txt")
+    return code, out.getvalue(), read_outputs(repo.root.parent / "runner" / "outputcmd.txt")
 
 
 def broken_manifest(repo: DeployRepo) -> str:
@@ -89,17 +79,7 @@ def test_invalid_manifest_in_a_pull_request_fails_the_plan_check(
 def test_a_missing_secret_stops_a_deploy_but_not_a_plan(repo: DeployRepo, gitea: FakeGitea) -> None:
     repo.write("web", secret=True)
     sha = repo.commit("web with a secret")
-    runner = repo.root.parent / "runner"
-    env = act_environment(
-        repo.root,
-        runner,
-        gitea,
-        "push",
-        push_event(ZERO, sha),
-        sha=sha,
-        ref="refs/heads/main",
-        inputs={"database-url": f"sqlite:///{runner / 'state.db'}"},
-    )
+    env = environment(repo, gitea, "push", push_event(ZERO, sha), sha)
     del env["APP_SESSION"]
     out = io.StringIO()
     assert main(env, out) == 2
@@ -164,12 +144,7 @@ def test_an_unexpected_exception_is_one_error_line(
     monkeypatch.setattr(engine, "prepare", broken)
     repo.write("web")
     sha = repo.commit("web")
-    runner = repo.root.parent / "runner"
-    inputs = {"database-url": f"sqlite:///{runner / 'state.db'}"}
-    env = act_environment(
-        repo.root, runner, gitea, "push", push_event(ZERO, sha), sha=sha, ref="refs/heads/main",
-        inputs=inputs,
-    )  # fmt: skip
+    env = environment(repo, gitea, "push", push_event(ZERO, sha), sha)
     out = io.StringIO()
     assert main({**env, **debug}, out) == 1
     text = out.getvalue()
@@ -189,12 +164,7 @@ def test_debug_logging_shows_the_gitea_calls_and_never_the_token(
     repo: DeployRepo, gitea: FakeGitea
 ) -> None:
     sha = broken_manifest(repo)
-    runner = repo.root.parent / "runner"
-    values = {"database-url": f"sqlite:///{runner / 'state.db'}"}
-    event = push_event(ZERO, sha)
-    env = act_environment(
-        repo.root, runner, gitea, "push", event, sha=sha, ref="refs/heads/main", inputs=values
-    )
+    env = environment(repo, gitea, "push", push_event(ZERO, sha), sha)
     env["RUNNER_DEBUG"] = "1"
     out = io.StringIO()
     assert main(env, out) == 2

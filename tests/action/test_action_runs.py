@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from bojdeploy.frontends.action.run import main
 from tests.action import (
     OWNER,
     REPO,
-    TOKEN,
     DeployRepo,
     act_environment,
     dispatch_event,
@@ -23,27 +21,11 @@ from tests.action import (
     push_event,
     read_outputs,
 )
-from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea, default_swagger
+from tests.fakes.fake_gitea import FakeGitea
 
 ZERO = "0" * 40
 VERSION_PATH = "/version"
 UNREACHABLE_DOCKER = {"DOCKER_HOST": "tcp://127.0.0.1:1"}  # these runs must not need Docker
-
-
-@pytest.fixture
-def gitea() -> Iterator[FakeGitea]:
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    fake = FakeGitea(token=TOKEN).start()
-    yield fake
-    fake.stop()
-    assert fake.problems == []
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> DeployRepo:
-    return DeployRepo(tmp_path / "workspace", "unit")
 
 
 def run(

@@ -27,21 +27,10 @@ from tests.action import (
     run_entrypoint,
     statuses,
 )
-from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea, default_swagger
+from tests.fakes.fake_gitea import FakeGitea
 
 pytestmark = pytest.mark.docker
 ZERO = "0" * 40
-
-
-@pytest.fixture
-def gitea() -> Iterator[FakeGitea]:
-    """A fake Gitea that checks requests against the swagger spec."""
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    fake = FakeGitea(token=TOKEN).start()
-    yield fake
-    fake.stop()
 
 
 class Scenario:

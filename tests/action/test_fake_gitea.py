@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.action import STATUS_PATH, TOKEN
-from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea, default_swagger
+from tests.action import STATUS_PATH, TOKEN, fake_gitea
+from tests.fakes.fake_gitea import FakeGitea
 
 AUTH = {"Authorization": f"token {TOKEN}"}
 STATUS_BODY = {"state": "success", "context": "c", "description": "d", "target_url": "u"}
@@ -18,11 +17,8 @@ STATUS_BODY = {"state": "success", "context": "c", "description": "d", "target_u
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeGitea]:
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    gitea = FakeGitea(token=TOKEN).start()
-    yield gitea
-    gitea.stop()
+    with fake_gitea() as gitea:
+        yield gitea
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import responses
 from bojdeploy.core.changes import FileChange
 from bojdeploy.errors import ForgeError
 from bojdeploy.forge.gitea import MAX_RETRY_AFTER, GiteaClient, changes_of
-from tests.action import TOKEN
+from tests.action import TOKEN, fake_gitea
 from tests.conftest import require
 from tests.fakes.fake_gitea import FakeGitea, default_swagger
 
@@ -77,11 +77,8 @@ def test_4xx_is_not_retried_and_carries_giteas_message(client: GiteaClient) -> N
 
 @pytest.fixture
 def fake() -> Iterator[FakeGitea]:
-    swagger = default_swagger()
-    require("Gitea's swagger spec", swagger.is_file(), f"{swagger} is missing")
-    gitea = FakeGitea(token=TOKEN).start()
-    yield gitea
-    gitea.stop()
+    with fake_gitea() as gitea:
+        yield gitea
 
 
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:

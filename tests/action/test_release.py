@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,9 @@ from packaging.utils import canonicalize_name
 
 from bojdeploy import __version__
 from bojdeploy.store import open_store
-from tests.action import OWNER, REPO, ROOT, TOKEN, DeployRepo, statuses
-from tests.action.test_action_image import docs_command
+from tests.action import ROOT, DeployRepo, statuses
+from tests.action.docs_run import WORKSPACE, run_docs_command
 from tests.conftest import require
-from tests.fakes.fake_gitea import FakeGitea
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 REGISTRY = "127.0.0.1:5000"
@@ -94,13 +92,6 @@ def image(release: Path) -> str:
     return ref
 
 
-@pytest.fixture
-def volume(docker_client: Any) -> Iterator[str]:
-    name = f"bojdeploy-test-ws-{uuid.uuid4().hex[:8]}"
-    yield name
-    subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
-
-
 def test_the_release_files(release: Path) -> None:
     released = yaml.safe_load((release / "action.yml").read_text())
     original = yaml.safe_load((ROOT / "action.yml").read_text())
@@ -124,30 +115,7 @@ def test_the_released_image_deploys_and_the_version_agrees(
     repo = DeployRepo(tmp_path / "checkout", uuid.uuid4().hex[:8])
     repo.write("web")
     sha = repo.commit("web")
-    workspace = f"/workspace/{OWNER}/{REPO}"
-    gitea = FakeGitea(token=TOKEN).start()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "IMAGE": image,
-        "VOLUME": volume,
-        "REPOSITORY": f"{OWNER}/{REPO}",
-        "GITEA_URL": gitea.url,
-        "DEPLOY_TOKEN": TOKEN,
-        "DATABASE_URL": f"sqlite:///{workspace}/.bojdeploy-state.db",
-    }
-    try:
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", docs_command()],
-            cwd=repo.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        gitea.stop()
-    assert done.returncode == 0, done.stdout + done.stderr
+    _, gitea = run_docs_command(image, volume, repo, tmp_path)
     with urllib.request.urlopen(f"http://127.0.0.1:{repo.ports['web']}/", timeout=5) as answer:
         assert answer.read().decode().strip() == "version 1"
     assert statuses(gitea, sha)["bojdeploy/production"][-1][0] == "success"
@@ -166,8 +134,8 @@ def test_the_released_image_deploys_and_the_version_agrees(
     copy = tmp_path / "state"
     copy.mkdir()
     docker(
-        "run", "--rm", "-v", f"{volume}:{workspace}", "-v", f"{copy}:/out", "--entrypoint", "sh",
-        image, "-c", f"cp -r {workspace}/.bojdeploy-state.db* /out/",
+        "run", "--rm", "-v", f"{volume}:{WORKSPACE}", "-v", f"{copy}:/out", "--entrypoint", "sh",
+        image, "-c", f"cp -r {WORKSPACE}/.bojdeploy-state.db* /out/",
     )  # fmt: skip
     with open_store(f"sqlite:///{copy / '.bojdeploy-state.db'}") as store:
         [record] = [r for r in store.list_deployments(limit=10) if r.name == repo.name("web")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -11,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,9 @@ __all__ = ["FakeGitea", "Relay", "push_payload", "rows", "wait_for"]
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "webhook-secret-3c91f0a2"
 TOKEN = "gitea-token-relay-71d2"
+REPO = "infra/deployments"  # the repository the pushes name
+ZERO = "0" * 40  # the `before` of a branch's first push
+FINAL = ("deployed", "failed", "ignored", "superseded")
 T = TypeVar("T")
 
 
@@ -61,6 +65,21 @@ def push_payload(
     return event
 
 
+def settled(db: str, value: str, column: str = "after_sha") -> str | None:
+    """The final status of the push whose `column` is `value` (its commit), once it has one."""
+    found = rows(db, f"SELECT status FROM relay_deliveries WHERE {column} = %s", (value,))
+    final = [s for (s,) in found if s in FINAL]
+    return final[0] if final else None
+
+
+def deployed(relay: Relay, root: Path, before: str, after: str) -> dict[str, Any]:
+    """Push `after` of the repository at `root` and wait until it is deployed; the 202 answer."""
+    answer = relay.push_commits(root, before, after)
+    done = wait_for(f"{after[:7]} to deploy", lambda: settled(relay.database_url, after))
+    assert done == "deployed", f"the push of {after[:7]} was {done}"
+    return answer
+
+
 class Relay:
     """`bojdeploy relay` (or `worker`) started as a process on 127.0.0.1."""
 
@@ -94,6 +113,18 @@ class Relay:
             return subprocess.Popen(
                 [sys.executable, "-m", "bojdeploy", *args], env=clean, stdout=out, stderr=out
             )
+
+    @contextlib.contextmanager
+    def running(
+        self, *args: str, env: Mapping[str, str | None] = {}
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """`bojdeploy ARGS` (a worker, say) for the length of a with block, then stopped."""
+        process = self.command(*args, env=env)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
     def start(self, workers: int = 2) -> Relay:
         """Start the relay and wait until it answers."""
@@ -172,6 +203,12 @@ class Relay:
         status, answer = self.post(body, signature=sign(SECRET.encode(), body), delivery=delivery)
         assert status == 202, (status, answer)
         return answer
+
+    def push_commits(
+        self, root: Path, before: str, after: str, delivery: str | None = None
+    ) -> dict[str, Any]:
+        """Deliver a signed push of REPO, cloned from `root` over file://; its 202 answer."""
+        return self.push(push_payload(REPO, f"file://{root}", before, after), delivery)
 
     def get(self, path: str) -> Any:
         """GET a JSON page of the relay."""

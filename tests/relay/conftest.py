@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.action import DeployRepo
 from tests.relay import TOKEN, FakeGitea, Relay
 
 
@@ -25,3 +27,23 @@ def relays(tmp_path: Path) -> Iterator[list[Relay]]:
     yield started
     for relay in started:
         relay.stop()
+
+
+@pytest.fixture
+def start_relay(
+    tmp_path: Path, postgres_database: str, gitea: FakeGitea, relays: list[Relay]
+) -> Callable[..., Relay]:
+    """Start a relay that reports to the fake Gitea, on the test's database unless told another."""
+
+    def start(workers: int = 2, database_url: str | None = None, **env: str) -> Relay:
+        relay = Relay(tmp_path, database_url or postgres_database, gitea, **env)
+        relays.append(relay.start(workers=workers))
+        return relay
+
+    return start
+
+
+@pytest.fixture
+def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
+    """The deployment repository the pushes come from (cloned by the relay over file://)."""
+    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])

@@ -6,18 +6,16 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.action import DeployRepo, statuses
-from tests.relay import SECRET, TOKEN, FakeGitea, Relay, push_payload, rows, wait_for
+from tests.relay import REPO, SECRET, TOKEN, ZERO, FakeGitea, Relay, deployed, wait_for
 from tests.relay.api import API_TOKEN, call, record, settled_job
 
 pytestmark = pytest.mark.postgres
-REPO = "infra/deployments"
 
 
 @pytest.fixture
@@ -164,11 +162,9 @@ def test_rollback_and_redeploy_run_as_jobs_with_statuses_and_clean_json_logs(
     postgres_database: str,
     gitea: FakeGitea,
     relays: list[Relay],
-    test_images: dict[str, str],
-    docker_cleanup: None,
+    repo: DeployRepo,
     docker_client: Any,
 ) -> None:
-    repo = DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
     relay = Relay(tmp_path, postgres_database, gitea, BOJDEPLOY_API_TOKEN=API_TOKEN)
     relay.process = relay.command(
         "--log-format", "json", "relay", "--port", str(relay.port), "--workers", "2"
@@ -178,10 +174,10 @@ def test_rollback_and_redeploy_run_as_jobs_with_statuses_and_clean_json_logs(
     web = repo.name("web")
     repo.write("web")
     first = repo.commit("web:1")
-    deploy(relay, repo, "0" * 40, first)
+    deployed(relay, repo.root, ZERO, first)
     repo.write("web", image="web:2")
     second = repo.commit("web:2")
-    deploy(relay, repo, first, second)
+    deployed(relay, repo.root, first, second)
     _, page = call(relay, "GET", f"/api/v1/deployments?name={web}")
     old, new = sorted(d["id"] for d in page["items"])
 
@@ -226,18 +222,6 @@ def test_rollback_and_redeploy_run_as_jobs_with_statuses_and_clean_json_logs(
         for e in events
     )  # fmt: skip
     assert any(e.get("delivery") for e in events)
-
-
-def deploy(relay: Relay, repo: DeployRepo, before: str, after: str) -> None:
-    """Push `after` and wait until it is deployed."""
-    relay.push(push_payload(REPO, f"file://{repo.root}", before, after))
-
-    def final() -> str | None:
-        found = rows(relay.database_url, "SELECT status FROM relay_deliveries WHERE after_sha = %s "
-                     "AND delivery IS NOT NULL", (after,))  # fmt: skip
-        return found[0][0] if found and found[0][0] in ("deployed", "failed") else None
-
-    assert wait_for(f"{after[:7]} to deploy", final) == "deployed"
 
 
 def image_of(docker_client: Any, name: str) -> str:

@@ -2,59 +2,33 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bojdeploy.store.postgres import PostgresStore
 from tests.action import DeployRepo
-from tests.relay import FakeGitea, Relay, push_payload, rows, wait_for
+from tests.relay import ZERO, FakeGitea, Relay, deployed, rows, settled, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
-REPO = "infra/deployments"
-ZERO = "0" * 40
-
-
-@pytest.fixture
-def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
-    """The deployment repository the pushes come from (cloned by the relay over file://)."""
-    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
-
-
-def settled(relay: Relay, sha: str) -> str | None:
-    """The final status of the push of `sha` (deployed, failed, ignored), once it has one."""
-    found = rows(
-        relay.database_url, "SELECT status FROM relay_deliveries WHERE after_sha = %s", (sha,)
-    )
-    final = [s for (s,) in found if s in ("deployed", "failed", "ignored")]
-    return final[0] if final else None
-
-
-def push(relay: Relay, repo: DeployRepo, before: str, after: str) -> dict[str, Any]:
-    return relay.push(push_payload(REPO, f"file://{repo.root}", before, after))
 
 
 def test_signed_push_deploys_the_changed_container(
-    tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
-    relay = Relay(tmp_path, postgres_database, gitea)
-    relays.append(relay.start(workers=2))
+    relay = start_relay(workers=2)
     repo.write("web")
     repo.write("api")
     first = repo.commit("two containers")
-    push(relay, repo, ZERO, first)
-    assert wait_for("the first push to deploy", lambda: settled(relay, first)) == "deployed"
+    deployed(relay, repo.root, ZERO, first)
     repo.write("web", image="web:2")
     second = repo.commit("web:2")
-    answer = push(relay, repo, first, second)
-    assert wait_for("the second push to deploy", lambda: settled(relay, second)) == "deployed"
+    answer = deployed(relay, repo.root, first, second)
 
     web = docker_client.containers.get(repo.name("web"))
     assert web.status == "running" and web.image.tags[0].endswith("web:2")
@@ -82,20 +56,18 @@ def test_signed_push_deploys_the_changed_container(
 
 
 def test_pushes_during_a_deploy_make_one_more_deploy_of_the_newest_commit(
-    tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
 ) -> None:
-    relay = Relay(tmp_path, postgres_database, gitea)
-    relays.append(relay.start(workers=3))
+    relay = start_relay(workers=3)
     for key in ("a", "b", "c"):
         repo.write(key)
     first = repo.commit("a, b and c")
     store = PostgresStore(postgres_database)
     with store.lock("production", "container", repo.name("a"), holder="the test"):
-        push(relay, repo, ZERO, first)  # its deploy waits for container a's lock
+        relay.push_commits(repo.root, ZERO, first)  # its deploy waits for container a's lock
         db = postgres_database
         wait_for(
             "the first deploy to run",
@@ -108,7 +80,7 @@ def test_pushes_during_a_deploy_make_one_more_deploy_of_the_newest_commit(
             else:
                 repo.write(change[0], mode=f"mode-{change}")
             sha = repo.commit(change)
-            push(relay, repo, before, sha)
+            relay.push_commits(repo.root, before, sha)
             shas.append(sha)
             before = sha
         wait_for(
@@ -117,18 +89,18 @@ def test_pushes_during_a_deploy_make_one_more_deploy_of_the_newest_commit(
         )
     store.close()
     for sha in (first, *shas):
-        assert wait_for(f"push {sha[:7]} to settle", lambda s=sha: settled(relay, s)) == "deployed"
+        assert wait_for(f"push {sha[:7]} to settle", lambda s=sha: settled(db, s)) == "deployed"
 
-    deployed = rows(
+    recorded = rows(
         postgres_database,
         "SELECT git_commit, name, status FROM deployments ORDER BY git_commit, name",
     )
     newest = shas[-1]
-    assert {(c, n) for c, n, _ in deployed} == {
+    assert {(c, n) for c, n, _ in recorded} == {
         *((first, repo.name(k)) for k in "abc"),
         *((newest, repo.name(k)) for k in "bcd"),
     }
-    assert {s for _, _, s in deployed} == {"completed"}
+    assert {s for _, _, s in recorded} == {"completed"}
     jobs = rows(
         postgres_database,
         "SELECT DISTINCT deploy_job_id FROM relay_deliveries WHERE deploy_job_id IS NOT NULL",

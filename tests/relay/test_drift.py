@@ -5,27 +5,18 @@ watch period; with `self_heal: true` it runs again, recorded as a "drift" deploy
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bojdeploy.store import DriftState, open_store
 from tests.action import DeployRepo
-from tests.relay import FakeGitea, Relay, push_payload, rows, wait_for
+from tests.relay import REPO, ZERO, FakeGitea, Relay, deployed, rows, wait_for
 from tests.relay.test_metrics import promtool_problems, scrape
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
-REPO = "infra/deployments"
-ZERO = "0" * 40
 INTERVAL = "2s"
-
-
-@pytest.fixture
-def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
-    """The deployment repository the pushes come from (cloned by the relay over file://)."""
-    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
 
 
 def deploy_web(relay: Relay, repo: DeployRepo, config: str = "") -> str:
@@ -34,9 +25,7 @@ def deploy_web(relay: Relay, repo: DeployRepo, config: str = "") -> str:
     (repo.root / "bojdeploy.yaml").write_text(yaml + config)
     repo.write("web")
     sha = repo.commit("web")
-    relay.push(push_payload(REPO, f"file://{repo.root}", ZERO, sha))
-    query = "SELECT status FROM relay_deliveries WHERE after_sha = %s AND status = 'deployed'"
-    wait_for("the push to deploy", lambda: rows(relay.database_url, query, (sha,)))
+    deployed(relay, repo.root, ZERO, sha)
     return sha
 
 
@@ -56,21 +45,13 @@ def metric(relay: Relay, name: str) -> str | None:
 
 
 def test_a_stopped_container_shows_as_drifted_and_stays_stopped_without_self_heal(
-    tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
-    relay = Relay(
-        tmp_path,
-        postgres_database,
-        gitea,
-        BOJDEPLOY_DRIFT_INTERVAL=INTERVAL,
-        BOJDEPLOY_DRIFT_STATUS="true",
-    )
-    relays.append(relay.start(workers=2))
+    relay = start_relay(BOJDEPLOY_DRIFT_INTERVAL=INTERVAL, BOJDEPLOY_DRIFT_STATUS="true")
     sha = deploy_web(relay, repo)
     web = repo.name("web")
     wait_for("the watch to see web in sync", lambda: metric(relay, web) == "0.0")
@@ -94,15 +75,13 @@ def test_a_stopped_container_shows_as_drifted_and_stays_stopped_without_self_hea
 
 
 def test_self_heal_starts_a_stopped_container_again_as_a_drift_deployment(
-    tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
-    relay = Relay(tmp_path, postgres_database, gitea, BOJDEPLOY_DRIFT_INTERVAL=INTERVAL)
-    relays.append(relay.start(workers=2))
+    relay = start_relay(BOJDEPLOY_DRIFT_INTERVAL=INTERVAL)
     deploy_web(relay, repo, config="self_heal: true\n")
     web = repo.name("web")
     wait_for("the watch to see web in sync", lambda: metric(relay, web) == "0.0")

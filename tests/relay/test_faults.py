@@ -8,6 +8,7 @@ import json
 import threading
 import urllib.error
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,36 +20,26 @@ from bojdeploy.store.base import INTERRUPTED
 from tests.action import DeployRepo
 from tests.faults.harness import Killed, kill_when
 from tests.faults.proxy import proxied
-from tests.relay import SECRET, FakeGitea, Relay, push_payload, rows, wait_for
-
-REPO = "infra/deployments"
-ZERO = "0" * 40
-
-
-@pytest.fixture
-def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
-    """The deployment repository the pushes come from (cloned by the relay over file://)."""
-    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
-
-
-def settled(db: str, sha: str) -> str | None:
-    """The final status of the push of `sha`, once it has one."""
-    found = rows(db, "SELECT status FROM relay_deliveries WHERE after_sha = %s", (sha,))
-    final = [s for (s,) in found if s in ("deployed", "failed", "ignored")]
-    return final[0] if final else None
+from tests.relay import (
+    REPO,
+    SECRET,
+    ZERO,
+    FakeGitea,
+    Relay,
+    deployed,
+    push_payload,
+    rows,
+    settled,
+    wait_for,
+)
 
 
-def killed_mid_deploy(tmp_path: Path, db: str, relay: Relay, repo: DeployRepo) -> tuple[str, str]:
+def killed_mid_deploy(tmp_path: Path, relay: Relay, repo: DeployRepo) -> tuple[str, str]:
     """Deploy web:1 with a worker, then push web:2 and kill the worker deploying it; both shas."""
     repo.write("web")
     first = repo.commit("web:1")
-    relay.push(push_payload(REPO, f"file://{repo.root}", ZERO, first))
-    worker = relay.command("worker")
-    try:
-        assert wait_for("web:1 to deploy", lambda: settled(db, first)) == "deployed"
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+    with relay.running("worker"):
+        deployed(relay, repo.root, ZERO, first)
 
     repo.write("web", image="web:2")
     second = repo.commit("web:2")
@@ -65,7 +56,7 @@ def killed_mid_deploy(tmp_path: Path, db: str, relay: Relay, repo: DeployRepo) -
         )
     )
     doomed.start()
-    relay.push(push_payload(REPO, f"file://{repo.root}", first, second))
+    relay.push_commits(repo.root, first, second)
     doomed.join(timeout=150)
     assert killed and killed[0].killed, killed[0].text if killed else "the worker never started"
     return first, second
@@ -77,26 +68,22 @@ def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
     tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
     db = postgres_database
-    relay = Relay(tmp_path, db, gitea, BOJDEPLOY_RELAY_STALLED_AFTER="3")
-    relays.append(relay.start(workers=0))  # HTTP only: the workers below run the jobs
-    first, second = killed_mid_deploy(tmp_path, db, relay, repo)
+    # HTTP only: the workers below run the jobs
+    relay = start_relay(workers=0, BOJDEPLOY_RELAY_STALLED_AFTER="3")
+    first, second = killed_mid_deploy(tmp_path, relay, repo)
     name = repo.name("web")
     interrupted = rows(
         db, "SELECT id, status FROM deployments WHERE name = %s AND git_commit = %s", (name, second)
     )
     assert [status for _, status in interrupted] == ["running"]
 
-    rescuer = relay.command("worker")
-    try:
+    with relay.running("worker"):
         assert wait_for("web:2 to deploy", lambda: settled(db, second), timeout=90) == "deployed"
-    finally:
-        rescuer.terminate()
-        rescuer.wait(timeout=30)
 
     recorded = rows(
         db,
@@ -124,36 +111,26 @@ def test_a_worker_killed_mid_deploy_leaves_the_job_to_another(
 def test_a_push_waiting_behind_a_killed_deploy_of_its_pair_deploys(
     tmp_path: Path,
     postgres_database: str,
-    gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
     db = postgres_database
-    relay = Relay(tmp_path, db, gitea, BOJDEPLOY_RELAY_STALLED_AFTER="3")
-    relays.append(relay.start(workers=0))
-    first, second = killed_mid_deploy(tmp_path, db, relay, repo)
+    relay = start_relay(workers=0, BOJDEPLOY_RELAY_STALLED_AFTER="3")
+    first, second = killed_mid_deploy(tmp_path, relay, repo)
     (killed_job,) = rows(
         db, "SELECT deploy_job_id FROM relay_deliveries WHERE after_sha = %s", (second,)
     )
 
     repo.write("api")
     third = repo.commit("api")
-    relay.push(push_payload(REPO, f"file://{repo.root}", second, third))
+    relay.push_commits(repo.root, second, third)
     # a worker that recovers nothing routes it: its deploy waits behind the killed one's lock
-    router = relay.command("worker", env={"BOJDEPLOY_RELAY_STALLED_AFTER": "600"})
-    try:
+    with relay.running("worker", env={"BOJDEPLOY_RELAY_STALLED_AFTER": "600"}):
         wait_for("the third push to be routed", lambda: rows(db, _ROUTED, (third,)))
-    finally:
-        router.terminate()
-        router.wait(timeout=30)
 
-    rescuer = relay.command("worker")
-    try:
+    with relay.running("worker"):
         assert wait_for("api to deploy", lambda: settled(db, third), timeout=90) == "deployed"
-    finally:
-        rescuer.terminate()
-        rescuer.wait(timeout=30)
     assert settled(db, second) == "deployed"  # taken over by the waiting deploy
     (status,) = rows(db, "SELECT status::text FROM procrastinate_jobs WHERE id = %s", killed_job)
     assert status == ("failed",)
@@ -176,10 +153,8 @@ _EVENTS = "SELECT type FROM procrastinate_events WHERE job_id = %s ORDER BY at, 
 @pytest.mark.docker
 @pytest.mark.postgres
 def test_the_database_out_of_reach_gets_503_and_stores_nothing_then_redelivery_deploys(
-    tmp_path: Path,
     postgres_database: str,
-    gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
@@ -187,8 +162,7 @@ def test_the_database_out_of_reach_gets_503_and_stores_nothing_then_redelivery_d
     address = urlsplit(db)
     with proxied((address.hostname or "127.0.0.1", address.port or 5432)) as proxy:
         through = address._replace(netloc=f"{address.username}:{address.password}@{proxy.address}")
-        relay = Relay(tmp_path, through.geturl(), gitea)
-        relays.append(relay.start(workers=1))
+        relay = start_relay(workers=1, database_url=through.geturl())
         repo.write("web")
         sha = repo.commit("web")
         body = json.dumps(push_payload(REPO, f"file://{repo.root}", ZERO, sha)).encode()
@@ -224,13 +198,11 @@ def test_the_database_out_of_reach_gets_503_and_stores_nothing_then_redelivery_d
 
 @pytest.mark.postgres
 def test_a_push_that_cannot_be_routed_is_recorded_failed_with_an_error_status(
-    tmp_path: Path, postgres_database: str, gitea: FakeGitea, relays: list[Relay]
+    tmp_path: Path, postgres_database: str, gitea: FakeGitea, start_relay: Callable[..., Relay]
 ) -> None:
-    relay = Relay(tmp_path, postgres_database, gitea)
-    relays.append(relay.start(workers=1))
+    relay = start_relay(workers=1)
     sha = "5" * 40
-    missing = tmp_path / "no-such-repository"
-    relay.push(push_payload(REPO, f"file://{missing}", ZERO, sha))
+    relay.push_commits(tmp_path / "no-such-repository", ZERO, sha)
 
     failed = wait_for(
         "the push to be given up",
@@ -252,14 +224,13 @@ def test_a_push_that_cannot_be_routed_is_recorded_failed_with_an_error_status(
 
 @pytest.mark.postgres
 def test_a_push_with_an_invalid_config_fails_with_an_error_status_naming_the_line(
-    tmp_path: Path, postgres_database: str, gitea: FakeGitea, relays: list[Relay]
+    tmp_path: Path, postgres_database: str, gitea: FakeGitea, start_relay: Callable[..., Relay]
 ) -> None:
-    relay = Relay(tmp_path, postgres_database, gitea)
-    relays.append(relay.start(workers=1))
+    relay = start_relay(workers=1)
     repo = DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
     (repo.root / "bojdeploy.yaml").write_text("environments:\n  production: {branches: 7}\n")
     sha = repo.commit("a broken bojdeploy.yaml")
-    relay.push(push_payload(REPO, f"file://{repo.root}", ZERO, sha))
+    relay.push_commits(repo.root, ZERO, sha)
 
     found = wait_for("the push to fail", lambda: rows(postgres_database, _FAILED), timeout=90)
     ((reason,),) = found

@@ -3,31 +3,15 @@ push of an older commit never rolls the environment back (real relay, Docker, Po
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.action import DeployRepo
-from tests.relay import FakeGitea, Relay, push_payload, rows, wait_for
+from tests.relay import ZERO, FakeGitea, Relay, rows, settled, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
-REPO = "infra/deployments"
-ZERO = "0" * 40
-
-
-@pytest.fixture
-def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
-    """The deployment repository the pushes come from (cloned by the relay over file://)."""
-    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
-
-
-def final(db: str, sql: str, value: str) -> str | None:
-    """The status of the push found by `sql`, once it is final."""
-    found = [s for (s,) in rows(db, sql, (value,))]
-    done = [s for s in found if s in ("deployed", "failed", "ignored", "superseded")]
-    return done[0] if done else None
 
 
 def image(docker_client: Any, name: str) -> str:
@@ -43,29 +27,24 @@ def overall(gitea: FakeGitea, sha: str) -> dict[str, Any]:
 
 
 def test_an_older_commit_received_last_never_rolls_back(
-    tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
-    relays: list[Relay],
+    start_relay: Callable[..., Relay],
     repo: DeployRepo,
     docker_client: Any,
 ) -> None:
     db = postgres_database
-    relay = Relay(tmp_path, db, gitea)
-    relays.append(relay.start(workers=0))  # HTTP only: the worker below runs the jobs
+    relay = start_relay(workers=0)  # HTTP only: the worker below runs the jobs
     repo.write("web")
     c1 = repo.commit("web:1")
     repo.write("web", image="web:2")
     c2 = repo.commit("web:2")
-    url = f"file://{repo.root}"
     # c2 arrives first, c1 (a push that once got 503, redelivered) after it: one deploy takes both
-    relay.push(push_payload(REPO, url, c1, c2))
-    relay.push(push_payload(REPO, url, ZERO, c1), delivery="c1-first")
-    worker = relay.command("worker", "--concurrency", "1")
-    try:
-        by_sha = "SELECT status FROM relay_deliveries WHERE after_sha = %s"
-        assert wait_for("c2 to deploy", lambda: final(db, by_sha, c2)) == "deployed"
-        assert final(db, by_sha, c1) == "deployed"  # covered by c2's deploy
+    relay.push_commits(repo.root, c1, c2)
+    relay.push_commits(repo.root, ZERO, c1, delivery="c1-first")
+    with relay.running("worker", "--concurrency", "1"):
+        assert wait_for("c2 to deploy", lambda: settled(db, c2)) == "deployed"
+        assert settled(db, c1) == "deployed"  # covered by c2's deploy
         covered = "SELECT reason FROM relay_deliveries WHERE after_sha = %s"
         assert rows(db, covered, (c1,))[0][0].startswith(f"covered by {c2[:7]}: ")
         name = repo.name("web")
@@ -74,9 +53,8 @@ def test_an_older_commit_received_last_never_rolls_back(
 
         # c1 redelivered once more, after c2 is deployed: superseded, nothing deployed
         before = rows(db, "SELECT count(*) FROM deployments WHERE name = %s", (name,))
-        relay.push(push_payload(REPO, url, ZERO, c1), delivery="c1-again")
-        by_delivery = "SELECT status FROM relay_deliveries WHERE delivery = %s"
-        assert wait_for("c1 to settle", lambda: final(db, by_delivery, "c1-again")) == "superseded"
+        relay.push_commits(repo.root, ZERO, c1, delivery="c1-again")
+        assert wait_for("c1 to settle", lambda: settled(db, "c1-again", "delivery")) == "superseded"
         assert rows(db, "SELECT count(*) FROM deployments WHERE name = %s", (name,)) == before
         assert image(docker_client, name) == "web:2"
         last = overall(gitea, c1)
@@ -91,10 +69,7 @@ def test_an_older_commit_received_last_never_rolls_back(
         repo.git("reset", "-q", "--hard", c1)
         repo.write("web", image="web:1", mode="two")
         c3 = repo.commit("web:1, mode two")
-        relay.push(push_payload(REPO, url, c2, c3))
-        assert wait_for("c3 to deploy", lambda: final(db, by_sha, c3)) == "deployed"
+        relay.push_commits(repo.root, c2, c3)
+        assert wait_for("c3 to deploy", lambda: settled(db, c3)) == "deployed"
         assert image(docker_client, name) == "web:1"
         assert overall(gitea, c3)["status"] == "success"
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
