@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bojdeploy.drivers.vm import VMDriver, connect_xen, disconnect_xen
+from bojdeploy.drivers.vm import VMDriver
 from bojdeploy.testing.xapi import XapiSimulator
 from tests.drivers.test_vm_driver import NETWORK, Pool, Recorder, vm_spec, work
 
@@ -45,13 +45,6 @@ def sim() -> Iterator[Any]:
     """A simulator whose guests report their IP as soon as they start."""
     with XapiSimulator(ip_delay=0.0) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def session(sim: Any) -> Iterator[Any]:
-    session = connect_xen(sim.url, "root", "pw")
-    yield session
-    disconnect_xen(session)
 
 
 def test_a_create_reads_each_thing_once(sim: Any, session: Any) -> None:

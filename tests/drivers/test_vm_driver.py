@@ -84,13 +84,6 @@ def sim() -> Iterator[Any]:
 
 
 @pytest.fixture
-def session(sim: Any) -> Iterator[Any]:
-    session = connect_xen(sim.url, "root", "pw")
-    yield session
-    disconnect_xen(session)
-
-
-@pytest.fixture
 def pool(sim: Any) -> Iterator[Pool]:
     view = Pool(sim.url)
     yield view
