@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from bojdeploy.core.plan import Observed
 from bojdeploy.drivers.observe import observed_containers
 
+log = logging.getLogger("bojdeploy.docker")  # shown with -vv, as the SDK's calls are
 DEFAULT_SOCKET = "/var/run/docker.sock"  # docker's default without DOCKER_HOST
 LIST_PATH = "/containers/json?all=1"
 
@@ -58,10 +60,14 @@ def list_containers(path: str, timeout: float = 60) -> list[dict[str, Any]] | No
         conn.request("GET", LIST_PATH, headers={"Accept": "application/json"})
         response = conn.getresponse()
         body = response.read()
+        log.debug('unix://%s "GET %s HTTP/1.1" %s %s', path, LIST_PATH, response.status, len(body))
         if response.status != 200:
             return None
         items = json.loads(body)
-    except (OSError, http.client.HTTPException, ValueError):
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        log.debug(
+            "listing the containers at unix://%s failed (%s); the docker SDK takes over", path, e
+        )
         return None
     finally:
         conn.close()
