@@ -54,9 +54,9 @@ def test_deploys_stream_into_the_open_pages_and_roll_back_restores_the_container
     tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
+    docker_cleanup: None,  # first: the relays are stopped before the containers go
     relays: list[Relay],
     test_images: dict[str, str],
-    docker_cleanup: None,
     docker_client: Any,
     chromium: Any,
 ) -> None:

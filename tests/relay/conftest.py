@@ -44,6 +44,14 @@ def start_relay(
 
 
 @pytest.fixture
-def repo(tmp_path: Path, test_images: dict[str, str], docker_cleanup: None) -> DeployRepo:
-    """The deployment repository the pushes come from (cloned by the relay over file://)."""
-    return DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
+def repo(
+    tmp_path: Path, test_images: dict[str, str], docker_cleanup: None, relays: list[Relay]
+) -> Iterator[DeployRepo]:
+    """The deployment repository the pushes come from (cloned by the relay over file://).
+
+    The test's relays are stopped before its containers are removed: a worker still running a
+    job (a rollback the test did not wait for) would otherwise leave a container behind.
+    """
+    yield DeployRepo(tmp_path / "origin", uuid.uuid4().hex[:8])
+    for relay in relays:
+        relay.stop()

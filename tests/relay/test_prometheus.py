@@ -43,9 +43,9 @@ def grafana(expression: str) -> str:
 def test_prometheus_sees_the_deployments_and_the_examples_query_real_metrics(
     tmp_path: Path,
     postgres_database: str,
+    docker_cleanup: None,  # first: the relays are stopped before the containers go
     relays: list[Relay],
     test_images: dict[str, str],
-    docker_cleanup: None,
 ) -> None:
     relay = Relay(tmp_path, postgres_database).start(workers=0)
     relays.append(relay)

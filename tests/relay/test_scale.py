@@ -58,9 +58,9 @@ def test_two_relays_and_two_workers_take_200_pushes_over_10_pairs(
     tmp_path: Path,
     postgres_database: str,
     gitea: FakeGitea,
+    docker_cleanup: None,  # first: the relays are stopped before the containers go
     relays: list[Relay],
     test_images: dict[str, str],
-    docker_cleanup: None,
     docker_client: Any,
 ) -> None:
     db = postgres_database
